@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# `npm run demo`: installs what it needs (npm dependencies; the Kafka jars on first start), builds,
+# then runs scripts/demo.ts: a local Kafka, a live clickstream, the example job and a results viewer.
+# Ctrl-C stops it all.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "== installing npm dependencies"
+  npm ci --no-audit --no-fund
+fi
+echo "== build"
+npm run --silent build
+exec node --import tsx scripts/demo.ts "$@"

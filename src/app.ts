@@ -1,0 +1,308 @@
+/**
+ * The composition root: builds every component in dependency order from the resolved configuration
+ * and the job, starts them forward and closes them in reverse (readiness off, stop fetching, finish
+ * the running batch — publish and commit — leave the group, stop the workers, close HTTP).
+ */
+import { type FastifyInstance } from 'fastify';
+import {
+  Kafka,
+  logLevel as kafkaLogLevel,
+  type Admin,
+  type KafkaConfig as KafkaJsConfig,
+  type SASLOptions,
+} from 'kafkajs';
+import pino from 'pino';
+import { type ResolvedConfig, redactConfig } from './config/resolve.ts';
+import { KafkaAuthError, KafkaError, describeError } from './errors.ts';
+import { buildHttpServer, type Check } from './http/server.ts';
+import { loadJobPlan } from './job/loader.ts';
+import { type JobPlan } from './job/plan.ts';
+import { Metrics } from './metrics/registry.ts';
+import { WorkerPool } from './pool/worker-pool.ts';
+import { BufferQueue } from './queue/buffer-queue.ts';
+import { kafkaLogCreator, Receiver } from './receiver/receiver.ts';
+import { BatchHistory } from './scheduler/batch-history.ts';
+import { Scheduler } from './scheduler/scheduler.ts';
+import { KafkaSink } from './sink/kafka-sink.ts';
+import { ensureTopics } from './sink/topics.ts';
+
+export type AppState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+export function kafkaClientConfig(config: ResolvedConfig, logger: pino.Logger): KafkaJsConfig {
+  const { kafka } = config;
+  const sasl: SASLOptions | undefined = kafka.sasl
+    ? ({ mechanism: kafka.sasl.mechanism, username: kafka.sasl.username, password: kafka.sasl.password } as SASLOptions)
+    : undefined;
+  return {
+    clientId: kafka.clientId,
+    brokers: [...kafka.brokers],
+    ...(kafka.ssl ? { ssl: { ...kafka.ssl } } : {}),
+    ...(sasl ? { sasl } : {}),
+    connectionTimeout: 5_000,
+    requestTimeout: 30_000,
+    retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 10_000 },
+    logLevel: kafkaLogLevel.INFO,
+    logCreator: kafkaLogCreator(logger.child({ component: 'kafkajs' })),
+  };
+}
+
+/** Authentication failures are configuration problems: say so in one line instead of retrying forever. */
+export function classifyKafkaError(error: unknown, brokers: readonly string[]): Error {
+  const text = describeError(error);
+  const name = (error as { name?: string; type?: string }).type ?? (error as { name?: string }).name ?? '';
+  if (/SASL|SaslAuthentication|authentication/i.test(text) || /SASL_AUTHENTICATION_FAILED/.test(name)) {
+    return new KafkaAuthError(
+      `Kafka authentication failed at ${brokers.join(',')}: check KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD (${text})`,
+      error,
+    );
+  }
+  return error instanceof KafkaError
+    ? error
+    : new KafkaError(`Kafka unreachable at ${brokers.join(',')}: ${text}`, error, false);
+}
+
+export class App {
+  readonly config: ResolvedConfig;
+  readonly plan: JobPlan;
+  readonly logger: pino.Logger;
+  readonly metrics = new Metrics();
+  readonly history: BatchHistory;
+  readonly groupId: string;
+  readonly #jobPath: string;
+  #state: AppState = 'created';
+  #kafka: Kafka;
+  #admin: Admin | undefined;
+  #queue: BufferQueue;
+  #pool: WorkerPool | undefined;
+  #receiver: Receiver | undefined;
+  #sink: KafkaSink | undefined;
+  #scheduler: Scheduler | undefined;
+  #http: FastifyInstance;
+  #brokerReachable = true;
+  #brokerProbe: NodeJS.Timeout | undefined;
+  #loopLag = 0;
+  #loopProbe: NodeJS.Timeout | undefined;
+
+  private constructor(config: ResolvedConfig, plan: JobPlan, jobPath: string, logger: pino.Logger) {
+    this.config = config;
+    this.plan = {
+      ...plan,
+      ...(config.batchIntervalMs !== undefined ? { batchIntervalMs: config.batchIntervalMs } : {}),
+      ...(config.maxBatchRecords !== undefined ? { maxBatchRecords: config.maxBatchRecords } : {}),
+    };
+    this.#jobPath = jobPath;
+    this.logger = logger;
+    this.groupId = config.groupId ?? plan.name;
+    this.history = new BatchHistory(config.batchHistory);
+    this.#kafka = new Kafka(kafkaClientConfig(config, logger));
+    this.#queue = new BufferQueue({ maxRecords: config.buffer.maxRecords, maxBytes: config.buffer.maxBytes });
+    this.#http = buildHttpServer({
+      logger: logger.child({ component: 'http' }),
+      registry: this.metrics.registry,
+      history: this.history,
+      liveness: () => this.liveness(),
+      readiness: () => this.readiness(),
+      status: () => ({
+        job: this.plan.name,
+        groupId: this.groupId,
+        state: this.#state,
+        batchIntervalMs: this.plan.batchIntervalMs,
+        inputTopics: this.plan.inputTopics,
+        outputTopic: this.plan.outputTopic,
+        dlqTopic: this.plan.dlqTopic,
+        repartitionTopic: this.plan.repartitionTopic ?? null,
+        workers: this.#pool?.size ?? 0,
+        workerRestarts: this.#pool?.restarts ?? 0,
+        buffer: { records: this.#queue.records, bytes: this.#queue.bytes, paused: this.#queue.pausedPartitions.length },
+        partitions: this.#scheduler?.partitions() ?? [],
+      }),
+    });
+  }
+
+  /** Loads and validates the job in the main thread, so an invalid job stops start-up with one message. */
+  static async create(config: ResolvedConfig, jobPath: string, logger?: pino.Logger): Promise<App> {
+    const log = logger ?? pino({ level: config.logLevel, base: { service: 'sluice' } });
+    const plan = await loadJobPlan(jobPath);
+    return new App(config, plan, jobPath, log.child({ job: plan.name }));
+  }
+
+  get state(): AppState {
+    return this.#state;
+  }
+  get http(): FastifyInstance {
+    return this.#http;
+  }
+
+  async start(): Promise<void> {
+    this.#state = 'starting';
+    const { config, plan, logger } = this;
+    logger.info(
+      {
+        config: redactConfig(config),
+        plan: {
+          ...plan,
+          stage1: plan.stage1.map((o) => o.label),
+          stage2: plan.stage2.map((o) => o.label),
+          window: plan.window && { ...plan.window, aggregator: plan.window.aggregator.name },
+          eventTime: Boolean(plan.eventTime),
+        },
+      },
+      'starting',
+    );
+    await this.#http.listen({ host: config.http.host, port: config.http.port });
+    this.#startLoopProbe();
+
+    const admin = this.#kafka.admin();
+    try {
+      await admin.connect();
+    } catch (error) {
+      throw classifyKafkaError(error, config.kafka.brokers);
+    }
+    this.#admin = admin;
+    await ensureTopics(admin, plan, config.createTopics, logger);
+    this.#startBrokerProbe(admin);
+
+    this.#pool = await WorkerPool.create({
+      size: config.workers,
+      jobPath: this.#jobPath,
+      maxRecordBytes: config.maxRecordBytes,
+      batchIntervalMs: config.batchIntervalMs,
+      onCrash: (index, error) => {
+        this.metrics.workerRestarts.inc();
+        logger.warn(
+          { worker: index, err: error },
+          'worker crashed; replaced, its partitions replay from their committed offsets',
+        );
+      },
+    });
+    this.#sink = new KafkaSink(this.#kafka, {
+      output: plan.outputTopic,
+      dlq: plan.dlqTopic,
+      repartition: plan.repartitionTopic,
+    });
+    await this.#sink.start();
+
+    const topics = [...plan.inputTopics, ...(plan.repartitionTopic ? [plan.repartitionTopic] : [])];
+    const receiver = new Receiver({
+      kafka: this.#kafka,
+      groupId: this.groupId,
+      topics,
+      queue: this.#queue,
+      fromBeginning: config.startFrom === 'earliest',
+      readCommitted: true,
+      logger: logger.child({ component: 'receiver' }),
+      onAssignment: (assignment) => this.#scheduler?.onAssignment(assignment),
+      onHighWatermark: (topic, partition, hw) => this.#scheduler?.onHighWatermark(topic, partition, hw),
+      onRecords: (topic, _partition, _count, bytes) => this.metrics.bytesIn.inc({ topic }, bytes),
+    });
+    this.#receiver = receiver;
+    const scheduler = new Scheduler({
+      plan,
+      groupId: this.groupId,
+      startFrom: config.startFrom,
+      batchIntervalMs: plan.batchIntervalMs,
+      maxBatchRecords: plan.maxBatchRecords,
+      queue: this.#queue,
+      receiver,
+      pool: this.#pool,
+      sink: this.#sink,
+      admin,
+      metrics: this.metrics,
+      history: this.history,
+      logger: logger.child({ component: 'scheduler' }),
+    });
+    this.#scheduler = scheduler;
+    scheduler.start();
+    try {
+      await receiver.start();
+    } catch (error) {
+      throw classifyKafkaError(error, config.kafka.brokers);
+    }
+    this.#state = 'running';
+    logger.info(
+      { http: `${config.http.host}:${config.http.port}`, groupId: this.groupId, workers: config.workers },
+      'running',
+    );
+  }
+
+  #startBrokerProbe(admin: Admin): void {
+    const probe = async (): Promise<void> => {
+      try {
+        await admin.describeCluster();
+        this.#brokerReachable = true;
+      } catch {
+        this.#brokerReachable = false;
+      }
+    };
+    this.#brokerProbe = setInterval(() => void probe(), 5_000);
+    this.#brokerProbe.unref();
+  }
+
+  /** Measures event-loop lag: a blocked loop fails liveness. */
+  #startLoopProbe(): void {
+    let expected = Date.now() + 500;
+    this.#loopProbe = setInterval(() => {
+      const now = Date.now();
+      this.#loopLag = Math.max(0, now - expected);
+      expected = now + 500;
+    }, 500);
+    this.#loopProbe.unref();
+  }
+
+  liveness(): Check {
+    if (this.#loopLag > 10_000) return { ok: false, reason: `event loop blocked for ${this.#loopLag} ms` };
+    const scheduler = this.#scheduler;
+    if (scheduler && this.#state === 'running') {
+      const stalledFor = Date.now() - scheduler.lastCompletedAt;
+      const limit = this.config.stallFactor * this.plan.batchIntervalMs;
+      if (stalledFor > limit && this.#queue.records > 0) {
+        return {
+          ok: false,
+          reason: `no batch completed for ${stalledFor} ms while ${this.#queue.records} records wait`,
+        };
+      }
+    }
+    return { ok: true };
+  }
+
+  readiness(): Check {
+    if (this.#state !== 'running') return { ok: false, reason: `service is ${this.#state}` };
+    if (!this.#brokerReachable) return { ok: false, reason: 'Kafka brokers unreachable' };
+    if (!this.#receiver?.joined) return { ok: false, reason: 'consumer group not joined' };
+    if (this.#receiver.assignment.partitions.length === 0) return { ok: false, reason: 'no partitions assigned' };
+    if (!this.#scheduler?.ready) return { ok: false, reason: 'partition state not restored yet' };
+    if (this.#pool?.state !== 'running') return { ok: false, reason: 'worker pool not running' };
+    if (!this.#sink?.connected) return { ok: false, reason: 'producer not connected' };
+    return { ok: true };
+  }
+
+  #closing: Promise<void> | undefined;
+  /** Graceful stop; `force` skips waiting for the running batch. Safe to call twice. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      const previous = this.#state;
+      this.#state = 'stopping';
+      const steps: Array<[string, () => Promise<unknown> | unknown]> = [
+        ['stop fetching', () => this.#receiver?.pauseAll()],
+        ['finish the running batch', () => this.#scheduler?.stop()],
+        ['leave the group', () => this.#receiver?.stop()],
+        ['flush the producer', () => this.#sink?.close()],
+        ['stop the workers', () => this.#pool?.close()],
+        ['disconnect admin', () => this.#admin?.disconnect()],
+        ['close HTTP', () => this.#http.close()],
+      ];
+      clearInterval(this.#brokerProbe);
+      clearInterval(this.#loopProbe);
+      for (const [name, step] of steps) {
+        try {
+          await step();
+        } catch (error) {
+          this.logger.warn({ err: error, step: name, previous }, 'shutdown step failed');
+        }
+      }
+      this.#state = 'stopped';
+      this.logger.info('stopped');
+    })();
+    return this.#closing;
+  }
+}

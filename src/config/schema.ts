@@ -1,0 +1,144 @@
+/**
+ * Every environment variable Sluice reads, with its default and meaning. The README's configuration
+ * table and the deployment manifests are checked against this one list.
+ */
+import { availableParallelism } from 'node:os';
+import { z } from 'zod';
+import { parseDuration } from '../util/duration.ts';
+
+const duration = z.string().transform((value, ctx) => {
+  const ms = parseDuration(/^\d+(\.\d+)?$/.test(value) ? Number(value) : value);
+  if (ms === undefined) {
+    ctx.addIssue({ code: 'custom', message: `"${value}" is not a duration (e.g. 500ms, 10s, 5m)` });
+    return z.NEVER;
+  }
+  return ms;
+});
+const positiveInt = z.string().transform((value, ctx) => {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n <= 0) {
+    ctx.addIssue({ code: 'custom', message: `"${value}" is not a positive integer` });
+    return z.NEVER;
+  }
+  return n;
+});
+const port = positiveInt.refine((n) => n <= 65535, 'is not a port number (1-65535)');
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const bytes = z.string().transform((value, ctx) => {
+  const match = /^(\d+)\s*(b|kb|kib|mb|mib|gb|gib)?$/i.exec(value.trim());
+  const units: Record<string, number> = { b: 1, kb: 1e3, kib: 1024, mb: 1e6, mib: 1024 ** 2, gb: 1e9, gib: 1024 ** 3 };
+  const n = match?.[1] ? Number(match[1]) * (units[(match[2] ?? 'b').toLowerCase()] ?? 1) : NaN;
+  if (!Number.isSafeInteger(n) || n <= 0) {
+    ctx.addIssue({ code: 'custom', message: `"${value}" is not a size (e.g. 1048576, 64MiB)` });
+    return z.NEVER;
+  }
+  return n;
+});
+
+export interface EnvVar {
+  /** Shown in the README table. */
+  readonly description: string;
+  /** Default as it appears in the environment; undefined = no default. */
+  readonly default?: string;
+  readonly secret?: boolean;
+  readonly schema: z.ZodType;
+}
+
+const defaultWorkers = String(Math.max(1, availableParallelism() - 1));
+
+export const ENV = {
+  KAFKA_BROKERS: {
+    description: 'Comma-separated Kafka bootstrap servers (host:port).',
+    schema: z
+      .string()
+      .transform((s) =>
+        s
+          .split(',')
+          .map((b) => b.trim())
+          .filter(Boolean),
+      )
+      .refine((list) => list.length > 0 && list.every((b) => /^[^\s:]+:\d+$/.test(b)), 'must list host:port pairs'),
+  },
+  KAFKA_CLIENT_ID: { description: 'Kafka client id.', default: 'sluice', schema: z.string().min(1) },
+  KAFKA_SSL: { description: 'Use TLS to reach the brokers.', default: 'false', schema: bool },
+  KAFKA_SSL_CA_FILE: { description: 'PEM file with the CA certificates to trust (TLS).', schema: z.string().min(1) },
+  KAFKA_SSL_CERT_FILE: { description: 'PEM client certificate for mutual TLS.', schema: z.string().min(1) },
+  KAFKA_SSL_KEY_FILE: { description: 'PEM private key of the client certificate.', schema: z.string().min(1) },
+  KAFKA_SSL_REJECT_UNAUTHORIZED: {
+    description: 'Verify the brokers’ certificates.',
+    default: 'true',
+    schema: bool,
+  },
+  KAFKA_SASL_MECHANISM: {
+    description: 'SASL mechanism: plain, scram-sha-256 or scram-sha-512 (unset: no SASL).',
+    schema: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']),
+  },
+  KAFKA_SASL_USERNAME: { description: 'SASL user name.', schema: z.string().min(1) },
+  KAFKA_SASL_PASSWORD: { description: 'SASL password.', secret: true, schema: z.string().min(1) },
+  SLUICE_GROUP_ID: {
+    description: 'Consumer group id (default: the job name).',
+    schema: z.string().regex(/^[a-zA-Z0-9._-]{1,200}$/, 'must match [a-zA-Z0-9._-]{1,200}'),
+  },
+  SLUICE_START_FROM: {
+    description: 'Where a partition without a committed offset starts: earliest or latest.',
+    default: 'earliest',
+    schema: z.enum(['earliest', 'latest']),
+  },
+  SLUICE_CREATE_TOPICS: {
+    description: 'Create missing output, dead-letter and repartition topics at start-up.',
+    default: 'true',
+    schema: bool,
+  },
+  SLUICE_WORKERS: {
+    description: 'Worker threads (default: cores − 1, at least 1).',
+    default: defaultWorkers,
+    schema: positiveInt,
+  },
+  SLUICE_BATCH_INTERVAL: { description: 'Overrides the job’s batchInterval.', schema: duration },
+  SLUICE_MAX_BATCH_RECORDS: { description: 'Overrides the job’s maxBatchRecords.', schema: positiveInt },
+  SLUICE_BUFFER_MAX_RECORDS: {
+    description: 'Records the receiver may buffer across all partitions before pausing them.',
+    default: '200000',
+    schema: positiveInt,
+  },
+  SLUICE_BUFFER_MAX_BYTES: {
+    description: 'Bytes the receiver may buffer across all partitions before pausing them.',
+    default: '64MiB',
+    schema: bytes,
+  },
+  SLUICE_MAX_RECORD_BYTES: {
+    description: 'Records larger than this (key + value) go to the dead-letter topic.',
+    default: '1MiB',
+    schema: bytes,
+  },
+  SLUICE_SHUTDOWN_TIMEOUT: {
+    description: 'Time allowed for a graceful stop (finish the batch, publish, commit, leave the group).',
+    default: '30s',
+    schema: duration,
+  },
+  SLUICE_HTTP_HOST: { description: 'Address the HTTP server binds.', default: '0.0.0.0', schema: z.string().min(1) },
+  SLUICE_HTTP_PORT: {
+    description: 'Port of the HTTP server (health, metrics, status page).',
+    default: '8080',
+    schema: port,
+  },
+  SLUICE_LOG_LEVEL: {
+    description: 'Log level: fatal, error, warn, info, debug, trace or silent.',
+    default: 'info',
+    schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+  },
+  SLUICE_STALL_FACTOR: {
+    description: '/healthz fails when no batch completed for this many batch intervals while records wait.',
+    default: '20',
+    schema: positiveInt,
+  },
+  SLUICE_BATCH_HISTORY: {
+    description: 'Recent batches kept for /api/batches and the status page.',
+    default: '600',
+    schema: positiveInt,
+  },
+} as const satisfies Record<string, EnvVar>;
+
+export type EnvName = keyof typeof ENV;

@@ -1,0 +1,71 @@
+/**
+ * The process entry (`sluice run <job>`): the only module that touches signals and exit codes.
+ * SIGTERM/SIGINT stop gracefully within SLUICE_SHUTDOWN_TIMEOUT; a second signal forces exit.
+ */
+import pino from 'pino';
+import { App } from './app.ts';
+import { resolveConfig, type ResolvedConfig } from './config/resolve.ts';
+import { describeError, isSluiceError } from './errors.ts';
+
+const USAGE = 'usage: sluice run <job-module>\n  Configuration comes from environment variables (see README).';
+
+function fail(message: string, code = 1): never {
+  // One clear line, no stack trace: start-up errors are configuration errors.
+  process.stderr.write(`sluice: ${message}\n`);
+  process.exit(code);
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const [command, jobPath] = argv;
+  if (command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  if (command !== 'run' || !jobPath) fail(USAGE, 2);
+
+  let config: ResolvedConfig;
+  try {
+    config = resolveConfig(process.env);
+  } catch (error) {
+    fail(describeError(error).replace(/^ConfigError: /, ''));
+  }
+  const logger = pino({ level: config.logLevel, base: { service: 'sluice' } });
+
+  let app: App;
+  try {
+    app = await App.create(config, jobPath, logger);
+  } catch (error) {
+    fail(isSluiceError(error) ? `[${error.code}] ${error.message}` : describeError(error));
+  }
+
+  let signals = 0;
+  const shutdown = (signal: string): void => {
+    signals++;
+    if (signals > 1) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      process.exit(130);
+    }
+    logger.info({ signal }, 'shutting down');
+    const timer = setTimeout(() => {
+      logger.error({ timeoutMs: config.shutdownTimeoutMs }, 'graceful shutdown timed out');
+      process.exit(1);
+    }, config.shutdownTimeoutMs);
+    timer.unref();
+    void app.close().then(() => process.exit(0));
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('unhandledRejection', (reason) => {
+    logger.error({ err: reason }, 'unhandled rejection');
+  });
+
+  try {
+    await app.start();
+  } catch (error) {
+    logger.error({ err: error }, 'start-up failed');
+    await app.close().catch(() => undefined);
+    fail(isSluiceError(error) ? `[${error.code}] ${error.message}` : describeError(error));
+  }
+}
+
+await main(process.argv.slice(2));

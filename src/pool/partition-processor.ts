@@ -1,0 +1,398 @@
+/**
+ * Runs one partition's records through the job, inside a worker thread: deserialize, extract event
+ * time, apply the pipeline, then either write to the repartition topic (stage 1 of a re-keyed job),
+ * add to the partition's windows, or emit (stateless). Bad records become dead letters and the batch
+ * goes on. It owns the partition's state (windows, stream time, de-duplication marks) and computes
+ * the offset that may be committed once the batch's writes are acknowledged.
+ */
+import { describeError, type ErrorCode } from '../errors.ts';
+import { type JobPlan, type Op, type RecordMeta } from '../job/plan.ts';
+import { decodeCheckpoint, encodeCheckpoint } from '../state/checkpoint.ts';
+import { WindowStore, type WindowResult } from '../windows/window-store.ts';
+import { type DeadLetter, type PartitionResult, type PartitionStart, type PartitionStats } from './protocol.ts';
+import { readRecords, RecordWriter, type CodecRecord } from './record-codec.ts';
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+const utf8Lenient = new TextDecoder();
+const encoder = new TextEncoder();
+
+/** Headers Sluice writes on repartition records: which upstream record a re-keyed record came from. */
+export const SOURCE_HEADER = 'sluice-src';
+export const POSITION_HEADER = 'sluice-pos';
+
+export interface ProcessorOptions {
+  plan: JobPlan;
+  maxRecordBytes: number;
+}
+
+class RecordFailure extends Error {
+  readonly errorCode: ErrorCode;
+  constructor(errorCode: ErrorCode, message: string) {
+    super(message);
+    this.errorCode = errorCode;
+  }
+}
+
+interface Element {
+  key: string | null;
+  value: unknown;
+}
+
+function applyOps(ops: readonly Op[], input: Element): Element[] {
+  let current: Element[] = [input];
+  for (const op of ops) {
+    const next: Element[] = [];
+    for (const el of current) {
+      let out: unknown;
+      try {
+        out = op.fn(el.value);
+      } catch (error) {
+        throw new RecordFailure('SLUICE_USER_CODE_FAILED', `${op.label} threw ${describeError(error)}`);
+      }
+      switch (op.kind) {
+        case 'map':
+          next.push({ key: el.key, value: out });
+          break;
+        case 'filter':
+          if (out) next.push(el);
+          break;
+        case 'flatMap':
+          if (out === null || typeof out !== 'object' || !(Symbol.iterator in out)) {
+            throw new RecordFailure('SLUICE_USER_CODE_FAILED', `${op.label} did not return an iterable`);
+          }
+          try {
+            for (const v of out as Iterable<unknown>) next.push({ key: el.key, value: v });
+          } catch (error) {
+            throw new RecordFailure('SLUICE_USER_CODE_FAILED', `${op.label} iteration threw ${describeError(error)}`);
+          }
+          break;
+        case 'keyBy':
+          if (typeof out !== 'string' && typeof out !== 'number') {
+            throw new RecordFailure(
+              'SLUICE_USER_CODE_FAILED',
+              `${op.label} returned ${typeof out}, not a string or number`,
+            );
+          }
+          next.push({ key: String(out), value: el.value });
+          break;
+      }
+    }
+    current = next;
+    if (current.length === 0) break;
+  }
+  return current;
+}
+
+function encodeValue(value: unknown): Uint8Array {
+  if (typeof value === 'string') return encoder.encode(value);
+  if (value instanceof Uint8Array) return value;
+  const json = JSON.stringify(value);
+  if (json === undefined)
+    throw new RecordFailure('SLUICE_USER_CODE_FAILED', `result is not serialisable: ${typeof value}`);
+  return encoder.encode(json);
+}
+
+function comparePosition(a: readonly [number, number], b: readonly [number, number]): number {
+  return a[0] !== b[0] ? a[0] - b[0] : a[1] - b[1];
+}
+
+export class PartitionProcessor {
+  readonly topic: string;
+  readonly partition: number;
+  readonly #plan: JobPlan;
+  readonly #maxRecordBytes: number;
+  readonly #stage: 1 | 2;
+  readonly #windows: WindowStore | undefined;
+  /** Records below this offset were processed before the last restart: rebuild state only. */
+  readonly #replayUntil: number;
+  /** Next offset after the last record processed. */
+  #end: number;
+  readonly #dedupe: Map<string, readonly [number, number]>;
+  readonly #replayDedupe = new Map<string, readonly [number, number]>();
+  #lastCommit: { offset: number; metadata: string | null } | undefined;
+
+  constructor(options: ProcessorOptions, topic: string, partition: number, start: PartitionStart) {
+    this.topic = topic;
+    this.partition = partition;
+    this.#plan = options.plan;
+    this.#maxRecordBytes = options.maxRecordBytes;
+    this.#stage = options.plan.repartitionTopic === topic ? 2 : 1;
+    const checkpoint = decodeCheckpoint(start.metadata);
+    this.#end = start.committedOffset ?? 0;
+    this.#replayUntil = checkpoint && start.committedOffset !== null ? checkpoint.end : 0;
+    this.#dedupe = checkpoint?.dedupe ?? new Map();
+    const window = options.plan.window;
+    const windowed = window !== undefined && (this.#stage === 2 || options.plan.repartitionTopic === undefined);
+    this.#windows = windowed
+      ? new WindowStore({
+          assigner: window.assigner,
+          latenessMs: window.latenessMs,
+          emit: window.emit,
+          aggregator: window.aggregator,
+          idleTimeoutMs: window.idleTimeoutMs,
+          ...(checkpoint?.streamTime != null ? { initialStreamTime: checkpoint.streamTime } : {}),
+        })
+      : undefined;
+  }
+
+  get openWindows(): number {
+    return this.#windows?.openWindows ?? 0;
+  }
+
+  process(records: ArrayBuffer, batchTime: number, wallNow: number): PartitionResult {
+    const plan = this.#plan;
+    const outputs = new RecordWriter();
+    const repartition = new RecordWriter();
+    const dead: DeadLetter[] = [];
+    const stats: PartitionStats = {
+      recordsIn: 0,
+      recordsOut: 0,
+      late: 0,
+      dead: 0,
+      duplicates: 0,
+      replayed: 0,
+      openWindows: 0,
+      streamTime: null,
+    };
+    const processingTime = plan.window?.time === 'processing';
+
+    for (const record of readRecords(records)) {
+      stats.recordsIn++;
+      const replay = record.offset < this.#replayUntil;
+      if (replay) stats.replayed++;
+      this.#end = Math.max(this.#end, record.offset + 1);
+      try {
+        const size = (record.key?.length ?? 0) + (record.value?.length ?? 0);
+        if (size > this.#maxRecordBytes) {
+          throw new RecordFailure(
+            'SLUICE_RECORD_TOO_LARGE',
+            `record of ${size} bytes exceeds SLUICE_MAX_RECORD_BYTES (${this.#maxRecordBytes})`,
+          );
+        }
+        if (this.#stage === 2) {
+          if (this.#isDuplicate(record, replay)) {
+            stats.duplicates++;
+            continue;
+          }
+          const value = this.#deserialize(record, 'json');
+          const eventTime = processingTime ? batchTime : record.timestamp;
+          const key = record.key === null ? null : utf8Lenient.decode(record.key);
+          for (const el of applyOps(plan.stage2, { key, value }))
+            this.#toWindow(record, el, eventTime, wallNow, replay, dead, stats);
+          continue;
+        }
+        const value = this.#deserialize(record, plan.format);
+        const eventTime = processingTime ? batchTime : this.#eventTime(record, value);
+        const key = record.key === null ? null : utf8Lenient.decode(record.key);
+        const elements = applyOps(plan.stage1, { key, value });
+        if (plan.repartitionTopic !== undefined) {
+          const source = encoder.encode(`${this.topic}:${this.partition}`);
+          elements.forEach((el, seq) => {
+            repartition.write(0, eventTime, el.key === null ? null : encoder.encode(el.key), encodeValue(el.value), [
+              [SOURCE_HEADER, source],
+              [POSITION_HEADER, encoder.encode(`${record.offset}:${seq}`)],
+            ]);
+          });
+        } else if (this.#windows) {
+          for (const el of elements) this.#toWindow(record, el, eventTime, wallNow, replay, dead, stats);
+        } else {
+          for (const el of elements) {
+            outputs.write(0, eventTime, el.key === null ? null : encoder.encode(el.key), encodeValue(el.value));
+          }
+        }
+      } catch (error) {
+        if (replay) continue; // dead-lettered before the restart
+        const code = error instanceof RecordFailure ? error.errorCode : 'SLUICE_USER_CODE_FAILED';
+        dead.push(
+          this.#deadLetter(record, code, error instanceof RecordFailure ? error.message : describeError(error)),
+        );
+      }
+    }
+
+    if (this.#windows) {
+      this.#windows.advanceIdle(wallNow);
+      for (const result of this.#windows.collect()) {
+        try {
+          outputs.write(
+            0,
+            result.windowEnd,
+            result.key === null ? null : encoder.encode(result.key),
+            this.#resultValue(result),
+          );
+        } catch (error) {
+          dead.push({
+            key: result.key === null ? null : encoder.encode(result.key),
+            value: null,
+            headers: [
+              ...this.#errorHeaders('SLUICE_USER_CODE_FAILED', describeError(error)),
+              ['sluice-window-start', String(result.windowStart)],
+            ],
+          });
+        }
+      }
+      stats.openWindows = this.#windows.openWindows;
+      const st = this.#windows.streamTime;
+      stats.streamTime = Number.isFinite(st) ? st : null;
+    }
+    stats.recordsOut = outputs.count;
+    stats.dead = dead.length;
+
+    return {
+      topic: this.topic,
+      partition: this.partition,
+      outputs: outputs.finish(),
+      outputCount: outputs.count,
+      repartition: repartition.finish(),
+      repartitionCount: repartition.count,
+      dead,
+      commit: this.#commit(),
+      stats,
+    };
+  }
+
+  #commit(): { offset: number; metadata: string | null } | null {
+    let next: { offset: number; metadata: string | null };
+    if (this.#windows) {
+      const end = Math.max(this.#end, this.#replayUntil);
+      const minOpen = this.#windows.minOpenOffset();
+      const st = this.#windows.streamTime;
+      next = {
+        offset: Math.min(minOpen ?? this.#end, this.#end),
+        metadata: encodeCheckpoint({ end, streamTime: Number.isFinite(st) ? st : null, dedupe: this.#dedupe }),
+      };
+    } else {
+      next = { offset: this.#end, metadata: null };
+    }
+    if (this.#lastCommit && this.#lastCommit.offset === next.offset && this.#lastCommit.metadata === next.metadata)
+      return null;
+    this.#lastCommit = next;
+    return next;
+  }
+
+  #isDuplicate(record: CodecRecord, replay: boolean): boolean {
+    let source: string | undefined;
+    let position: [number, number] | undefined;
+    for (const [name, value] of record.headers) {
+      if (name === SOURCE_HEADER) source = utf8Lenient.decode(value);
+      else if (name === POSITION_HEADER) {
+        const [o, s] = utf8Lenient.decode(value).split(':');
+        position = [Number(o), Number(s)];
+      }
+    }
+    if (source === undefined || position === undefined) return false;
+    const marks = replay ? this.#replayDedupe : this.#dedupe;
+    const seen = marks.get(source);
+    if (seen && comparePosition(position, seen) <= 0) return true;
+    marks.set(source, position);
+    return false;
+  }
+
+  #deserialize(record: CodecRecord, format: JobPlan['format']): unknown {
+    if (format === 'bytes')
+      return record.value === null
+        ? null
+        : Buffer.from(record.value.buffer, record.value.byteOffset, record.value.length);
+    if (record.value === null) throw new RecordFailure('SLUICE_DESERIALIZE_FAILED', 'record has no value');
+    let text: string;
+    try {
+      text = utf8.decode(record.value);
+    } catch {
+      throw new RecordFailure('SLUICE_DESERIALIZE_FAILED', 'value is not valid UTF-8');
+    }
+    if (format === 'string') return text;
+    try {
+      return JSON.parse(text);
+    } catch (error) {
+      throw new RecordFailure('SLUICE_DESERIALIZE_FAILED', `value is not valid JSON: ${(error as Error).message}`);
+    }
+  }
+
+  #eventTime(record: CodecRecord, value: unknown): number {
+    const extract = this.#plan.eventTime;
+    if (!extract) return record.timestamp;
+    const headers: Record<string, string> = {};
+    for (const [name, v] of record.headers) headers[name] = utf8Lenient.decode(v);
+    const meta: RecordMeta = {
+      topic: this.topic,
+      partition: this.partition,
+      offset: String(record.offset),
+      timestamp: record.timestamp,
+      key: record.key === null ? null : utf8Lenient.decode(record.key),
+      headers,
+    };
+    let t: unknown;
+    try {
+      t = extract(value, meta);
+    } catch (error) {
+      throw new RecordFailure('SLUICE_USER_CODE_FAILED', `eventTime threw ${describeError(error)}`);
+    }
+    const ms = t instanceof Date ? t.getTime() : t;
+    if (typeof ms !== 'number' || !Number.isFinite(ms)) {
+      throw new RecordFailure('SLUICE_USER_CODE_FAILED', `eventTime returned ${JSON.stringify(t)}, not a time`);
+    }
+    return ms;
+  }
+
+  #toWindow(
+    record: CodecRecord,
+    el: Element,
+    eventTime: number,
+    wallNow: number,
+    replay: boolean,
+    dead: DeadLetter[],
+    stats: PartitionStats,
+  ): void {
+    let outcome: 'added' | 'late';
+    try {
+      outcome = this.#windows!.add(el.key, eventTime, el.value, record.offset, wallNow, replay);
+    } catch (error) {
+      throw new RecordFailure('SLUICE_USER_CODE_FAILED', `aggregate threw ${describeError(error)}`);
+    }
+    if (outcome === 'late' && !replay) {
+      stats.late++;
+      const streamTime = this.#windows!.streamTime;
+      dead.push(
+        this.#deadLetter(
+          record,
+          'SLUICE_LATE_RECORD',
+          `event time ${eventTime} is behind stream time ${streamTime} by more than the allowed lateness`,
+          [['sluice-event-time', String(eventTime)]],
+        ),
+      );
+    }
+  }
+
+  #resultValue(result: WindowResult): Uint8Array {
+    return encoder.encode(
+      JSON.stringify({
+        key: result.key,
+        windowStart: result.windowStart,
+        windowEnd: result.windowEnd,
+        value: result.value,
+      }),
+    );
+  }
+
+  #errorHeaders(code: ErrorCode, message: string): Array<[string, string]> {
+    return [
+      ['sluice-error-code', code],
+      ['sluice-error-message', message.slice(0, 1000)],
+      ['sluice-job', this.#plan.name],
+    ];
+  }
+
+  #deadLetter(record: CodecRecord, code: ErrorCode, message: string, extra: Array<[string, string]> = []): DeadLetter {
+    const headers: Array<[string, string | Uint8Array]> = [
+      ...this.#errorHeaders(code, message),
+      ['sluice-source-topic', this.topic],
+      ['sluice-source-partition', String(this.partition)],
+      ['sluice-source-offset', String(record.offset)],
+      ['sluice-source-timestamp', String(record.timestamp)],
+      ...extra,
+    ];
+    // Copies: the views point into the whole batch buffer, which must not be cloned back per letter.
+    for (const [name, value] of record.headers)
+      if (!name.startsWith('sluice-error')) headers.push([name, value.slice()]);
+    return { key: record.key?.slice() ?? null, value: record.value?.slice() ?? null, headers };
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * The typed messages between the main thread and a worker thread. Both sides import this module.
+ * Requests carry a `requestId`; the worker answers each with exactly one `result` or `error`.
+ */
+import { type SerializedError } from '../errors.ts';
+
+/** What the worker needs once, at start. */
+export interface WorkerInit {
+  jobPath: string;
+  workerIndex: number;
+  maxRecordBytes: number;
+  batchIntervalMs: number | undefined;
+}
+
+/** The committed position of a partition, read when the partition is (re)assigned. */
+export interface PartitionStart {
+  /** Next offset to read, as committed; null when the group has no commit for it. */
+  committedOffset: number | null;
+  /** The commit metadata Sluice wrote with it (stream time, replay end, de-duplication marks). */
+  metadata: string | null;
+}
+
+export interface PartitionWork {
+  topic: string;
+  partition: number;
+  /** Present when the worker must (re)build this partition's state from its committed position. */
+  start?: PartitionStart;
+  /** Packed records (record-codec), transferred. */
+  records: ArrayBuffer;
+  count: number;
+}
+
+export interface BatchRequest {
+  type: 'batch';
+  requestId: number;
+  batchId: number;
+  /** Wall-clock time the batch was cut (processing-time windows, idle advancement). */
+  batchTime: number;
+  partitions: PartitionWork[];
+}
+
+export interface DropRequest {
+  type: 'drop';
+  requestId: number;
+  partitions: Array<{ topic: string; partition: number }>;
+}
+
+export type WorkerRequest = BatchRequest | DropRequest;
+
+export interface DeadLetter {
+  key: Uint8Array | null;
+  value: Uint8Array | null;
+  headers: Array<[string, string | Uint8Array]>;
+}
+
+export interface PartitionStats {
+  recordsIn: number;
+  recordsOut: number;
+  late: number;
+  dead: number;
+  duplicates: number;
+  replayed: number;
+  openWindows: number;
+  /** Largest event time seen (ms), or null before any. */
+  streamTime: number | null;
+}
+
+export interface PartitionResult {
+  topic: string;
+  partition: number;
+  /** Packed output records for the output topic (record-codec; offset unused). */
+  outputs: ArrayBuffer;
+  outputCount: number;
+  /** Packed records for the repartition topic. */
+  repartition: ArrayBuffer;
+  repartitionCount: number;
+  dead: DeadLetter[];
+  /** Offset and metadata to commit once the batch's writes are acknowledged; null: nothing new. */
+  commit: { offset: number; metadata: string | null } | null;
+  stats: PartitionStats;
+}
+
+export type WorkerResponse =
+  | { type: 'ready'; workerIndex: number }
+  | { type: 'init-error'; error: SerializedError }
+  | { type: 'result'; requestId: number; partitions: PartitionResult[]; processingMs: number }
+  | { type: 'dropped'; requestId: number }
+  | { type: 'error'; requestId: number; error: SerializedError };
+
+export const partitionId = (topic: string, partition: number): string => `${topic}:${partition}`;

@@ -1,0 +1,214 @@
+/**
+ * The main-thread side of the worker threads: spawns them, waits for READY, sends requests and
+ * matches answers by `requestId`. A worker that exits or fails rejects its pending requests with
+ * WorkerCrashedError and is replaced under the same index (the caller replays its partitions).
+ */
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { deserializeError, IllegalStateError, JobLoadError, WorkerCrashedError } from '../errors.ts';
+import {
+  type BatchRequest,
+  type PartitionResult,
+  type WorkerInit,
+  type WorkerRequest,
+  type WorkerResponse,
+} from './protocol.ts';
+import { stickyRouter, type Router } from './router.ts';
+
+export interface WorkerPoolOptions {
+  size: number;
+  jobPath: string;
+  maxRecordBytes: number;
+  batchIntervalMs: number | undefined;
+  router?: Router;
+  onCrash?: (workerIndex: number, error: Error) => void;
+}
+
+export interface BatchAnswer {
+  partitions: PartitionResult[];
+  processingMs: number;
+}
+
+type Pending = { resolve: (r: WorkerResponse) => void; reject: (e: Error) => void };
+
+interface Slot {
+  worker: Worker;
+  pending: Map<number, Pending>;
+  busyMs: number;
+}
+
+export type PoolState = 'starting' | 'running' | 'closing' | 'closed';
+
+const fromSources = import.meta.url.endsWith('.ts');
+
+function spawn(init: WorkerInit): Worker {
+  const entry = new URL(fromSources ? './worker-entry.ts' : './worker-entry.js', import.meta.url);
+  if (!fromSources) return new Worker(entry, { workerData: init });
+  // Running from TypeScript sources (tests, development): Node 20 cannot load `.ts` in a worker by
+  // itself, so a two-line bootstrap registers tsx first, and `sluice` resolves to its sources.
+  const tsxRoot = dirname(createRequire(import.meta.url).resolve('tsx/package.json'));
+  const tsx = pathToFileURL(join(tsxRoot, 'dist', 'esm', 'api', 'index.mjs')).href;
+  const bootstrap = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); });`;
+  return new Worker(bootstrap, { eval: true, workerData: init, execArgv: ['--conditions=sluice-source'] });
+}
+
+export class WorkerPool {
+  readonly #options: WorkerPoolOptions;
+  readonly #router: Router;
+  readonly #slots: Slot[] = [];
+  #nextRequestId = 1;
+  #state: PoolState = 'starting';
+  #restarts = 0;
+
+  private constructor(options: WorkerPoolOptions) {
+    this.#options = options;
+    this.#router = options.router ?? stickyRouter;
+  }
+
+  /** Spawns every worker and resolves once all have loaded the job (or rejects with why not). */
+  static async create(options: WorkerPoolOptions): Promise<WorkerPool> {
+    const pool = new WorkerPool(options);
+    try {
+      await Promise.all(Array.from({ length: options.size }, (_, i) => pool.#start(i)));
+    } catch (error) {
+      await pool.close();
+      throw error;
+    }
+    pool.#state = 'running';
+    return pool;
+  }
+
+  get state(): PoolState {
+    return this.#state;
+  }
+  get size(): number {
+    return this.#options.size;
+  }
+  get restarts(): number {
+    return this.#restarts;
+  }
+  /** Milliseconds each worker spent processing since start. */
+  busyMs(): number[] {
+    return this.#slots.map((s) => s.busyMs);
+  }
+
+  route(topic: string, partition: number): number {
+    return this.#router(topic, partition, this.#options.size);
+  }
+
+  #start(index: number): Promise<void> {
+    const init: WorkerInit = {
+      jobPath: this.#options.jobPath,
+      workerIndex: index,
+      maxRecordBytes: this.#options.maxRecordBytes,
+      batchIntervalMs: this.#options.batchIntervalMs,
+    };
+    const worker = spawn(init);
+    const slot: Slot = { worker, pending: new Map(), busyMs: 0 };
+    this.#slots[index] = slot;
+    return new Promise<void>((resolve, reject) => {
+      let ready = false;
+      worker.on('message', (message: WorkerResponse) => {
+        if (message.type === 'ready') {
+          ready = true;
+          resolve();
+          return;
+        }
+        if (message.type === 'init-error') {
+          const cause = deserializeError(message.error);
+          reject(cause instanceof JobLoadError || message.error.code ? cause : new JobLoadError(cause.message, cause));
+          void worker.terminate();
+          return;
+        }
+        const pending = slot.pending.get(message.requestId);
+        if (!pending) return;
+        slot.pending.delete(message.requestId);
+        if (message.type === 'error') pending.reject(deserializeError(message.error));
+        else pending.resolve(message);
+      });
+      const fail = (error: Error): void => {
+        if (!ready) {
+          reject(
+            error instanceof JobLoadError
+              ? error
+              : new JobLoadError(`worker ${index} failed to start: ${error.message}`, error),
+          );
+          return;
+        }
+        this.#crashed(index, slot, error);
+      };
+      worker.on('error', fail);
+      worker.on('exit', (code) => {
+        if (this.#state === 'closing' || this.#state === 'closed') return;
+        fail(new WorkerCrashedError(`worker ${index} exited with code ${code}`));
+      });
+    });
+  }
+
+  #crashed(index: number, slot: Slot, error: Error): void {
+    if (this.#slots[index] !== slot) return; // already replaced ('error' then 'exit')
+    const crash =
+      error instanceof WorkerCrashedError
+        ? error
+        : new WorkerCrashedError(`worker ${index} failed: ${error.message}`, error);
+    for (const pending of slot.pending.values()) pending.reject(crash);
+    slot.pending.clear();
+    void slot.worker.terminate();
+    if (this.#state !== 'running') return;
+    this.#restarts++;
+    this.#options.onCrash?.(index, crash);
+    this.#start(index).catch((startError: unknown) => {
+      this.#options.onCrash?.(index, startError as Error);
+    });
+  }
+
+  #request(index: number, request: WorkerRequest, transfer: ArrayBuffer[]): Promise<WorkerResponse> {
+    if (this.#state !== 'running') return Promise.reject(new IllegalStateError(`worker pool is ${this.#state}`));
+    const slot = this.#slots[index];
+    if (!slot) return Promise.reject(new IllegalStateError(`no worker ${index}`));
+    return new Promise((resolve, reject) => {
+      slot.pending.set(request.requestId, { resolve, reject });
+      slot.worker.postMessage(request, transfer);
+    });
+  }
+
+  async runBatch(index: number, batch: Omit<BatchRequest, 'type' | 'requestId'>): Promise<BatchAnswer> {
+    const request: BatchRequest = { type: 'batch', requestId: this.#nextRequestId++, ...batch };
+    const response = await this.#request(
+      index,
+      request,
+      batch.partitions.map((p) => p.records),
+    );
+    if (response.type !== 'result') throw new IllegalStateError(`unexpected answer ${response.type}`);
+    const slot = this.#slots[index];
+    if (slot) slot.busyMs += response.processingMs;
+    return { partitions: response.partitions, processingMs: response.processingMs };
+  }
+
+  /** Forgets the state of partitions on every worker (revoked, or about to be replayed). */
+  async dropAll(partitions: Array<{ topic: string; partition: number }>): Promise<void> {
+    await Promise.all(
+      this.#slots.map((_, index) =>
+        this.#request(index, { type: 'drop', requestId: this.#nextRequestId++, partitions }, []).catch(() => undefined),
+      ),
+    );
+  }
+
+  #closing: Promise<void> | undefined;
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#state = 'closing';
+      await Promise.all(
+        this.#slots.map(async (slot) => {
+          for (const pending of slot.pending.values()) pending.reject(new IllegalStateError('worker pool closed'));
+          slot.pending.clear();
+          await slot.worker.terminate();
+        }),
+      );
+      this.#state = 'closed';
+    })();
+    return this.#closing;
+  }
+}

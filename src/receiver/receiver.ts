@@ -1,0 +1,229 @@
+/**
+ * The receiver: a kafkajs consumer in the job's group that fills the BufferQueue. It never commits by
+ * itself (the scheduler commits after the sink acknowledges), pauses a partition whose share of the
+ * buffer is full and resumes it once the scheduler has drained it. Every group (re)join starts a new
+ * *epoch*: kafkajs restarts each assigned partition from its committed offset, so the buffer is
+ * emptied and the scheduler rebuilds partition state from the committed positions.
+ */
+import { type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, type Logger } from 'kafkajs';
+import type pino from 'pino';
+import { KafkaError } from '../errors.ts';
+import { type BufferQueue, type RawRecord } from '../queue/buffer-queue.ts';
+
+export interface Assignment {
+  readonly epoch: number;
+  readonly partitions: ReadonlyArray<{ topic: string; partition: number }>;
+}
+
+export interface ReceiverOptions {
+  kafka: Kafka;
+  groupId: string;
+  topics: readonly string[];
+  queue: BufferQueue;
+  fromBeginning: boolean;
+  readCommitted: boolean;
+  logger: pino.Logger;
+  /** Called on every group (re)join, before any record of the new epoch is buffered. */
+  onAssignment: (assignment: Assignment) => void;
+  onHighWatermark?: (topic: string, partition: number, highWatermark: number) => void;
+  onRecords?: (topic: string, partition: number, count: number, bytes: number) => void;
+}
+
+export type ReceiverState = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+const tp = (topic: string, partition: number): string => `${topic}:${partition}`;
+
+function toRaw(message: KafkaMessage): RawRecord {
+  const headers: Array<[string, Buffer]> = [];
+  let size = (message.key?.length ?? 0) + (message.value?.length ?? 0);
+  for (const [name, value] of Object.entries(message.headers ?? {})) {
+    if (value === undefined) continue;
+    for (const v of Array.isArray(value) ? value : [value]) {
+      const buf = typeof v === 'string' ? Buffer.from(v) : v;
+      headers.push([name, buf]);
+      size += name.length + buf.length;
+    }
+  }
+  return {
+    offset: message.offset,
+    timestamp: Number(message.timestamp),
+    key: message.key ?? null,
+    value: message.value ?? null,
+    headers,
+    size,
+  };
+}
+
+export class Receiver {
+  readonly #options: ReceiverOptions;
+  readonly #consumer: Consumer;
+  #state: ReceiverState = 'idle';
+  #epoch = 0;
+  #assignment: Assignment = { epoch: 0, partitions: [] };
+  #joined = false;
+  #rebalances = 0;
+
+  constructor(options: ReceiverOptions) {
+    this.#options = options;
+    this.#consumer = options.kafka.consumer({
+      groupId: options.groupId,
+      readUncommitted: !options.readCommitted,
+      // Sluice's own buffer bounds memory; keep each fetch modest so a pause takes effect soon.
+      maxBytesPerPartition: 1024 * 1024,
+      maxBytes: 16 * 1024 * 1024,
+      maxWaitTimeInMs: 100,
+      sessionTimeout: 30_000,
+      rebalanceTimeout: 60_000,
+      heartbeatInterval: 3_000,
+    });
+    const { GROUP_JOIN, REBALANCING, CRASH } = this.#consumer.events;
+    this.#consumer.on(GROUP_JOIN, (event) => {
+      this.#epoch++;
+      this.#joined = true;
+      this.#rebalances++;
+      const partitions = Object.entries(event.payload.memberAssignment).flatMap(([topic, list]) =>
+        list.map((partition) => ({ topic, partition })),
+      );
+      this.#assignment = { epoch: this.#epoch, partitions };
+      // Paused partitions stay paused across a rejoin in kafkajs; a new epoch starts unpaused and empty.
+      const paused = this.#consumer.paused();
+      if (paused.length > 0) this.#consumer.resume(paused);
+      options.queue.setPartitions(partitions.map((p) => tp(p.topic, p.partition)));
+      options.queue.clearAll();
+      options.logger.info(
+        { epoch: this.#epoch, partitions: partitions.map((p) => tp(p.topic, p.partition)) },
+        'partitions assigned',
+      );
+      options.onAssignment(this.#assignment);
+    });
+    this.#consumer.on(REBALANCING, () => {
+      this.#joined = false;
+      options.logger.info('consumer group rebalancing');
+    });
+    this.#consumer.on(CRASH, (event) => {
+      options.logger.error({ err: event.payload.error, restart: event.payload.restart }, 'consumer crashed');
+      if (!event.payload.restart) this.#joined = false;
+    });
+  }
+
+  get state(): ReceiverState {
+    return this.#state;
+  }
+  get assignment(): Assignment {
+    return this.#assignment;
+  }
+  get epoch(): number {
+    return this.#epoch;
+  }
+  /** In the group with partitions assigned (kafkajs may legitimately assign none to a replica). */
+  get joined(): boolean {
+    return this.#joined;
+  }
+  get rebalances(): number {
+    return this.#rebalances;
+  }
+
+  async start(): Promise<void> {
+    this.#state = 'starting';
+    try {
+      await this.#consumer.connect();
+      await this.#consumer.subscribe({ topics: [...this.#options.topics], fromBeginning: this.#options.fromBeginning });
+      await this.#consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: true,
+        partitionsConsumedConcurrently: 1,
+        eachBatch: async (payload) => this.#onBatch(payload),
+      });
+    } catch (error) {
+      this.#state = 'stopped';
+      throw new KafkaError(`consumer failed to start: ${(error as Error).message}`, error, false);
+    }
+    this.#state = 'running';
+  }
+
+  #onBatch({ batch, isStale }: EachBatchPayload): void {
+    // A seek or rebalance since this fetch: the records belong to a position we have left.
+    if (isStale() || batch.messages.length === 0) return;
+    const id = tp(batch.topic, batch.partition);
+    const records = batch.messages.map(toRaw);
+    const queue = this.#options.queue;
+    queue.push(id, records);
+    this.#options.onHighWatermark?.(batch.topic, batch.partition, Number(batch.highWatermark));
+    this.#options.onRecords?.(
+      batch.topic,
+      batch.partition,
+      records.length,
+      records.reduce((n, r) => n + r.size, 0),
+    );
+    if (queue.shouldPause(id)) {
+      this.#consumer.pause([{ topic: batch.topic, partitions: [batch.partition] }]);
+      queue.markPaused(id);
+    }
+  }
+
+  /** Resumes partitions the scheduler has drained below their low-water mark. */
+  resumeDrained(): void {
+    for (const id of this.#options.queue.resumable()) {
+      const cut = id.lastIndexOf(':');
+      this.#consumer.resume([{ topic: id.slice(0, cut), partitions: [Number(id.slice(cut + 1))] }]);
+    }
+  }
+
+  /** Moves partitions back to the given offsets (after a failed batch): their buffered records are dropped. */
+  seek(positions: ReadonlyArray<{ topic: string; partition: number; offset: number }>): void {
+    for (const p of positions) {
+      this.#options.queue.clear(tp(p.topic, p.partition));
+      this.#consumer.seek({ topic: p.topic, partition: p.partition, offset: String(p.offset) });
+    }
+    const paused = this.#consumer.paused();
+    if (paused.length > 0) this.#consumer.resume(paused);
+  }
+
+  /** Commits offsets (with metadata) for the current group generation. */
+  async commit(
+    offsets: ReadonlyArray<{ topic: string; partition: number; offset: number; metadata: string | null }>,
+  ): Promise<void> {
+    if (offsets.length === 0) return;
+    await this.#consumer.commitOffsets(
+      offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: String(o.offset), metadata: o.metadata })),
+    );
+  }
+
+  #stopping: Promise<void> | undefined;
+  /** Stops fetching and leaves the group. */
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      this.#state = 'stopping';
+      try {
+        await this.#consumer.disconnect();
+      } finally {
+        this.#joined = false;
+        this.#state = 'stopped';
+      }
+    })();
+    return this.#stopping;
+  }
+
+  /** Stops fetching without leaving the group (first step of a graceful shutdown). */
+  pauseAll(): void {
+    const topics = [...new Set(this.#assignment.partitions.map((p) => p.topic))];
+    if (topics.length > 0) this.#consumer.pause(topics.map((topic) => ({ topic })));
+  }
+}
+
+/** kafkajs log lines through pino, so the service logs JSON only. */
+export function kafkaLogCreator(
+  logger: pino.Logger,
+): () => (entry: { level: number; log: { message: string } & Record<string, unknown> }) => void {
+  return () =>
+    ({ level, log }) => {
+      const { message, ...rest } = log;
+      // kafkajs levels: 1 error, 2 warn, 4 info, 5 debug
+      if (level <= 1) logger.error(rest, message);
+      else if (level === 2) logger.warn(rest, message);
+      else if (level === 4) logger.debug(rest, message);
+      else logger.trace(rest, message);
+    };
+}
+
+export type { Logger };

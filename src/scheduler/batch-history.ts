@@ -1,0 +1,40 @@
+/** A bounded history of recent batches, for `/api/batches` and the status page. */
+
+export interface BatchInfo {
+  id: number;
+  /** When the batch was due (epoch ms). */
+  scheduledAt: number;
+  startedAt: number;
+  records: number;
+  outputs: number;
+  late: number;
+  deadLettered: number;
+  processingMs: number;
+  schedulingDelayMs: number;
+  totalDelayMs: number;
+  outcome: 'ok' | 'failed';
+  error?: string;
+}
+
+export class BatchHistory {
+  readonly #capacity: number;
+  readonly #items: BatchInfo[] = [];
+
+  constructor(capacity: number) {
+    this.#capacity = Math.max(1, capacity);
+  }
+
+  add(info: BatchInfo): void {
+    this.#items.push(info);
+    if (this.#items.length > this.#capacity) this.#items.splice(0, this.#items.length - this.#capacity);
+  }
+
+  /** Most recent last; at most `limit`. */
+  recent(limit = this.#capacity): BatchInfo[] {
+    return this.#items.slice(-limit);
+  }
+
+  get last(): BatchInfo | undefined {
+    return this.#items[this.#items.length - 1];
+  }
+}

@@ -1,0 +1,420 @@
+/**
+ * The scheduler: every batch interval it cuts batch n from the buffer, fans the partitions out to
+ * their workers, publishes what they return, and commits offsets once Kafka has acknowledged the
+ * writes. Batches run one at a time and in order; when one outlasts the interval the next starts at
+ * once and the scheduling delay shows it (Spark Streaming's semantics).
+ *
+ * Partition state is rebuilt from committed positions at every new epoch (group rejoin) and after a
+ * failed batch (worker crash, publish or commit failure): the partitions are rewound to their
+ * committed offsets and replayed, so nothing is lost.
+ */
+import { type Admin } from 'kafkajs';
+import type pino from 'pino';
+import { describeError } from '../errors.ts';
+import { type JobPlan } from '../job/plan.ts';
+import { type Metrics } from '../metrics/registry.ts';
+import { partitionId, type PartitionResult, type PartitionStart, type PartitionWork } from '../pool/protocol.ts';
+import { RecordWriter } from '../pool/record-codec.ts';
+import { type WorkerPool } from '../pool/worker-pool.ts';
+import { type BufferQueue } from '../queue/buffer-queue.ts';
+import { type Assignment, type Receiver } from '../receiver/receiver.ts';
+import { type KafkaSink } from '../sink/kafka-sink.ts';
+import { type BatchHistory, type BatchInfo } from './batch-history.ts';
+
+export interface SchedulerOptions {
+  plan: JobPlan;
+  groupId: string;
+  startFrom: 'earliest' | 'latest';
+  batchIntervalMs: number;
+  maxBatchRecords: number;
+  queue: BufferQueue;
+  receiver: Receiver;
+  pool: WorkerPool;
+  sink: KafkaSink;
+  admin: Admin;
+  metrics: Metrics;
+  history: BatchHistory;
+  logger: pino.Logger;
+}
+
+export type SchedulerState = 'idle' | 'running' | 'stopping' | 'stopped';
+
+interface PartitionInfo {
+  topic: string;
+  partition: number;
+  windowed: boolean;
+  /** Committed position, once read for this epoch. */
+  start: PartitionStart | undefined;
+  /** The worker must rebuild state from `start` with the next batch. */
+  needsStart: boolean;
+  /** Next offset to process (last cut record + 1). */
+  position: number | undefined;
+  highWatermark: number | undefined;
+  streamTime: number | null;
+}
+
+export interface PartitionStatus {
+  topic: string;
+  partition: number;
+  position: number | null;
+  highWatermark: number | null;
+  lag: number | null;
+  streamTime: number | null;
+  buffered: number;
+}
+
+export class Scheduler {
+  readonly #o: SchedulerOptions;
+  #state: SchedulerState = 'idle';
+  #epoch = -1;
+  #partitions = new Map<string, PartitionInfo>();
+  #startsReady = false;
+  #loadingStarts: Promise<void> | undefined;
+  #batchId = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #wake: (() => void) | undefined;
+  #loop: Promise<void> | undefined;
+  #lastBusy: number[] = [];
+  #lastCompletedAt = Date.now();
+  #consecutiveFailures = 0;
+
+  constructor(options: SchedulerOptions) {
+    this.#o = options;
+  }
+
+  get state(): SchedulerState {
+    return this.#state;
+  }
+  /** Committed positions read for the current assignment (state can be rebuilt). */
+  get ready(): boolean {
+    return this.#startsReady;
+  }
+  get lastCompletedAt(): number {
+    return this.#lastCompletedAt;
+  }
+
+  /** Called by the receiver on every group (re)join. */
+  onAssignment(assignment: Assignment): void {
+    const plan = this.#o.plan;
+    this.#epoch = assignment.epoch;
+    const next = new Map<string, PartitionInfo>();
+    for (const { topic, partition } of assignment.partitions) {
+      const windowed =
+        plan.window !== undefined && (plan.repartitionTopic === undefined || topic === plan.repartitionTopic);
+      next.set(partitionId(topic, partition), {
+        topic,
+        partition,
+        windowed,
+        start: undefined,
+        needsStart: true,
+        position: undefined,
+        highWatermark: this.#partitions.get(partitionId(topic, partition))?.highWatermark,
+        streamTime: null,
+      });
+    }
+    for (const [id, info] of this.#partitions) {
+      if (!next.has(id)) {
+        this.#o.metrics.consumerLag.remove(info.topic, String(info.partition));
+        this.#o.metrics.watermarkLag.remove(info.topic, String(info.partition));
+      }
+    }
+    this.#partitions = next;
+    this.#o.metrics.assignedPartitions.set(next.size);
+    this.#o.metrics.rebalances.inc();
+    this.#startsReady = false;
+    this.#loadingStarts = undefined;
+    void this.#pool().dropAll(assignment.partitions.slice());
+  }
+
+  #pool(): WorkerPool {
+    return this.#o.pool;
+  }
+
+  onHighWatermark(topic: string, partition: number, highWatermark: number): void {
+    const info = this.#partitions.get(partitionId(topic, partition));
+    if (info) info.highWatermark = highWatermark;
+  }
+
+  async #loadStarts(): Promise<void> {
+    const epoch = this.#epoch;
+    const infos = [...this.#partitions.values()];
+    const topics = [...new Set(infos.map((i) => i.topic))];
+    const fetched = topics.length === 0 ? [] : await this.#o.admin.fetchOffsets({ groupId: this.#o.groupId, topics });
+    if (epoch !== this.#epoch) return;
+    for (const { topic, partitions } of fetched) {
+      for (const p of partitions) {
+        const info = this.#partitions.get(partitionId(topic, p.partition));
+        if (!info) continue;
+        const offset = Number(p.offset);
+        info.start = {
+          committedOffset: offset >= 0 ? offset : null,
+          metadata: offset >= 0 ? (p.metadata ?? null) : null,
+        };
+      }
+    }
+    for (const info of infos) info.start ??= { committedOffset: null, metadata: null };
+    this.#startsReady = true;
+  }
+
+  start(): void {
+    if (this.#state !== 'idle') return;
+    this.#state = 'running';
+    this.#loop = this.#run();
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.#wake = resolve;
+      this.#timer = setTimeout(resolve, Math.max(0, ms));
+    });
+  }
+
+  async #run(): Promise<void> {
+    const interval = this.#o.batchIntervalMs;
+    let due = Date.now() + interval;
+    while (this.#state === 'running') {
+      await this.#sleep(due - Date.now());
+      if (this.#state !== 'running') break;
+      const startedAt = Date.now();
+      await this.#runBatch(due, startedAt);
+      // Spark's rule: the next batch is due one interval after this one was; if that time has
+      // passed, it starts at once and its scheduling delay grows.
+      due += interval;
+      if (due < startedAt - 10 * interval) due = startedAt; // after a long stall, do not replay a storm of ticks
+    }
+  }
+
+  async #runBatch(scheduledAt: number, startedAt: number): Promise<void> {
+    const { queue, receiver, metrics, logger } = this.#o;
+    if (!this.#startsReady) {
+      if (this.#partitions.size === 0) return;
+      this.#loadingStarts ??= this.#loadStarts().catch((error: unknown) => {
+        this.#loadingStarts = undefined;
+        logger.warn({ err: error }, 'could not read committed offsets; will retry');
+      });
+      await this.#loadingStarts;
+      if (!this.#startsReady) return;
+    }
+    const epoch = this.#epoch;
+    const cut = queue.cut(this.#o.maxBatchRecords);
+    receiver.resumeDrained();
+    const id = ++this.#batchId;
+    const byWorker = new Map<number, PartitionWork[]>();
+    let records = 0;
+    const included: PartitionInfo[] = [];
+    for (const info of this.#partitions.values()) {
+      const pid = partitionId(info.topic, info.partition);
+      const raw = cut.get(pid);
+      const hasRecords = raw !== undefined && raw.length > 0;
+      // Windowed partitions come every batch (idle advancement closes windows when traffic stops),
+      // once their state has been rebuilt from records.
+      if (!hasRecords && !(info.windowed && !info.needsStart)) continue;
+      const writer = new RecordWriter(hasRecords ? 4096 + raw.reduce((n, r) => n + r.size + 32, 0) : 16);
+      if (hasRecords) {
+        for (const r of raw) {
+          writer.write(Number(r.offset), r.timestamp, r.key, r.value, r.headers);
+        }
+        records += raw.length;
+        metrics.recordsIn.inc({ topic: info.topic, partition: String(info.partition) }, raw.length);
+        info.position = Number(raw[raw.length - 1]!.offset) + 1;
+      }
+      const work: PartitionWork = {
+        topic: info.topic,
+        partition: info.partition,
+        records: writer.finish(),
+        count: writer.count,
+      };
+      if (info.needsStart && info.start) work.start = info.start;
+      const worker = this.#o.pool.route(info.topic, info.partition);
+      let list = byWorker.get(worker);
+      if (!list) byWorker.set(worker, (list = []));
+      list.push(work);
+      included.push(info);
+    }
+    if (byWorker.size === 0) {
+      this.#idleTick();
+      return;
+    }
+
+    const info: BatchInfo = {
+      id,
+      scheduledAt,
+      startedAt,
+      records,
+      outputs: 0,
+      late: 0,
+      deadLettered: 0,
+      processingMs: 0,
+      schedulingDelayMs: Math.max(0, startedAt - scheduledAt),
+      totalDelayMs: 0,
+      outcome: 'ok',
+    };
+    try {
+      const answers = await Promise.all(
+        [...byWorker].map(([worker, partitions]) =>
+          this.#o.pool.runBatch(worker, { batchId: id, batchTime: startedAt, partitions }),
+        ),
+      );
+      const results = answers.flatMap((a) => a.partitions);
+      for (const p of included) p.needsStart = false;
+      const publishStarted = performance.now();
+      await this.#o.sink.publish({
+        outputs: results.map((r) => ({ buffer: r.outputs, count: r.outputCount })),
+        repartition: results.map((r) => ({ buffer: r.repartition, count: r.repartitionCount })),
+        dead: results.flatMap((r) => r.dead),
+      });
+      metrics.publishLatency.observe((performance.now() - publishStarted) / 1000);
+      await this.#commit(epoch, results);
+      this.#account(results, info);
+      this.#consecutiveFailures = 0;
+    } catch (error) {
+      info.outcome = 'failed';
+      info.error = describeError(error);
+      this.#consecutiveFailures++;
+      logger.warn({ err: error, batch: id }, 'batch failed; rewinding partitions to their committed offsets');
+      await this.#reset().catch((resetError: unknown) => logger.error({ err: resetError }, 'rewind failed'));
+      if (this.#consecutiveFailures > 1) await this.#sleep(Math.min(30_000, 250 * 2 ** this.#consecutiveFailures));
+    }
+    const finished = Date.now();
+    info.processingMs = finished - startedAt;
+    info.totalDelayMs = info.processingMs + info.schedulingDelayMs;
+    this.#o.history.add(info);
+    metrics.batches.inc({ outcome: info.outcome });
+    metrics.batchRecords.observe(records);
+    metrics.batchProcessing.observe(info.processingMs / 1000);
+    metrics.schedulingDelay.observe(info.schedulingDelayMs / 1000);
+    metrics.lastSchedulingDelay.set(info.schedulingDelayMs / 1000);
+    metrics.totalDelay.observe(info.totalDelayMs / 1000);
+    if (info.outcome === 'ok') {
+      this.#lastCompletedAt = finished;
+      metrics.lastBatchTime.set(finished / 1000);
+    }
+    this.#gauges(finished - scheduledAt + this.#o.batchIntervalMs);
+    logger.debug(
+      { batch: id, records, outputs: info.outputs, ms: info.processingMs, delayMs: info.schedulingDelayMs },
+      'batch',
+    );
+  }
+
+  /** Nothing to process: the loop is alive and idle, which health checks must see. */
+  #idleTick(): void {
+    this.#lastCompletedAt = Date.now();
+    this.#o.metrics.lastBatchTime.set(this.#lastCompletedAt / 1000);
+    this.#gauges(this.#o.batchIntervalMs);
+  }
+
+  async #commit(epoch: number, results: PartitionResult[]): Promise<void> {
+    const offsets = results.flatMap((r) => (r.commit ? [{ topic: r.topic, partition: r.partition, ...r.commit }] : []));
+    if (offsets.length === 0) return;
+    // A rebalance while this batch ran: the partitions are being rebuilt elsewhere; do not commit.
+    if (epoch !== this.#epoch || epoch !== this.#o.receiver.epoch) return;
+    const started = performance.now();
+    await this.#o.receiver.commit(offsets);
+    this.#o.metrics.commitLatency.observe((performance.now() - started) / 1000);
+  }
+
+  #account(results: PartitionResult[], info: BatchInfo): void {
+    const m = this.#o.metrics;
+    let open = 0;
+    for (const r of results) {
+      const s = r.stats;
+      info.outputs += r.outputCount;
+      info.late += s.late;
+      info.deadLettered += r.dead.length;
+      m.recordsProcessed.inc({ topic: r.topic }, s.recordsIn);
+      if (s.late > 0) m.recordsLate.inc({ topic: r.topic }, s.late);
+      if (s.duplicates > 0) m.recordsDuplicate.inc(s.duplicates);
+      if (s.replayed > 0) m.recordsReplayed.inc(s.replayed);
+      if (r.repartitionCount > 0) m.recordsRepartitioned.inc(r.repartitionCount);
+      for (const d of r.dead) {
+        const code = d.headers.find(([n]) => n === 'sluice-error-code')?.[1];
+        m.recordsDeadLettered.inc({ code: typeof code === 'string' ? code : 'unknown' });
+      }
+      const p = this.#partitions.get(partitionId(r.topic, r.partition));
+      if (p) p.streamTime = s.streamTime;
+      open += s.openWindows;
+    }
+    m.recordsOut.inc(info.outputs);
+    // Windowed partitions report every batch; others hold no windows.
+    m.openWindows.set(open);
+  }
+
+  #gauges(windowMs: number): void {
+    const { metrics, queue, pool } = this.#o;
+    metrics.bufferRecords.set(queue.records);
+    metrics.bufferBytes.set(queue.bytes);
+    metrics.pausedPartitions.set(queue.pausedPartitions.length);
+    const now = Date.now();
+    for (const info of this.#partitions.values()) {
+      const labels = { topic: info.topic, partition: String(info.partition) };
+      if (info.highWatermark !== undefined && info.position !== undefined) {
+        metrics.consumerLag.set(labels, Math.max(0, info.highWatermark - info.position));
+      }
+      if (info.streamTime !== null) metrics.watermarkLag.set(labels, Math.max(0, (now - info.streamTime) / 1000));
+    }
+    const busy = pool.busyMs();
+    busy.forEach((ms, i) => {
+      const delta = ms - (this.#lastBusy[i] ?? 0);
+      metrics.workerBusy.set({ worker: String(i) }, Math.min(1, Math.max(0, delta / Math.max(1, windowMs))));
+    });
+    this.#lastBusy = busy;
+  }
+
+  /** Rewinds every assigned partition to its committed offset and rebuilds its state by replay. */
+  async #reset(): Promise<void> {
+    const { admin, receiver, metrics } = this.#o;
+    metrics.resets.inc();
+    const epoch = this.#epoch;
+    this.#startsReady = false;
+    this.#loadingStarts = undefined;
+    await this.#loadStarts();
+    if (epoch !== this.#epoch) return;
+    const positions: Array<{ topic: string; partition: number; offset: number }> = [];
+    const withoutCommit = [...this.#partitions.values()].filter((i) => i.start?.committedOffset == null);
+    const ends = new Map<string, number>();
+    for (const topic of new Set(withoutCommit.map((i) => i.topic))) {
+      for (const o of await admin.fetchTopicOffsets(topic)) {
+        ends.set(partitionId(topic, o.partition), Number(this.#o.startFrom === 'earliest' ? o.low : o.high));
+      }
+    }
+    for (const info of this.#partitions.values()) {
+      const offset = info.start?.committedOffset ?? ends.get(partitionId(info.topic, info.partition)) ?? 0;
+      positions.push({ topic: info.topic, partition: info.partition, offset });
+      info.needsStart = true;
+      info.position = undefined;
+    }
+    receiver.seek(positions);
+  }
+
+  /** What `/api/status` shows per partition. */
+  partitions(): PartitionStatus[] {
+    return [...this.#partitions.values()].map((info) => {
+      const lag =
+        info.highWatermark !== undefined && info.position !== undefined
+          ? Math.max(0, info.highWatermark - info.position)
+          : null;
+      return {
+        topic: info.topic,
+        partition: info.partition,
+        position: info.position ?? null,
+        highWatermark: info.highWatermark ?? null,
+        lag,
+        streamTime: info.streamTime,
+        buffered: this.#o.queue.sizeOf(partitionId(info.topic, info.partition)).records,
+      };
+    });
+  }
+
+  /** Stops after the running batch (which publishes and commits) and runs no other. */
+  async stop(): Promise<void> {
+    if (this.#state === 'idle') {
+      this.#state = 'stopped';
+      return;
+    }
+    this.#state = 'stopping';
+    clearTimeout(this.#timer);
+    this.#wake?.();
+    await this.#loop;
+    this.#state = 'stopped';
+  }
+}

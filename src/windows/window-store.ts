@@ -1,0 +1,301 @@
+/**
+ * Event-time window state of one partition of an aggregating stage (pure: no I/O, no clock of its
+ * own; the caller passes wall-clock time in).
+ *
+ * Semantics (design §2): the store keeps a *stream time*, the largest event time seen. A window
+ * `[start, end)` is closed when `streamTime >= end + latenessMs`. A record goes into each of its
+ * windows that is still open; a record whose windows are all closed is *late* and changes nothing
+ * but stream time. `collect()` runs at the end of each batch and emits per the emit mode:
+ * - `final`: one result per (key, window) when the window has closed, then the window is forgotten;
+ * - `update`: the (key, window)s changed by live (non-replay) records since the last collect;
+ *   closed windows are forgotten (and a closed window changed in this batch is emitted once, final).
+ *
+ * Layout for the hot path: windows are kept by start in a `Map<start, Slot>` plus an ascending array
+ * of starts (few distinct starts, new ones almost always appended at the end, closed ones removed
+ * from the front since every window has the same size). Each slot keeps the smallest offset of the
+ * records it holds, so `minOpenOffset()` only looks at the slots.
+ */
+import { IllegalStateError, UserCodeError } from '../errors.ts';
+import type { Aggregator } from './aggregators.ts';
+import type { ResolvedAssigner } from './assigners.ts';
+
+export type EmitMode = 'final' | 'update';
+
+export interface WindowStoreOptions {
+  assigner: ResolvedAssigner;
+  /** Allowed lateness in ms, >= 0. */
+  latenessMs: number;
+  emit: EmitMode;
+  aggregator: Aggregator<unknown, unknown, unknown>;
+  /** Wall-clock ms without records after which stream time follows wall-clock time; 0 = never. */
+  idleTimeoutMs: number;
+  /** Restored stream time (default -Infinity). */
+  initialStreamTime?: number;
+}
+
+export interface WindowResult {
+  key: string | null;
+  windowStart: number;
+  windowEnd: number;
+  value: unknown;
+  final: boolean;
+}
+
+export type AddOutcome = 'added' | 'late';
+
+interface Entry {
+  readonly key: string | null;
+  acc: unknown;
+  minOffset: number;
+  /** Changed by a live add since the last collect (update mode only). */
+  dirty: boolean;
+}
+
+interface Slot {
+  readonly start: number;
+  readonly end: number;
+  /** `null` is a key of its own: `Map` tells `null` and `'null'` apart. */
+  readonly entries: Map<string | null, Entry>;
+  minOffset: number;
+}
+
+/** Null first, then string order (UTF-16 code units, like `Array.prototype.sort`). */
+function compareKeys(a: string | null, b: string | null): number {
+  if (a === b) return 0;
+  if (a === null) return -1;
+  if (b === null) return 1;
+  return a < b ? -1 : 1;
+}
+
+function compareResults(a: WindowResult, b: WindowResult): number {
+  return a.windowStart - b.windowStart || compareKeys(a.key, b.key);
+}
+
+export class WindowStore {
+  private readonly sizeMs: number;
+  private readonly slideMs: number;
+  private readonly tumblingWindows: boolean;
+  private readonly latenessMs: number;
+  private readonly emit: EmitMode;
+  private readonly aggregator: Aggregator<unknown, unknown, unknown>;
+  private readonly idleTimeoutMs: number;
+
+  private readonly slots = new Map<number, Slot>();
+  /** Starts of `slots`, ascending. */
+  private starts: number[] = [];
+  /** Entries changed by live adds since the last collect (update mode only). */
+  private dirtyEntries: Array<{ slot: Slot; entry: Entry }> = [];
+  private entryCount = 0;
+
+  private currentStreamTime: number;
+  /** Stream time after the last record, and the wall time it arrived: the idle clock. */
+  private idleAnchorStreamTime: number;
+  private idleAnchorWallTime: number | undefined;
+
+  /** Scratch for add(): the open windows of the record and their new accumulators. */
+  private readonly scratchStarts: number[] = [];
+  private readonly scratchAccs: unknown[] = [];
+
+  constructor(options: WindowStoreOptions) {
+    const { assigner, latenessMs, idleTimeoutMs } = options;
+    if (!(assigner.sizeMs > 0) || !(assigner.slideMs > 0) || !Number.isFinite(assigner.sizeMs + assigner.slideMs)) {
+      throw new IllegalStateError(`window size and slide must be positive, got ${assigner.sizeMs}/${assigner.slideMs}`);
+    }
+    if (!(latenessMs >= 0) || !Number.isFinite(latenessMs)) {
+      throw new IllegalStateError(`window lateness must be a finite number >= 0, got ${latenessMs}`);
+    }
+    if (!(idleTimeoutMs >= 0) || !Number.isFinite(idleTimeoutMs)) {
+      throw new IllegalStateError(`idle timeout must be a finite number >= 0, got ${idleTimeoutMs}`);
+    }
+    const initial = options.initialStreamTime ?? -Infinity;
+    if (Number.isNaN(initial) || initial === Infinity) {
+      throw new IllegalStateError(`initial stream time must be finite or -Infinity, got ${initial}`);
+    }
+    this.sizeMs = assigner.sizeMs;
+    this.slideMs = assigner.slideMs;
+    this.tumblingWindows = assigner.kind === 'tumbling' || assigner.slideMs === assigner.sizeMs;
+    this.latenessMs = latenessMs;
+    this.emit = options.emit;
+    this.aggregator = options.aggregator;
+    this.idleTimeoutMs = idleTimeoutMs;
+    this.currentStreamTime = initial;
+    this.idleAnchorStreamTime = initial;
+  }
+
+  get streamTime(): number {
+    return this.currentStreamTime;
+  }
+
+  /** Number of distinct (key, window) pairs held. */
+  get openWindows(): number {
+    return this.entryCount;
+  }
+
+  /**
+   * Adds one record to each of its windows that is open (closed = `streamTime >= end + latenessMs`,
+   * stream time as before this record). Returns `'late'` when all its windows are closed. Then
+   * stream time becomes `max(streamTime, eventTime)`. `replay` adds rebuild state without marking
+   * windows changed for update emission. If the aggregator throws, nothing changes (stream time
+   * included) and the error is re-thrown.
+   */
+  add(
+    key: string | null,
+    eventTime: number,
+    value: unknown,
+    offset: number,
+    wallNow: number,
+    replay = false,
+  ): AddOutcome {
+    if (!Number.isFinite(eventTime)) {
+      throw new UserCodeError(`event time is not a finite number: ${String(eventTime)}`);
+    }
+    const starts = this.scratchStarts;
+    const accs = this.scratchAccs;
+    starts.length = 0;
+    accs.length = 0;
+    // A window is open iff end + lateness > streamTime, i.e. start > streamTime - size - lateness.
+    const closedUpTo = this.currentStreamTime - this.sizeMs - this.latenessMs;
+    if (this.tumblingWindows) {
+      // Same arithmetic as assignWindows().
+      const start = Math.floor(eventTime / this.sizeMs) * this.sizeMs;
+      if (start > closedUpTo) starts.push(start);
+    } else {
+      // Same arithmetic as assignWindows(): newest start first, stepping back by the slide.
+      const lowest = eventTime - this.sizeMs;
+      for (let start = Math.floor(eventTime / this.slideMs) * this.slideMs; start > lowest; start -= this.slideMs) {
+        if (start > closedUpTo) starts.push(start);
+      }
+    }
+
+    if (starts.length === 0) {
+      this.noteRecord(eventTime, wallNow);
+      return 'late';
+    }
+
+    // First compute every new accumulator (user code may throw), then commit them all.
+    const aggregator = this.aggregator;
+    for (const start of starts) {
+      const entry = this.slots.get(start)?.entries.get(key);
+      accs.push(aggregator.add(entry === undefined ? aggregator.init() : entry.acc, value));
+    }
+
+    for (let i = 0; i < starts.length; i++) {
+      const start = starts[i] as number;
+      let slot = this.slots.get(start);
+      if (slot === undefined) {
+        slot = { start, end: start + this.sizeMs, entries: new Map(), minOffset: offset };
+        this.slots.set(start, slot);
+        this.insertStart(start);
+      } else if (offset < slot.minOffset) {
+        slot.minOffset = offset;
+      }
+      let entry = slot.entries.get(key);
+      if (entry === undefined) {
+        entry = { key, acc: accs[i], minOffset: offset, dirty: false };
+        slot.entries.set(key, entry);
+        this.entryCount++;
+      } else {
+        entry.acc = accs[i];
+        if (offset < entry.minOffset) entry.minOffset = offset;
+      }
+      if (!replay && !entry.dirty && this.emit === 'update') {
+        entry.dirty = true;
+        this.dirtyEntries.push({ slot, entry });
+      }
+    }
+    accs.length = 0;
+    this.noteRecord(eventTime, wallNow);
+    return 'added';
+  }
+
+  /**
+   * Idle advancement: when no record came for `idleTimeoutMs` of wall time, stream time follows
+   * wall-clock time from the last record on. Needs a first record, or a finite restored stream time
+   * (then the first call starts the idle clock).
+   */
+  advanceIdle(wallNow: number): void {
+    if (this.idleTimeoutMs <= 0) return;
+    if (this.idleAnchorWallTime === undefined) {
+      if (Number.isFinite(this.idleAnchorStreamTime)) this.idleAnchorWallTime = wallNow;
+      return;
+    }
+    const idleFor = wallNow - this.idleAnchorWallTime;
+    if (idleFor < this.idleTimeoutMs) return;
+    const advanced = this.idleAnchorStreamTime + idleFor;
+    if (advanced > this.currentStreamTime) this.currentStreamTime = advanced;
+  }
+
+  /**
+   * End of batch: the results due per the emit mode, sorted by window start then key; forgets closed
+   * windows. If the aggregator's `result()` throws, nothing is forgotten and the error is re-thrown.
+   */
+  collect(): WindowResult[] {
+    const results: WindowResult[] = [];
+    const aggregator = this.aggregator;
+    const closedUpTo = this.currentStreamTime - this.sizeMs - this.latenessMs;
+    const finalMode = this.emit === 'final';
+
+    // First build every result (user code may throw), then forget what was emitted or closed.
+    let closedCount = 0;
+    while (closedCount < this.starts.length && (this.starts[closedCount] as number) <= closedUpTo) {
+      const slot = this.slots.get(this.starts[closedCount] as number) as Slot;
+      for (const entry of slot.entries.values()) {
+        if (finalMode || entry.dirty) {
+          results.push({
+            key: entry.key,
+            windowStart: slot.start,
+            windowEnd: slot.end,
+            value: aggregator.result(entry.acc),
+            final: true,
+          });
+        }
+      }
+      closedCount++;
+    }
+    for (const { slot, entry } of this.dirtyEntries) {
+      if (slot.start <= closedUpTo) continue; // closed: emitted above, once, as final
+      results.push({
+        key: entry.key,
+        windowStart: slot.start,
+        windowEnd: slot.end,
+        value: aggregator.result(entry.acc),
+        final: false,
+      });
+    }
+
+    for (const { entry } of this.dirtyEntries) entry.dirty = false;
+    this.dirtyEntries = [];
+    for (let i = 0; i < closedCount; i++) {
+      const start = this.starts[i] as number;
+      this.entryCount -= (this.slots.get(start) as Slot).entries.size;
+      this.slots.delete(start);
+    }
+    if (closedCount > 0) this.starts.splice(0, closedCount);
+
+    results.sort(compareResults);
+    return results;
+  }
+
+  /** Smallest offset of any record held by a window not yet collected, or `undefined` when none. */
+  minOpenOffset(): number | undefined {
+    let min: number | undefined;
+    for (const slot of this.slots.values()) {
+      if (min === undefined || slot.minOffset < min) min = slot.minOffset;
+    }
+    return min;
+  }
+
+  private noteRecord(eventTime: number, wallNow: number): void {
+    if (eventTime > this.currentStreamTime) this.currentStreamTime = eventTime;
+    this.idleAnchorStreamTime = this.currentStreamTime;
+    this.idleAnchorWallTime = wallNow;
+  }
+
+  private insertStart(start: number): void {
+    const starts = this.starts;
+    let i = starts.length;
+    while (i > 0 && (starts[i - 1] as number) > start) i--;
+    if (i === starts.length) starts.push(start);
+    else starts.splice(i, 0, start);
+  }
+}

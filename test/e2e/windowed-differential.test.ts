@@ -1,0 +1,217 @@
+/**
+ * Differential tests: the real service, the real broker, 100 000+ generated page views over 8
+ * partitions (skewed, out of order, late, malformed). The output topic is compared with a plain
+ * recomputation of the input; late and malformed records must be in the dead-letter topic exactly once.
+ */
+import { describe, expect, test } from '@jest/globals';
+import { Partitioners } from 'kafkajs';
+import {
+  generateClickstream,
+  produceClickstream,
+  type GeneratedRecord,
+  type PageView,
+} from '../../examples/generator/clickstream.ts';
+import { createTopic, onCleanup, uniqueName } from '../helpers.ts';
+import { referenceWindows, type RefRecord } from '../support/reference-windows.ts';
+import { metricValue, startService } from '../support/service.ts';
+import { readAll, readTopic, testProducer, type ReadRecord } from '../support/topics.ts';
+
+const PARTITIONS = 8;
+const COUNT = 100_000;
+const FAR_FUTURE = 3_600_000;
+
+interface Output {
+  key: string | null;
+  windowStart: number;
+  windowEnd: number;
+  value: number;
+}
+
+function parseOutputs(records: ReadRecord[]): Output[] {
+  return records.map((r) => JSON.parse(r.value!.toString()) as Output);
+}
+
+function parseEvent(r: ReadRecord): PageView | undefined {
+  try {
+    const e = JSON.parse(r.value!.toString()) as PageView;
+    return typeof e.page === 'string' ? e : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Produces the generated stream plus, per partition, one record far in the future that closes every window. */
+async function produceInput(topic: string, seed: number): Promise<GeneratedRecord[]> {
+  const producer = await testProducer();
+  const records = [...generateClickstream({ count: COUNT, seed, eventsPerSecond: 500, users: 300, pages: 40 })];
+  await produceClickstream(producer, topic, records, { batchSize: 5000 });
+  const maxTs = Math.max(...records.flatMap((r) => (r.event ? [r.event.ts] : [])));
+  // One record far in the future per input partition, with pages chosen so that they also reach every
+  // partition of the repartition topic (same murmur2 partitioner as the sink): every window closes.
+  const partitioner = Partitioners.DefaultPartitioner();
+  const partitionMetadata = Array.from({ length: PARTITIONS }, (_, i) => ({ partitionId: i, leader: 0 })) as never;
+  const pages = new Map<number, string>();
+  for (let i = 0; pages.size < PARTITIONS; i++) {
+    const page = `/flush-${i}`;
+    const target = partitioner({ topic: 'x', partitionMetadata, message: { key: page, value: null } });
+    if (!pages.has(target)) pages.set(target, page);
+  }
+  await producer.send({
+    topic,
+    messages: [...pages.values()].map((page, partition) => ({
+      partition,
+      key: `flush-${partition}`,
+      value: JSON.stringify({ page, user: `flush-${partition}`, ts: maxTs + FAR_FUTURE }),
+    })),
+  });
+  return records;
+}
+
+describe('windowed aggregation against a recomputation', () => {
+  test('count per user (no repartition): output equals the reference exactly; late and malformed records are dead-lettered once', async () => {
+    const input = await createTopic(uniqueName('dv-user-in'), PARTITIONS);
+    const output = uniqueName('dv-user-out');
+    const name = uniqueName('dv-user');
+    await produceInput(input, 7);
+
+    // The reference reads the input exactly as the service will: per partition, in offset order.
+    const inputRecords = await readAll(input);
+    inputRecords.sort((a, b) => a.partition - b.partition || a.offset - b.offset);
+    const valid = inputRecords.flatMap((r) => {
+      const e = parseEvent(r);
+      return e ? [{ record: r, event: e }] : [];
+    });
+    const refInput: RefRecord[] = valid.map(({ record, event }) => ({
+      partition: record.partition,
+      key: record.key,
+      eventTime: event.ts,
+      value: event,
+    }));
+    const reference = referenceWindows(refInput, {
+      kind: 'tumbling',
+      sizeMs: 10_000,
+      latenessMs: 5_000,
+      aggregate: 'count',
+    });
+    const malformed = inputRecords.length - valid.length;
+    expect(reference.late.length).toBeGreaterThan(50);
+    expect(malformed).toBeGreaterThan(20);
+
+    const service = await startService({
+      job: 'test/fixtures/jobs/user-windows.ts',
+      env: { TEST_JOB_NAME: name, TEST_INPUT: input, TEST_OUTPUT: output, TEST_MAX_BATCH: '20000' },
+    });
+    onCleanup(() => service.stop('SIGKILL'));
+    await service.waitReady();
+
+    const outputs = parseOutputs(await readTopic(output, (r) => r.length >= reference.closed.length));
+    const dlq = await readTopic(`${name}-dlq`, (r) => r.length >= reference.late.length + malformed);
+
+    const expected = new Map(reference.closed.map((w) => [`${w.key}|${w.windowStart}`, w.value]));
+    const actual = new Map<string, number>();
+    for (const o of outputs) {
+      const id = `${o.key}|${o.windowStart}`;
+      expect(actual.has(id)).toBe(false); // one final result per (key, window)
+      actual.set(id, o.value);
+      expect(o.windowEnd - o.windowStart).toBe(10_000);
+    }
+    expect(actual).toEqual(expected);
+
+    const lateOffsets = dlq
+      .filter((r) => r.headers['sluice-error-code'] === 'SLUICE_LATE_RECORD')
+      .map((r) => `${r.headers['sluice-source-partition']}:${r.headers['sluice-source-offset']}`);
+    const expectedLate = reference.late.map((i) => `${valid[i]!.record.partition}:${valid[i]!.record.offset}`);
+    expect(lateOffsets.sort()).toEqual(expectedLate.sort());
+    const bad = dlq.filter((r) => r.headers['sluice-error-code'] === 'SLUICE_DESERIALIZE_FAILED');
+    expect(bad).toHaveLength(malformed);
+    for (const r of bad) {
+      expect(r.headers['sluice-error-message']).toMatch(/not valid JSON/);
+      expect(r.headers['sluice-source-topic']).toBe(input);
+    }
+
+    const metrics = await service.metrics();
+    expect(metricValue(metrics, 'sluice_records_in_total', { topic: input })).toBe(inputRecords.length);
+    expect(metricValue(metrics, 'sluice_records_late_total')).toBe(reference.late.length);
+    expect(metricValue(metrics, 'sluice_records_out_total')).toBe(reference.closed.length);
+    const stopped = await service.stop('SIGTERM');
+    expect(stopped.code).toBe(0);
+  });
+
+  test('count per page through the repartition topic: every valid record is counted once or dead-lettered as late once', async () => {
+    const input = await createTopic(uniqueName('dv-page-in'), PARTITIONS);
+    const output = uniqueName('dv-page-out');
+    const name = uniqueName('dv-page');
+    const generated = await produceInput(input, 11);
+    const inputRecords = await readAll(input);
+    const valid = inputRecords.flatMap((r) => {
+      const e = parseEvent(r);
+      return e ? [{ record: r, event: e }] : [];
+    });
+    const malformed = inputRecords.length - valid.length;
+
+    // Long idle timeout: windows close by event time only (the flush records), never by the clock.
+    const service = await startService({
+      job: 'test/fixtures/jobs/page-windows.ts',
+      env: { TEST_JOB_NAME: name, TEST_INPUT: input, TEST_OUTPUT: output, TEST_IDLE_MS: '600000' },
+    });
+    onCleanup(() => service.stop('SIGKILL'));
+    await service.waitReady();
+
+    const windowOf = (ts: number): number => Math.floor(ts / 10_000) * 10_000;
+    const expectedAll = new Map<string, number>();
+    for (const { event } of valid) {
+      const id = `${event.page}|${windowOf(event.ts)}`;
+      expectedAll.set(id, (expectedAll.get(id) ?? 0) + 1);
+    }
+    // Wait until processing is complete: every valid record has been counted or dead-lettered.
+    let outputs: Output[] = [];
+    let dlq: ReadRecord[] = [];
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      const metrics = await service.metrics();
+      const processed = metricValue(metrics, 'sluice_records_processed_total', { topic: `${name}-repartition` });
+      const dead = metricValue(metrics, 'sluice_records_dead_lettered_total');
+      if (processed >= valid.length && dead >= malformed) break;
+      if (Date.now() > deadline) throw new Error(`processed ${processed} of ${valid.length}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+    outputs = parseOutputs(await readAll(output));
+    dlq = await readAll(`${name}-dlq`);
+
+    const late = dlq.filter((r) => r.headers['sluice-error-code'] === 'SLUICE_LATE_RECORD');
+    const lateIds = late.map((r) => `${r.headers['sluice-src']}|${r.headers['sluice-pos']}`);
+    expect(new Set(lateIds).size).toBe(lateIds.length); // each late record once
+    const lateByWindow = new Map<string, number>();
+    for (const r of late) {
+      const e = JSON.parse(r.value!.toString()) as PageView;
+      const id = `${e.page}|${windowOf(e.ts)}`;
+      lateByWindow.set(id, (lateByWindow.get(id) ?? 0) + 1);
+    }
+    const actual = new Map<string, number>();
+    for (const o of outputs) {
+      const id = `${o.key}|${o.windowStart}`;
+      expect(actual.has(id)).toBe(false);
+      actual.set(id, o.value);
+    }
+    // Every window: counted + late = all valid records of that (page, window); nothing lost, nothing twice.
+    let checked = 0;
+    for (const [id, total] of expectedAll) {
+      if (id.startsWith('/flush-')) continue;
+      const counted = actual.get(id) ?? 0;
+      expect(`${id}: ${counted + (lateByWindow.get(id) ?? 0)}`).toBe(`${id}: ${total}`);
+      checked++;
+    }
+    expect(checked).toBeGreaterThan(500);
+    expect([...actual.keys()].filter((id) => !expectedAll.has(id))).toEqual([]);
+    // Records planted 60–120 s behind are late whatever the interleaving.
+    const lateEvents = new Set(late.map((r) => r.value!.toString()));
+    const planted = generated.filter((g) => g.kind === 'late' && g.event && typeof g.event.page === 'string');
+    expect(planted.length).toBeGreaterThan(50);
+    const missed = planted.filter((g) => !lateEvents.has(JSON.stringify(g.event)));
+    expect(missed).toEqual([]);
+    console.log(`repartitioned job: ${late.length} late of ${valid.length} valid, ${planted.length} planted late`);
+    expect(dlq.filter((r) => r.headers['sluice-error-code'] === 'SLUICE_DESERIALIZE_FAILED')).toHaveLength(malformed);
+    expect((await service.stop('SIGTERM')).code).toBe(0);
+  });
+});

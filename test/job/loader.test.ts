@@ -1,0 +1,132 @@
+/**
+ * The job loader. Inside Jest, `import()` of a `.ts` module goes through Jest's own transform, so
+ * the real check is in a child `node` process: tsx registered by the loader, `sluice` resolved
+ * through the package's `exports` with the `sluice-source` condition, as worker threads do.
+ */
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { describe, expect, test } from '@jest/globals';
+import { JobLoadError, JobValidationError } from '../../src/errors.ts';
+import { loadJobPlan } from '../../src/job/loader.ts';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const fixtures = path.join(root, 'test/fixtures/jobs');
+const loaderUrl = pathToFileURL(path.join(root, 'src/job/loader.ts')).href;
+
+async function rejection(promise: Promise<unknown>): Promise<Error> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as Error;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('loadJobPlan (in process)', () => {
+  test('loads and compiles a valid job, resolving the path against cwd', async () => {
+    const plan = await loadJobPlan('test/fixtures/jobs/page-count.ts', root);
+    expect(plan).toMatchObject({
+      name: 'page-count',
+      inputTopics: ['page-views'],
+      outputTopic: 'page-counts',
+      repartitionTopic: 'page-count-repartition',
+      window: { assigner: { kind: 'tumbling', sizeMs: 10_000 }, latenessMs: 5000 },
+    });
+    expect(plan.stage1.map((op) => op.label)).toEqual(['filter#1', 'keyBy#2']);
+  });
+
+  test('a missing file is a JobLoadError naming the path', async () => {
+    const error = await rejection(loadJobPlan('test/fixtures/jobs/nope.ts', root));
+    expect(error).toBeInstanceOf(JobLoadError);
+    expect(error.message).toContain(path.join(fixtures, 'nope.ts'));
+  });
+
+  test('a directory is a JobLoadError', async () => {
+    const error = await rejection(loadJobPlan(fixtures));
+    expect(error).toBeInstanceOf(JobLoadError);
+    expect(error.message).toContain('is not a file');
+  });
+
+  test('an invalid job is a JobValidationError', async () => {
+    const error = await rejection(loadJobPlan(path.join(fixtures, 'invalid-slide.ts')));
+    expect(error).toBeInstanceOf(JobValidationError);
+    expect((error as JobValidationError).issues).toEqual(['window: slide (20000 ms) is larger than size (10000 ms)']);
+  });
+
+  test('a module that throws while loading is a JobLoadError with the cause', async () => {
+    const error = await rejection(loadJobPlan(path.join(fixtures, 'throws-on-load.ts')));
+    expect(error).toBeInstanceOf(JobLoadError);
+    expect(error.message).toContain('boom while loading the job module');
+    expect(error.message).toContain('throws-on-load.ts');
+    expect((error.cause as Error).message).toBe('boom while loading the job module');
+  });
+
+  test('a module without a job export is a JobValidationError', async () => {
+    const error = await rejection(loadJobPlan(path.join(fixtures, 'not-a-job.ts')));
+    expect(error).toBeInstanceOf(JobValidationError);
+    expect(error.message).toContain('has no default export (nor a named export "job")');
+  });
+});
+
+/** Runs an ESM snippet in a child `node`, as the engine runs from sources, and parses its JSON output. */
+function runNode(script: string): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      ['--conditions=sluice-source', '--import', 'tsx', '--input-type=module', '--eval', script],
+      { cwd: root, timeout: 60_000 },
+      (error, stdout, stderr) => {
+        if (error) reject(new Error(`child failed: ${error.message}\n${stderr}`));
+        else resolve(JSON.parse(stdout));
+      },
+    );
+  });
+}
+
+const childScript = (jobPath: string): string => `
+import { loadJobPlan } from ${JSON.stringify(loaderUrl)};
+const report = async (p) => {
+  try {
+    const plan = await p;
+    return { ok: true, name: plan.name, stage1: plan.stage1.map((op) => op.label), repartition: plan.repartitionTopic, window: plan.window && plan.window.assigner };
+  } catch (error) {
+    return { ok: false, name: error.name, code: error.code, message: error.message };
+  }
+};
+// Twice: the second load must not register tsx again.
+const first = await report(loadJobPlan(${JSON.stringify(jobPath)}));
+const second = await report(loadJobPlan(${JSON.stringify(jobPath)}));
+process.stdout.write(JSON.stringify({ first, second }));
+`;
+
+describe('loadJobPlan (child node process)', () => {
+  test('loads a TypeScript job importing `sluice`', async () => {
+    const out = await runNode(childScript('test/fixtures/jobs/page-count.ts'));
+    const expected = {
+      ok: true,
+      name: 'page-count',
+      stage1: ['filter#1', 'keyBy#2'],
+      repartition: 'page-count-repartition',
+      window: { kind: 'tumbling', sizeMs: 10_000, slideMs: 10_000 },
+    };
+    expect(out).toEqual({ first: expected, second: expected });
+  });
+
+  test('reports load and validation errors', async () => {
+    const thrown = (await runNode(childScript('test/fixtures/jobs/throws-on-load.ts'))) as { first: unknown };
+    expect(thrown.first).toEqual({
+      ok: false,
+      name: 'JobLoadError',
+      code: 'SLUICE_JOB_LOAD_FAILED',
+      message: expect.stringContaining('boom while loading the job module'),
+    });
+    const invalid = (await runNode(childScript('test/fixtures/jobs/invalid-slide.ts'))) as { first: unknown };
+    expect(invalid.first).toEqual({
+      ok: false,
+      name: 'JobValidationError',
+      code: 'SLUICE_JOB_INVALID',
+      message: 'invalid job: window: slide (20000 ms) is larger than size (10000 ms)',
+    });
+  });
+});
