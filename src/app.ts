@@ -159,7 +159,10 @@ export class App {
       throw classifyKafkaError(error, config.kafka.brokers);
     }
     this.#admin = admin;
-    await ensureTopics(admin, plan, config.createTopics, logger);
+    const layout = await ensureTopics(admin, plan, config.createTopics, logger);
+    const sources = [...layout.inputPartitions].flatMap(([topic, n]) =>
+      Array.from({ length: n }, (_, p) => `${topic}:${p}`),
+    );
     this.#startBrokerProbe(admin);
 
     this.#pool = await WorkerPool.create({
@@ -167,6 +170,7 @@ export class App {
       jobPath: this.#jobPath,
       maxRecordBytes: config.maxRecordBytes,
       batchIntervalMs: config.batchIntervalMs,
+      sources,
       onCrash: (index, error) => {
         this.metrics.workerRestarts.inc();
         logger.warn(
@@ -179,6 +183,7 @@ export class App {
       output: plan.outputTopic,
       dlq: plan.dlqTopic,
       repartition: plan.repartitionTopic,
+      repartitionPartitions: layout.repartitionPartitions ?? 0,
     });
     await this.#sink.start();
 

@@ -9,7 +9,13 @@ import { describeError, type ErrorCode } from '../errors.ts';
 import { type JobPlan, type Op, type RecordMeta } from '../job/plan.ts';
 import { decodeCheckpoint, encodeCheckpoint } from '../state/checkpoint.ts';
 import { WindowStore, type WindowResult } from '../windows/window-store.ts';
-import { type DeadLetter, type PartitionResult, type PartitionStart, type PartitionStats } from './protocol.ts';
+import {
+  type DeadLetter,
+  type PartitionResult,
+  type PartitionStart,
+  type PartitionStats,
+  type SourceWatermark,
+} from './protocol.ts';
 import { readRecords, RecordWriter, type CodecRecord } from './record-codec.ts';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -19,10 +25,15 @@ const encoder = new TextEncoder();
 /** Headers Sluice writes on repartition records: which upstream record a re-keyed record came from. */
 export const SOURCE_HEADER = 'sluice-src';
 export const POSITION_HEADER = 'sluice-pos';
+/** On a repartition-topic control record: the upstream partition's stream time (and idleness). */
+export const WATERMARK_HEADER = 'sluice-wm';
+export const IDLE_HEADER = 'sluice-idle';
 
 export interface ProcessorOptions {
   plan: JobPlan;
   maxRecordBytes: number;
+  /** Every input partition (`topic:partition`): the upstream sources of a repartitioned stage. */
+  sources: readonly string[];
 }
 
 class RecordFailure extends Error {
@@ -110,6 +121,15 @@ export class PartitionProcessor {
   readonly #dedupe: Map<string, readonly [number, number]>;
   readonly #replayDedupe = new Map<string, readonly [number, number]>();
   #lastCommit: { offset: number; metadata: string | null } | undefined;
+  /** Stage 2: what each upstream partition last reported; stream time is the smallest. */
+  readonly #sources: Map<string, { streamTime: number; idle: boolean }>;
+  readonly #expectedSources: readonly string[];
+  /** Stage 1 of a windowed re-keyed job: this partition's stream time, reported downstream. */
+  readonly #reportsWatermark: boolean;
+  #sourceStreamTime = -Infinity;
+  #lastRecordWall: number | undefined;
+  readonly #createdWall = Date.now();
+  #lastReported: SourceWatermark | undefined;
 
   constructor(options: ProcessorOptions, topic: string, partition: number, start: PartitionStart) {
     this.topic = topic;
@@ -121,8 +141,11 @@ export class PartitionProcessor {
     this.#end = start.committedOffset ?? 0;
     this.#replayUntil = checkpoint && start.committedOffset !== null ? checkpoint.end : 0;
     this.#dedupe = checkpoint?.dedupe ?? new Map();
+    this.#sources = checkpoint?.sources ?? new Map();
+    this.#expectedSources = options.sources;
     const window = options.plan.window;
     const windowed = window !== undefined && (this.#stage === 2 || options.plan.repartitionTopic === undefined);
+    this.#reportsWatermark = window !== undefined && this.#stage === 1 && options.plan.repartitionTopic !== undefined;
     this.#windows = windowed
       ? new WindowStore({
           assigner: window.assigner,
@@ -131,6 +154,7 @@ export class PartitionProcessor {
           aggregator: window.aggregator,
           idleTimeoutMs: window.idleTimeoutMs,
           ...(checkpoint?.streamTime != null ? { initialStreamTime: checkpoint.streamTime } : {}),
+          externalClock: this.#stage === 2,
         })
       : undefined;
   }
@@ -170,19 +194,33 @@ export class PartitionProcessor {
           );
         }
         if (this.#stage === 2) {
-          if (this.#isDuplicate(record, replay)) {
+          const upstream = this.#upstream(record);
+          if (upstream.watermark !== undefined) {
+            // A control record, not data: kept out of the record statistics.
+            stats.recordsIn--;
+            if (replay) stats.replayed--;
+            this.#noteSource(upstream.source!, upstream.watermark, upstream.idle);
+            continue;
+          }
+          if (this.#isDuplicate(upstream.source, upstream.position, replay)) {
             stats.duplicates++;
             continue;
           }
           const value = this.#deserialize(record, 'json');
           const eventTime = processingTime ? batchTime : record.timestamp;
           const key = record.key === null ? null : utf8Lenient.decode(record.key);
-          for (const el of applyOps(plan.stage2, { key, value }))
+          for (const el of applyOps(plan.stage2, { key, value })) {
             this.#toWindow(record, el, eventTime, wallNow, replay, dead, stats);
+          }
+          if (upstream.source !== undefined) this.#noteSource(upstream.source, eventTime, false);
           continue;
         }
         const value = this.#deserialize(record, plan.format);
         const eventTime = processingTime ? batchTime : this.#eventTime(record, value);
+        if (this.#reportsWatermark) {
+          this.#lastRecordWall = wallNow;
+          if (eventTime > this.#sourceStreamTime) this.#sourceStreamTime = eventTime;
+        }
         const key = record.key === null ? null : utf8Lenient.decode(record.key);
         const elements = applyOps(plan.stage1, { key, value });
         if (plan.repartitionTopic !== undefined) {
@@ -245,9 +283,72 @@ export class PartitionProcessor {
       repartition: repartition.finish(),
       repartitionCount: repartition.count,
       dead,
+      watermark: this.#reportsWatermark ? this.#watermarkReport(wallNow) : null,
       commit: this.#commit(),
       stats,
     };
+  }
+
+  /** Stage 1: this partition's stream time for the aggregating stage, when it changed. */
+  #watermarkReport(wallNow: number): SourceWatermark | null {
+    const idleTimeout = this.#plan.window?.idleTimeoutMs ?? 0;
+    const idle = idleTimeout > 0 && wallNow - (this.#lastRecordWall ?? this.#createdWall) >= idleTimeout;
+    const report: SourceWatermark = {
+      streamTime: Number.isFinite(this.#sourceStreamTime) ? this.#sourceStreamTime : null,
+      idle,
+    };
+    const last = this.#lastReported;
+    if (last && last.streamTime === report.streamTime && last.idle === report.idle) return null;
+    this.#lastReported = report;
+    return report;
+  }
+
+  /**
+   * Stage 2: an upstream partition reached `streamTime`. The stage's stream time is the smallest
+   * stream time of the upstream partitions that are not idle (all idle: the largest), like a
+   * watermark: one upstream partition read ahead of the others (a backlog read partition by
+   * partition, a skewed key space) does not make the others' records late.
+   */
+  #noteSource(source: string, streamTime: number | null, idle: boolean): void {
+    const entry = this.#sources.get(source);
+    const t = Math.max(entry?.streamTime ?? -Infinity, streamTime ?? -Infinity);
+    this.#sources.set(source, { streamTime: t, idle });
+    let min = Infinity;
+    let max = -Infinity;
+    let active = 0;
+    for (const s of this.#expectedSources) {
+      const e = this.#sources.get(s);
+      const st = e?.streamTime ?? -Infinity;
+      if (st > max) max = st;
+      if (e?.idle) continue;
+      active++;
+      if (st < min) min = st;
+    }
+    const watermark = active > 0 ? min : max;
+    if (Number.isFinite(watermark)) this.#windows?.advanceTo(watermark);
+  }
+
+  #upstream(record: CodecRecord): {
+    source?: string;
+    position?: [number, number];
+    watermark?: number | null;
+    idle: boolean;
+  } {
+    const out: { source?: string; position?: [number, number]; watermark?: number | null; idle: boolean } = {
+      idle: false,
+    };
+    for (const [name, value] of record.headers) {
+      if (name === SOURCE_HEADER) out.source = utf8Lenient.decode(value);
+      else if (name === POSITION_HEADER) {
+        const [o, s] = utf8Lenient.decode(value).split(':');
+        out.position = [Number(o), Number(s)];
+      } else if (name === WATERMARK_HEADER) {
+        const text = utf8Lenient.decode(value);
+        out.watermark = text === '' ? null : Number(text);
+      } else if (name === IDLE_HEADER) out.idle = utf8Lenient.decode(value) === '1';
+    }
+    if (out.watermark !== undefined && out.source === undefined) delete out.watermark;
+    return out;
   }
 
   #commit(): { offset: number; metadata: string | null } | null {
@@ -258,7 +359,12 @@ export class PartitionProcessor {
       const st = this.#windows.streamTime;
       next = {
         offset: Math.min(minOpen ?? this.#end, this.#end),
-        metadata: encodeCheckpoint({ end, streamTime: Number.isFinite(st) ? st : null, dedupe: this.#dedupe }),
+        metadata: encodeCheckpoint({
+          end,
+          streamTime: Number.isFinite(st) ? st : null,
+          dedupe: this.#dedupe,
+          sources: this.#sources,
+        }),
       };
     } else {
       next = { offset: this.#end, metadata: null };
@@ -269,16 +375,7 @@ export class PartitionProcessor {
     return next;
   }
 
-  #isDuplicate(record: CodecRecord, replay: boolean): boolean {
-    let source: string | undefined;
-    let position: [number, number] | undefined;
-    for (const [name, value] of record.headers) {
-      if (name === SOURCE_HEADER) source = utf8Lenient.decode(value);
-      else if (name === POSITION_HEADER) {
-        const [o, s] = utf8Lenient.decode(value).split(':');
-        position = [Number(o), Number(s)];
-      }
-    }
+  #isDuplicate(source: string | undefined, position: [number, number] | undefined, replay: boolean): boolean {
     if (source === undefined || position === undefined) return false;
     const marks = replay ? this.#replayDedupe : this.#dedupe;
     const seen = marks.get(source);

@@ -10,6 +10,8 @@ export interface WorkerInit {
   workerIndex: number;
   maxRecordBytes: number;
   batchIntervalMs: number | undefined;
+  /** Every input partition (`topic:partition`): the upstream sources of a repartitioned stage. */
+  sources: string[];
 }
 
 /** The committed position of a partition, read when the partition is (re)assigned. */
@@ -53,6 +55,13 @@ export interface DeadLetter {
   headers: Array<[string, string | Uint8Array]>;
 }
 
+export interface SourceWatermark {
+  /** Largest event time seen on the source partition; null before any record. */
+  streamTime: number | null;
+  /** No record for the idle timeout: the aggregating stage stops waiting for this source. */
+  idle: boolean;
+}
+
 export interface PartitionStats {
   recordsIn: number;
   recordsOut: number;
@@ -75,6 +84,12 @@ export interface PartitionResult {
   repartition: ArrayBuffer;
   repartitionCount: number;
   dead: DeadLetter[];
+  /**
+   * Stage 1 of a re-keyed windowed job: this input partition's stream time, published to every
+   * repartition partition so the aggregating stage knows how far each upstream source has come.
+   * Null when unchanged since the last report.
+   */
+  watermark: SourceWatermark | null;
   /** Offset and metadata to commit once the batch's writes are acknowledged; null: nothing new. */
   commit: { offset: number; metadata: string | null } | null;
   stats: PartitionStats;

@@ -46,7 +46,7 @@ function handle(request: WorkerRequest): void {
         let processor = processors.get(id);
         if (work.start || !processor) {
           processor = new PartitionProcessor(
-            { plan, maxRecordBytes: init.maxRecordBytes },
+            { plan, maxRecordBytes: init.maxRecordBytes, sources: init.sources },
             work.topic,
             work.partition,
             work.start ?? { committedOffset: null, metadata: null },

@@ -22,6 +22,8 @@ export interface WorkerPoolOptions {
   jobPath: string;
   maxRecordBytes: number;
   batchIntervalMs: number | undefined;
+  /** Every input partition (`topic:partition`). */
+  sources: string[];
   router?: Router;
   onCrash?: (workerIndex: number, error: Error) => void;
 }
@@ -104,6 +106,7 @@ export class WorkerPool {
       workerIndex: index,
       maxRecordBytes: this.#options.maxRecordBytes,
       batchIntervalMs: this.#options.batchIntervalMs,
+      sources: this.#options.sources,
     };
     const worker = spawn(init);
     const slot: Slot = { worker, pending: new Map(), busyMs: 0 };

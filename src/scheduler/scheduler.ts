@@ -42,7 +42,12 @@ export type SchedulerState = 'idle' | 'running' | 'stopping' | 'stopped';
 interface PartitionInfo {
   topic: string;
   partition: number;
-  windowed: boolean;
+  /**
+   * Included in every batch, records or not: windowed partitions (idle advancement closes windows
+   * when traffic stops) once their state is rebuilt, and the input partitions of a re-keyed windowed
+   * job (they report their stream time downstream).
+   */
+  tick: 'never' | 'after-start' | 'always';
   /** Committed position, once read for this epoch. */
   start: PartitionStart | undefined;
   /** The worker must rebuild state from `start` with the next batch. */
@@ -101,10 +106,11 @@ export class Scheduler {
     for (const { topic, partition } of assignment.partitions) {
       const windowed =
         plan.window !== undefined && (plan.repartitionTopic === undefined || topic === plan.repartitionTopic);
+      const reportsWatermark = plan.window !== undefined && plan.repartitionTopic !== undefined && !windowed;
       next.set(partitionId(topic, partition), {
         topic,
         partition,
-        windowed,
+        tick: windowed ? 'after-start' : reportsWatermark ? 'always' : 'never',
         start: undefined,
         needsStart: true,
         position: undefined,
@@ -206,9 +212,7 @@ export class Scheduler {
       const pid = partitionId(info.topic, info.partition);
       const raw = cut.get(pid);
       const hasRecords = raw !== undefined && raw.length > 0;
-      // Windowed partitions come every batch (idle advancement closes windows when traffic stops),
-      // once their state has been rebuilt from records.
-      if (!hasRecords && !(info.windowed && !info.needsStart)) continue;
+      if (!hasRecords && !(info.tick === 'always' || (info.tick === 'after-start' && !info.needsStart))) continue;
       const writer = new RecordWriter(hasRecords ? 4096 + raw.reduce((n, r) => n + r.size + 32, 0) : 16);
       if (hasRecords) {
         for (const r of raw) {
@@ -262,6 +266,9 @@ export class Scheduler {
         outputs: results.map((r) => ({ buffer: r.outputs, count: r.outputCount })),
         repartition: results.map((r) => ({ buffer: r.repartition, count: r.repartitionCount })),
         dead: results.flatMap((r) => r.dead),
+        watermarks: results.flatMap((r) =>
+          r.watermark ? [{ source: partitionId(r.topic, r.partition), watermark: r.watermark }] : [],
+        ),
       });
       metrics.publishLatency.observe((performance.now() - publishStarted) / 1000);
       await this.#commit(epoch, results);

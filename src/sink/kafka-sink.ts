@@ -5,19 +5,23 @@
  */
 import { type Kafka, type Message, type Producer, Partitioners, CompressionTypes } from 'kafkajs';
 import { KafkaError } from '../errors.ts';
-import { type DeadLetter } from '../pool/protocol.ts';
+import { type DeadLetter, type SourceWatermark } from '../pool/protocol.ts';
+import { IDLE_HEADER, SOURCE_HEADER, WATERMARK_HEADER } from '../pool/partition-processor.ts';
 import { readRecords, type CodecRecord } from '../pool/record-codec.ts';
 
 export interface SinkTopics {
   output: string;
   dlq: string;
   repartition: string | undefined;
+  repartitionPartitions: number;
 }
 
 export interface Publication {
   outputs: Array<{ buffer: ArrayBuffer; count: number }>;
   repartition: Array<{ buffer: ArrayBuffer; count: number }>;
   dead: DeadLetter[];
+  /** Upstream stream times to publish to every repartition partition (after the data). */
+  watermarks: Array<{ source: string; watermark: SourceWatermark }>;
 }
 
 /**
@@ -147,8 +151,21 @@ export class KafkaSink {
         records++;
       }
     };
-    if (this.#topics.repartition !== undefined) {
-      addPacked(this.#topics.repartition, mergeByTimestamp(publication.repartition.map((p) => readRecords(p.buffer))));
+    const repartitionTopic = this.#topics.repartition;
+    if (repartitionTopic !== undefined) {
+      addPacked(repartitionTopic, mergeByTimestamp(publication.repartition.map((p) => readRecords(p.buffer))));
+      // After the data: each upstream partition's stream time, to every repartition partition.
+      for (const { source, watermark } of publication.watermarks) {
+        const headers = {
+          [SOURCE_HEADER]: source,
+          [WATERMARK_HEADER]: watermark.streamTime === null ? '' : String(watermark.streamTime),
+          [IDLE_HEADER]: watermark.idle ? '1' : '0',
+        };
+        for (let partition = 0; partition < this.#topics.repartitionPartitions; partition++) {
+          add(repartitionTopic, { partition, key: null, value: null, headers }, 64);
+          records++;
+        }
+      }
     }
     addPacked(
       this.#topics.output,

@@ -9,6 +9,8 @@
  * - `s`: the stream time at `e`, so lateness decisions made before the restart are made the same way.
  * - `d`: per source partition of a repartition topic, the last (offset, sequence) of the upstream
  *   record seen, so records written twice upstream (a crash between publish and commit) count once.
+ * - `w`: per source partition of a repartition topic, its last reported stream time and idleness
+ *   (the aggregating stage's stream time is the smallest of them).
  *
  * Kafka keeps commit metadata up to `offset.metadata.max.bytes` (4096 by default).
  */
@@ -17,6 +19,8 @@ export interface Checkpoint {
   end: number;
   streamTime: number | null;
   dedupe: Map<string, readonly [number, number]>;
+  /** Repartitioned stage: the last stream time and idleness reported by each upstream partition. */
+  sources: Map<string, { streamTime: number; idle: boolean }>;
 }
 
 interface Wire {
@@ -24,6 +28,7 @@ interface Wire {
   e: number;
   s?: number;
   d?: Record<string, [number, number]>;
+  w?: Record<string, [number, 0 | 1]>;
 }
 
 export function encodeCheckpoint(checkpoint: Checkpoint): string {
@@ -32,6 +37,10 @@ export function encodeCheckpoint(checkpoint: Checkpoint): string {
   if (checkpoint.dedupe.size > 0) {
     wire.d = {};
     for (const [source, [offset, seq]] of checkpoint.dedupe) wire.d[source] = [offset, seq];
+  }
+  if (checkpoint.sources.size > 0) {
+    wire.w = {};
+    for (const [source, { streamTime, idle }] of checkpoint.sources) wire.w[source] = [streamTime, idle ? 1 : 0];
   }
   return JSON.stringify(wire);
 }
@@ -47,7 +56,12 @@ export function decodeCheckpoint(metadata: string | null | undefined): Checkpoin
       if (Array.isArray(mark) && typeof mark[0] === 'number' && typeof mark[1] === 'number')
         dedupe.set(source, [mark[0], mark[1]]);
     }
-    return { end: wire.e, streamTime: typeof wire.s === 'number' ? wire.s : null, dedupe };
+    const sources = new Map<string, { streamTime: number; idle: boolean }>();
+    for (const [source, mark] of Object.entries(wire.w ?? {})) {
+      if (Array.isArray(mark) && typeof mark[0] === 'number')
+        sources.set(source, { streamTime: mark[0], idle: mark[1] === 1 });
+    }
+    return { end: wire.e, streamTime: typeof wire.s === 'number' ? wire.s : null, dedupe, sources };
   } catch {
     return undefined;
   }

@@ -31,6 +31,8 @@ export interface WindowStoreOptions {
   idleTimeoutMs: number;
   /** Restored stream time (default -Infinity). */
   initialStreamTime?: number;
+  /** Stream time is driven by the caller through `advanceTo()`, not by the records added. */
+  externalClock?: boolean;
 }
 
 export interface WindowResult {
@@ -79,6 +81,7 @@ export class WindowStore {
   private readonly emit: EmitMode;
   private readonly aggregator: Aggregator<unknown, unknown, unknown>;
   private readonly idleTimeoutMs: number;
+  private readonly externalClock: boolean;
 
   private readonly slots = new Map<number, Slot>();
   /** Starts of `slots`, ascending. */
@@ -118,6 +121,7 @@ export class WindowStore {
     this.emit = options.emit;
     this.aggregator = options.aggregator;
     this.idleTimeoutMs = idleTimeoutMs;
+    this.externalClock = options.externalClock ?? false;
     this.currentStreamTime = initial;
     this.idleAnchorStreamTime = initial;
   }
@@ -285,8 +289,19 @@ export class WindowStore {
     return min;
   }
 
+  /**
+   * With `externalClock`, stream time moves only here: the caller derives it (for a repartitioned
+   * stage, the smallest stream time of the upstream partitions). Never moves backwards.
+   */
+  advanceTo(streamTime: number): void {
+    if (streamTime > this.currentStreamTime) {
+      this.currentStreamTime = streamTime;
+      this.idleAnchorStreamTime = streamTime;
+    }
+  }
+
   private noteRecord(eventTime: number, wallNow: number): void {
-    if (eventTime > this.currentStreamTime) this.currentStreamTime = eventTime;
+    if (!this.externalClock && eventTime > this.currentStreamTime) this.currentStreamTime = eventTime;
     this.idleAnchorStreamTime = this.currentStreamTime;
     this.idleAnchorWallTime = wallNow;
   }

@@ -204,13 +204,15 @@ describe('windowed aggregation against a recomputation', () => {
     }
     expect(checked).toBeGreaterThan(500);
     expect([...actual.keys()].filter((id) => !expectedAll.has(id))).toEqual([]);
-    // Records planted 60–120 s behind are late whatever the interleaving.
-    const lateEvents = new Set(late.map((r) => r.value!.toString()));
-    const planted = generated.filter((g) => g.kind === 'late' && g.event && typeof g.event.page === 'string');
-    expect(planted.length).toBeGreaterThan(50);
-    const missed = planted.filter((g) => !lateEvents.has(JSON.stringify(g.event)));
-    expect(missed).toEqual([]);
-    console.log(`repartitioned job: ${late.length} late of ${valid.length} valid, ${planted.length} planted late`);
+    // The aggregating stage's stream time is the smallest of its upstream partitions' stream times,
+    // so a record that is on time in its own partition (out of order by less than the lateness) is
+    // never late, whatever the interleaving. Only records planted 60–120 s behind may be late (they
+    // are counted instead when an upstream partition was still behind when they arrived).
+    const planted = new Set(generated.filter((g) => g.kind === 'late').map((g) => g.value));
+    expect(planted.size).toBeGreaterThan(50);
+    const notPlanted = late.filter((r) => !planted.has(r.value!.toString()));
+    expect(notPlanted).toEqual([]);
+    console.log(`repartitioned job: ${late.length} late of ${valid.length} valid, ${planted.size} planted late`);
     expect(dlq.filter((r) => r.headers['sluice-error-code'] === 'SLUICE_DESERIALIZE_FAILED')).toHaveLength(malformed);
     expect((await service.stop('SIGTERM')).code).toBe(0);
   });
