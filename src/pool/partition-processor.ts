@@ -15,6 +15,10 @@ import {
   type PartitionStart,
   type PartitionStats,
   type SourceWatermark,
+  IDLE_HEADER,
+  POSITION_HEADER,
+  SOURCE_HEADER,
+  WATERMARK_HEADER,
 } from './protocol.ts';
 import { readRecords, RecordWriter, type CodecRecord } from './record-codec.ts';
 
@@ -22,12 +26,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 const utf8Lenient = new TextDecoder();
 const encoder = new TextEncoder();
 
-/** Headers Sluice writes on repartition records: which upstream record a re-keyed record came from. */
-export const SOURCE_HEADER = 'sluice-src';
-export const POSITION_HEADER = 'sluice-pos';
-/** On a repartition-topic control record: the upstream partition's stream time (and idleness). */
-export const WATERMARK_HEADER = 'sluice-wm';
-export const IDLE_HEADER = 'sluice-idle';
+export { SOURCE_HEADER, POSITION_HEADER, WATERMARK_HEADER, IDLE_HEADER };
 
 export interface ProcessorOptions {
   plan: JobPlan;

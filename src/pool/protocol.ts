@@ -102,4 +102,11 @@ export type WorkerResponse =
   | { type: 'dropped'; requestId: number }
   | { type: 'error'; requestId: number; error: SerializedError };
 
+/** Headers of repartition records: which upstream record a re-keyed record came from. */
+export const SOURCE_HEADER = 'sluice-src';
+export const POSITION_HEADER = 'sluice-pos';
+/** On a repartition-topic control record: the upstream partition's stream time (and idleness). */
+export const WATERMARK_HEADER = 'sluice-wm';
+export const IDLE_HEADER = 'sluice-idle';
+
 export const partitionId = (topic: string, partition: number): string => `${topic}:${partition}`;

@@ -5,8 +5,13 @@
  */
 import { type Kafka, type Message, type Producer, Partitioners, CompressionTypes } from 'kafkajs';
 import { KafkaError } from '../errors.ts';
-import { type DeadLetter, type SourceWatermark } from '../pool/protocol.ts';
-import { IDLE_HEADER, SOURCE_HEADER, WATERMARK_HEADER } from '../pool/partition-processor.ts';
+import {
+  IDLE_HEADER,
+  SOURCE_HEADER,
+  WATERMARK_HEADER,
+  type DeadLetter,
+  type SourceWatermark,
+} from '../pool/protocol.ts';
 import { readRecords, type CodecRecord } from '../pool/record-codec.ts';
 
 export interface SinkTopics {
