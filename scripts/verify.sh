@@ -9,6 +9,7 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   echo "== installing npm dependencies"
   npm ci --no-audit --no-fund
 fi
+bash scripts/system-deps.sh
 echo "== fetching Kafka jars (cached in the Maven repository after the first run)"
 node --import tsx scripts/kafka/local-broker.ts fetch
 echo "== lint"

@@ -1,0 +1,353 @@
+/**
+ * Crash recovery, at-least-once: the real service is SIGKILLed in the middle of a backlog (results
+ * already published, offsets already committed, later batches not) and a new process with the same
+ * job, group and topics finishes the work. Duplicates of a result are allowed; a result that differs
+ * from a recomputation of the input, or a missing one, is not. The same for late records in the
+ * dead-letter topic: duplicates allowed, none missing, none that should not be there.
+ */
+import { describe, expect, test } from '@jest/globals';
+import { type IHeaders, type KafkaMessage, Partitioners } from 'kafkajs';
+import {
+  generateClickstream,
+  produceClickstream,
+  type GeneratedRecord,
+  type PageView,
+} from '../../examples/generator/clickstream.ts';
+import { admin, createTopic, onCleanup, testKafka, uniqueName, waitFor } from '../helpers.ts';
+import { referenceWindows, type RefRecord } from '../support/reference-windows.ts';
+import { metricValue, startService, type RunningService } from '../support/service.ts';
+import { readAll, testProducer, type ReadRecord } from '../support/topics.ts';
+
+const PARTITIONS = 8;
+const COUNT = 60_000;
+const FAR_FUTURE = 3_600_000;
+const WINDOW_MS = 10_000;
+/** Small batches: the backlog takes many batches, so the kill lands between two of them. */
+const MAX_BATCH = '3000';
+
+interface Output {
+  key: string | null;
+  windowStart: number;
+  windowEnd: number;
+  value: number;
+}
+
+function parseEvent(r: ReadRecord): PageView | undefined {
+  try {
+    const e = JSON.parse(r.value!.toString()) as PageView;
+    return typeof e.page === 'string' ? e : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The generated stream plus, per partition, one record far in the future that closes every window. */
+async function produceInput(topic: string, seed: number): Promise<GeneratedRecord[]> {
+  const producer = await testProducer();
+  const records = [...generateClickstream({ count: COUNT, seed, eventsPerSecond: 500, users: 300, pages: 40 })];
+  await produceClickstream(producer, topic, records, { batchSize: 5000 });
+  const maxTs = Math.max(...records.flatMap((r) => (r.event ? [r.event.ts] : [])));
+  // Pages chosen so that the flush records also reach every partition of the repartition topic.
+  const partitioner = Partitioners.DefaultPartitioner();
+  const partitionMetadata = Array.from({ length: PARTITIONS }, (_, i) => ({ partitionId: i, leader: 0 })) as never;
+  const pages = new Map<number, string>();
+  for (let i = 0; pages.size < PARTITIONS; i++) {
+    const page = `/flush-${i}`;
+    const target = partitioner({ topic: 'x', partitionMetadata, message: { key: page, value: null } });
+    if (!pages.has(target)) pages.set(target, page);
+  }
+  await producer.send({
+    topic,
+    messages: [...pages.values()].map((page, partition) => ({
+      partition,
+      key: `flush-${partition}`,
+      value: JSON.stringify({ page, user: `flush-${partition}`, ts: maxTs + FAR_FUTURE }),
+    })),
+  });
+  return records;
+}
+
+function headersOf(headers: IHeaders | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers ?? {})) {
+    if (v === undefined) continue;
+    out[k] = (Array.isArray(v) ? v[v.length - 1] : v)?.toString() ?? '';
+  }
+  return out;
+}
+
+function toRead(topic: string, partition: number, m: KafkaMessage): ReadRecord {
+  return {
+    topic,
+    partition,
+    offset: Number(m.offset),
+    key: m.key?.toString() ?? null,
+    value: m.value ?? null,
+    timestamp: Number(m.timestamp),
+    headers: headersOf(m.headers),
+  };
+}
+
+/** A consumer that keeps appending what `topics` receive (read_committed, from the beginning). */
+async function follow(topics: string[]): Promise<{ records: ReadRecord[]; stop(): Promise<void> }> {
+  const consumer = testKafka().consumer({ groupId: uniqueName('follow'), maxWaitTimeInMs: 100 });
+  await consumer.connect();
+  await consumer.subscribe({ topics, fromBeginning: true });
+  const records: ReadRecord[] = [];
+  await consumer.run({
+    eachBatch: async ({ batch }) => {
+      for (const m of batch.messages) records.push(toRead(batch.topic, batch.partition, m));
+    },
+  });
+  let stopped: Promise<void> | undefined;
+  const stop = (): Promise<void> => (stopped ??= consumer.disconnect());
+  onCleanup(stop);
+  return { records, stop };
+}
+
+/** Sum of the offsets the group has committed on `topic` (0: nothing committed yet). */
+async function committed(groupId: string, topic: string): Promise<number> {
+  const offsets = await (await admin()).fetchOffsets({ groupId, topics: [topic] });
+  return offsets.flatMap((t) => t.partitions).reduce((n, p) => n + Math.max(0, Number(p.offset)), 0);
+}
+
+const sourceId = (r: ReadRecord): string =>
+  `${r.headers['sluice-source-partition']}:${r.headers['sluice-source-offset']}`;
+
+/**
+ * Waits until the first process has published results and committed offsets (on every topic in
+ * `topics`) but not processed the whole input, then kills it with SIGKILL: no graceful anything.
+ */
+async function killMidStream(
+  service: RunningService,
+  groupId: string,
+  topics: string[],
+  inputCount: number,
+): Promise<void> {
+  const progress = await waitFor(
+    'results published and offsets committed',
+    async () => {
+      const metrics = await service.metrics();
+      const out = metricValue(metrics, 'sluice_records_out_total');
+      if (out === 0) return undefined;
+      for (const topic of topics) if ((await committed(groupId, topic)) === 0) return undefined;
+      return { out, inputRead: metricValue(metrics, 'sluice_records_in_total', { topic: topics[0]! }) };
+    },
+    60_000,
+  );
+  const killed = await service.stop('SIGKILL');
+  expect(killed.signal).toBe('SIGKILL');
+  console.log(`killed after ${progress.out} results, ${progress.inputRead} of ${inputCount} input records cut`);
+  // The kill must land mid-stream for this test to mean anything.
+  expect(progress.inputRead).toBeLessThan(inputCount);
+}
+
+describe('SIGKILL mid-stream, then restart (at-least-once)', () => {
+  test('count per user: every closed window is emitted with the reference value; late records all dead-lettered', async () => {
+    const input = await createTopic(uniqueName('cr-user-in'), PARTITIONS);
+    const output = uniqueName('cr-user-out');
+    const name = uniqueName('cr-user');
+    const dlqTopic = `${name}-dlq`;
+    await produceInput(input, 21);
+
+    const inputRecords = await readAll(input);
+    inputRecords.sort((a, b) => a.partition - b.partition || a.offset - b.offset);
+    const valid = inputRecords.flatMap((r) => {
+      const e = parseEvent(r);
+      return e ? [{ record: r, event: e }] : [];
+    });
+    const refInput: RefRecord[] = valid.map(({ record, event }) => ({
+      partition: record.partition,
+      key: record.key,
+      eventTime: event.ts,
+      value: event,
+    }));
+    const reference = referenceWindows(refInput, {
+      kind: 'tumbling',
+      sizeMs: WINDOW_MS,
+      latenessMs: 5_000,
+      aggregate: 'count',
+    });
+    const expected = new Map(reference.closed.map((w) => [`${w.key}|${w.windowStart}`, w.value]));
+    const expectedLate = new Set(reference.late.map((i) => `${valid[i]!.record.partition}:${valid[i]!.record.offset}`));
+    const validIds = new Set(valid.map(({ record }) => `${record.partition}:${record.offset}`));
+    const expectedMalformed = new Set(
+      inputRecords.map((r) => `${r.partition}:${r.offset}`).filter((id) => !validIds.has(id)),
+    );
+    expect(expected.size).toBeGreaterThan(1000);
+    expect(expectedLate.size).toBeGreaterThan(30);
+    expect(expectedMalformed.size).toBeGreaterThan(10);
+
+    const env = { TEST_JOB_NAME: name, TEST_INPUT: input, TEST_OUTPUT: output, TEST_MAX_BATCH: MAX_BATCH };
+    const first = await startService({ job: 'test/fixtures/jobs/user-windows.ts', env });
+    onCleanup(() => first.stop('SIGKILL'));
+    await first.waitReady();
+    await killMidStream(first, name, [input], inputRecords.length);
+
+    const second = await startService({ job: 'test/fixtures/jobs/user-windows.ts', env });
+    onCleanup(() => second.stop('SIGKILL'));
+    await second.waitReady();
+    const seen = await follow([output, dlqTopic]);
+
+    const outputsOf = (): Output[] =>
+      seen.records.filter((r) => r.topic === output).map((r) => JSON.parse(r.value!.toString()) as Output);
+    const dlqOf = (code: string): ReadRecord[] =>
+      seen.records.filter((r) => r.topic === dlqTopic && r.headers['sluice-error-code'] === code);
+    await waitFor(
+      'every reference window, late and malformed record',
+      () => {
+        const ids = new Set(outputsOf().map((o) => `${o.key}|${o.windowStart}`));
+        const late = new Set(dlqOf('SLUICE_LATE_RECORD').map(sourceId));
+        const bad = new Set(dlqOf('SLUICE_DESERIALIZE_FAILED').map(sourceId));
+        const done =
+          [...expected.keys()].every((id) => ids.has(id)) &&
+          [...expectedLate].every((id) => late.has(id)) &&
+          [...expectedMalformed].every((id) => bad.has(id));
+        return done ? true : undefined;
+      },
+      60_000,
+    ).catch((error: unknown) => {
+      console.log(second.output().slice(-3000));
+      throw error;
+    });
+    await new Promise((r) => setTimeout(r, 2000)); // late duplicates, if any, show up too
+    await seen.stop();
+
+    const outputs = outputsOf();
+    const wrong = outputs.filter((o) => expected.get(`${o.key}|${o.windowStart}`) !== o.value);
+    expect(wrong).toEqual([]);
+    expect(outputs.every((o) => o.windowEnd - o.windowStart === WINDOW_MS)).toBe(true);
+    const outputRecords = seen.records.filter((r) => r.topic === output);
+    expect(outputRecords.every((r) => r.key === (JSON.parse(r.value!.toString()) as Output).key)).toBe(true);
+    // Dead letters: the same sets as the reference (duplicates allowed), nothing else.
+    const lateIds = dlqOf('SLUICE_LATE_RECORD').map(sourceId);
+    expect(new Set(lateIds)).toEqual(expectedLate);
+    const badIds = dlqOf('SLUICE_DESERIALIZE_FAILED').map(sourceId);
+    expect(new Set(badIds)).toEqual(expectedMalformed);
+    const dlq = seen.records.filter((r) => r.topic === dlqTopic);
+    expect(dlq.length).toBe(lateIds.length + badIds.length);
+    expect(dlq.every((r) => r.headers['sluice-source-topic'] === input)).toBe(true);
+
+    // The restart rebuilt the open windows by replaying from the committed offsets.
+    const metrics = await second.metrics();
+    expect(metricValue(metrics, 'sluice_records_replayed_total')).toBeGreaterThan(0);
+    console.log(
+      `user windows: ${outputs.length} results for ${expected.size} windows (${outputs.length - expected.size} duplicates), ` +
+        `${lateIds.length} late letters for ${expectedLate.size} late records, ` +
+        `${metricValue(metrics, 'sluice_records_replayed_total')} records replayed`,
+    );
+    expect((await second.stop('SIGTERM')).code).toBe(0);
+  });
+
+  test('count per page through the repartition topic: counted + late = valid records per window, duplicates agree', async () => {
+    const input = await createTopic(uniqueName('cr-page-in'), PARTITIONS);
+    const output = uniqueName('cr-page-out');
+    const name = uniqueName('cr-page');
+    const dlqTopic = `${name}-dlq`;
+    await produceInput(input, 23);
+
+    const inputRecords = await readAll(input);
+    const valid = inputRecords.flatMap((r) => {
+      const e = parseEvent(r);
+      return e ? [{ record: r, event: e }] : [];
+    });
+    const validIds = new Set(valid.map(({ record }) => `${record.partition}:${record.offset}`));
+    const expectedMalformed = new Set(
+      inputRecords.map((r) => `${r.partition}:${r.offset}`).filter((id) => !validIds.has(id)),
+    );
+    const windowOf = (ts: number): number => Math.floor(ts / WINDOW_MS) * WINDOW_MS;
+    const expectedAll = new Map<string, number>();
+    for (const { event } of valid) {
+      if (event.page.startsWith('/flush-')) continue; // their windows never close
+      const id = `${event.page}|${windowOf(event.ts)}`;
+      expectedAll.set(id, (expectedAll.get(id) ?? 0) + 1);
+    }
+    expect(expectedAll.size).toBeGreaterThan(500);
+
+    // Long idle timeout: windows close by event time only (the flush records), never by the clock.
+    const env = {
+      TEST_JOB_NAME: name,
+      TEST_INPUT: input,
+      TEST_OUTPUT: output,
+      TEST_MAX_BATCH: MAX_BATCH,
+      TEST_IDLE_MS: '600000',
+    };
+    const first = await startService({ job: 'test/fixtures/jobs/page-windows.ts', env });
+    onCleanup(() => first.stop('SIGKILL'));
+    await first.waitReady();
+    await killMidStream(first, name, [input, `${name}-repartition`], inputRecords.length);
+
+    const second = await startService({ job: 'test/fixtures/jobs/page-windows.ts', env });
+    onCleanup(() => second.stop('SIGKILL'));
+    await second.waitReady();
+    const seen = await follow([output, dlqTopic]);
+
+    /** Per (page, window): every value emitted for it, and the distinct late records (by origin). */
+    const tally = (): { values: Map<string, number[]>; late: Map<string, Set<string>> } => {
+      const values = new Map<string, number[]>();
+      const late = new Map<string, Set<string>>();
+      for (const r of seen.records) {
+        if (r.topic === output) {
+          const o = JSON.parse(r.value!.toString()) as Output;
+          const id = `${o.key}|${o.windowStart}`;
+          values.set(id, [...(values.get(id) ?? []), o.value]);
+        } else if (r.headers['sluice-error-code'] === 'SLUICE_LATE_RECORD') {
+          const e = JSON.parse(r.value!.toString()) as PageView;
+          const id = `${e.page}|${windowOf(e.ts)}`;
+          const set = late.get(id) ?? new Set<string>();
+          set.add(`${r.headers['sluice-src']}|${r.headers['sluice-pos']}`);
+          late.set(id, set);
+        }
+      }
+      return { values, late };
+    };
+    const accounted = (id: string, t: ReturnType<typeof tally>): number =>
+      (t.values.get(id)?.[0] ?? 0) + (t.late.get(id)?.size ?? 0);
+
+    await waitFor(
+      'every valid record counted or dead-lettered as late',
+      () => {
+        const t = tally();
+        return [...expectedAll].every(([id, total]) => accounted(id, t) === total) ? true : undefined;
+      },
+      60_000,
+    ).catch((error: unknown) => {
+      const t = tally();
+      const off = [...expectedAll].filter(([id, total]) => accounted(id, t) !== total).slice(0, 10);
+      console.log(
+        `not accounted (id, expected, counted+late): ${JSON.stringify(off.map(([id, n]) => [id, n, accounted(id, t)]))}`,
+      );
+      console.log(second.output().slice(-3000));
+      throw error;
+    });
+    await new Promise((r) => setTimeout(r, 2000));
+    await seen.stop();
+
+    const t = tally();
+    // Every duplicate of a result agrees with the first one.
+    const disagreeing = [...t.values].filter(([, vs]) => new Set(vs).size > 1);
+    expect(disagreeing).toEqual([]);
+    // Nothing lost, nothing counted twice: counted + distinct late = valid records, per (page, window).
+    const off = [...expectedAll].flatMap(([id, total]) =>
+      accounted(id, t) === total
+        ? []
+        : [`${id}: ${t.values.get(id)?.[0] ?? 0} + ${t.late.get(id)?.size ?? 0} ≠ ${total}`],
+    );
+    expect(off).toEqual([]);
+    expect([...t.values.keys()].filter((id) => !expectedAll.has(id))).toEqual([]);
+    expect([...t.late.keys()].filter((id) => !expectedAll.has(id))).toEqual([]);
+    const bad = seen.records.filter((r) => r.headers['sluice-error-code'] === 'SLUICE_DESERIALIZE_FAILED');
+    expect(new Set(bad.map(sourceId))).toEqual(expectedMalformed);
+
+    const metrics = await second.metrics();
+    const results = [...t.values.values()].reduce((n, vs) => n + vs.length, 0);
+    const lateLetters = seen.records.filter((r) => r.headers['sluice-error-code'] === 'SLUICE_LATE_RECORD').length;
+    console.log(
+      `page windows: ${results} results for ${t.values.size} windows, ${lateLetters} late letters for ` +
+        `${[...t.late.values()].reduce((n, s) => n + s.size, 0)} late records; second run: ` +
+        `${metricValue(metrics, 'sluice_records_replayed_total')} replayed, ` +
+        `${metricValue(metrics, 'sluice_records_duplicate_total')} repartition duplicates dropped`,
+    );
+    expect((await second.stop('SIGTERM')).code).toBe(0);
+  });
+});
