@@ -3,6 +3,7 @@
  * one error naming each variable, and returns a deep-frozen configuration.
  */
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { ConfigError } from '../errors.ts';
 import { ENV, type EnvName } from './schema.ts';
 
@@ -106,7 +107,7 @@ export function resolveConfig(env: Readonly<Record<string, string | undefined>> 
     groupId: values.SLUICE_GROUP_ID as string | undefined,
     startFrom: values.SLUICE_START_FROM as 'earliest' | 'latest',
     createTopics: values.SLUICE_CREATE_TOPICS as boolean,
-    workers: values.SLUICE_WORKERS as number,
+    workers: (values.SLUICE_WORKERS as number | undefined) ?? Math.max(1, availableParallelism() - 1),
     batchIntervalMs: values.SLUICE_BATCH_INTERVAL as number | undefined,
     maxBatchRecords: values.SLUICE_MAX_BATCH_RECORDS as number | undefined,
     buffer: {

@@ -2,7 +2,6 @@
  * Every environment variable Sluice reads, with its default and meaning. The README's configuration
  * table and the deployment manifests are checked against this one list.
  */
-import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { parseDuration } from '../util/duration.ts';
 
@@ -42,11 +41,11 @@ export interface EnvVar {
   readonly description: string;
   /** Default as it appears in the environment; undefined = no default. */
   readonly default?: string;
+  /** How the README shows a default computed at start-up. */
+  readonly computedDefault?: string;
   readonly secret?: boolean;
   readonly schema: z.ZodType;
 }
-
-const defaultWorkers = String(Math.max(1, availableParallelism() - 1));
 
 export const ENV = {
   KAFKA_BROKERS: {
@@ -92,8 +91,8 @@ export const ENV = {
     schema: bool,
   },
   SLUICE_WORKERS: {
-    description: 'Worker threads (default: cores − 1, at least 1).',
-    default: defaultWorkers,
+    description: 'Worker threads.',
+    computedDefault: 'cores − 1, at least 1',
     schema: positiveInt,
   },
   SLUICE_BATCH_INTERVAL: { description: 'Overrides the job’s batchInterval.', schema: duration },
