@@ -13,7 +13,8 @@ import {
 } from 'kafkajs';
 import pino from 'pino';
 import { type ResolvedConfig, redactConfig } from './config/resolve.ts';
-import { KafkaAuthError, KafkaError, describeError } from './errors.ts';
+import { JobValidationError, KafkaAuthError, KafkaError, describeError } from './errors.ts';
+import { MAX_SOURCES } from './state/checkpoint.ts';
 import { buildHttpServer, type Check } from './http/server.ts';
 import { loadJobPlan } from './job/loader.ts';
 import { type JobPlan } from './job/plan.ts';
@@ -163,6 +164,12 @@ export class App {
     const sources = [...layout.inputPartitions].flatMap(([topic, n]) =>
       Array.from({ length: n }, (_, p) => `${topic}:${p}`),
     );
+    if (plan.repartitionTopic && plan.window && sources.length > MAX_SOURCES) {
+      // Each checkpoint of the aggregating stage stores a mark per input partition (state/checkpoint.ts).
+      throw new JobValidationError([
+        `a re-keyed windowed job reads at most ${MAX_SOURCES} input partitions; ${plan.inputTopics.join(', ')} have ${sources.length}`,
+      ]);
+    }
     this.#startBrokerProbe(admin);
 
     this.#pool = await WorkerPool.create({

@@ -123,34 +123,62 @@ export interface SerializedError {
   code?: string;
   message: string;
   stack?: string;
+  retryable?: boolean;
+  cause?: SerializedError;
 }
 
-export function serializeError(error: unknown): SerializedError {
+export function serializeError(error: unknown, depth = 0): SerializedError {
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code;
+    const cause = (error as { cause?: unknown }).cause;
     return {
       name: error.name,
       message: error.message,
       ...(typeof code === 'string' ? { code } : {}),
       ...(error.stack ? { stack: error.stack } : {}),
+      ...(isSluiceError(error) ? { retryable: error.retryable } : {}),
+      ...(cause !== undefined && depth < 5 ? { cause: serializeError(cause, depth + 1) } : {}),
     };
   }
   return { name: 'Error', message: String(error) };
 }
 
-const classes: Record<string, new (message: string) => SluiceError> = {
-  JobLoadError,
-  UserCodeError,
-  DeserializeError,
-  WorkerCrashedError,
-  KafkaError,
-  IllegalStateError,
+const codes = new Set<string>(ErrorCodes);
+
+/** How each Sluice error class is rebuilt on the other side of a thread boundary. */
+const rebuild: Record<string, (message: string, cause: Error | undefined) => SluiceError> = {
+  ConfigError: (m) => Object.assign(new ConfigError([m]), { message: m }),
+  JobValidationError: (m) => Object.assign(new JobValidationError([m]), { message: m }),
+  JobLoadError: (m, c) => new JobLoadError(m, c),
+  UserCodeError: (m, c) => new UserCodeError(m, c),
+  DeserializeError: (m, c) => new DeserializeError(m, c),
+  WorkerCrashedError: (m, c) => new WorkerCrashedError(m, c),
+  KafkaError: (m, c) => new KafkaError(m, c),
+  KafkaAuthError: (m, c) => new KafkaAuthError(m, c),
+  IllegalStateError: (m) => new IllegalStateError(m),
 };
 
-/** Rebuilds an error that crossed a thread boundary; foreign errors become plain `Error`s. */
+/**
+ * Rebuilds an error that crossed a thread boundary: a Sluice error comes back as its own class with
+ * its code, retryable flag and cause; a foreign error becomes a plain `Error` with its name and message.
+ */
 export function deserializeError(data: SerializedError): Error {
-  const Klass = classes[data.name];
-  const error = Klass ? new Klass(data.message) : Object.assign(new Error(data.message), { name: data.name });
+  const cause = data.cause ? deserializeError(data.cause) : undefined;
+  let error: Error;
+  const make = rebuild[data.name];
+  if (make && data.code !== undefined && codes.has(data.code)) {
+    error = make(data.message, cause);
+    if (data.retryable !== undefined) Object.defineProperty(error, 'retryable', { value: data.retryable });
+  } else if (data.code !== undefined && codes.has(data.code)) {
+    error = new SluiceError(data.code as ErrorCode, data.message, {
+      ...(cause ? { cause } : {}),
+      ...(data.retryable !== undefined ? { retryable: data.retryable } : {}),
+    });
+    error.name = data.name;
+  } else {
+    error = Object.assign(new Error(data.message, cause ? { cause } : undefined), { name: data.name });
+    if (data.code !== undefined) Object.assign(error, { code: data.code });
+  }
   if (data.stack) error.stack = data.stack;
   return error;
 }

@@ -82,7 +82,7 @@ export function resolveConfig(env: Readonly<Record<string, string | undefined>> 
   const ca = readPem('KAFKA_SSL_CA_FILE');
   const cert = readPem('KAFKA_SSL_CERT_FILE');
   const key = readPem('KAFKA_SSL_KEY_FILE');
-  if ((cert === undefined) !== (key === undefined) && !issues.some((i) => i.startsWith('KAFKA_SSL_'))) {
+  if ((values.KAFKA_SSL_CERT_FILE === undefined) !== (values.KAFKA_SSL_KEY_FILE === undefined)) {
     issues.push('KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE must be set together');
   }
   if (issues.length > 0) throw new ConfigError(issues);

@@ -25,6 +25,10 @@ function ensureTypeScriptLoader(): Promise<void> {
     try {
       const { register } = await import('tsx/esm/api');
       register();
+      // A `.ts` job in a folder without "type": "module" is CommonJS to Node: tsx's require hook
+      // loads it (and its `import 'sluice'`) without Node's require(esm) cycle error.
+      const cjs = await import('tsx/cjs/api');
+      cjs.register();
     } catch {
       // Tolerated, see above.
     }

@@ -46,6 +46,13 @@ class RecordFailure extends Error {
 interface Element {
   key: string | null;
   value: unknown;
+  /** The Kafka key's original bytes while no keyBy changed it (binary keys pass through untouched). */
+  rawKey?: Uint8Array | null;
+}
+
+function keyBytes(el: Element): Uint8Array | null {
+  if (el.rawKey !== undefined) return el.rawKey;
+  return el.key === null ? null : encoder.encode(el.key);
 }
 
 function applyOps(ops: readonly Op[], input: Element): Element[] {
@@ -61,7 +68,7 @@ function applyOps(ops: readonly Op[], input: Element): Element[] {
       }
       switch (op.kind) {
         case 'map':
-          next.push({ key: el.key, value: out });
+          next.push({ ...el, value: out });
           break;
         case 'filter':
           if (out) next.push(el);
@@ -71,7 +78,7 @@ function applyOps(ops: readonly Op[], input: Element): Element[] {
             throw new RecordFailure('SLUICE_USER_CODE_FAILED', `${op.label} did not return an iterable`);
           }
           try {
-            for (const v of out as Iterable<unknown>) next.push({ key: el.key, value: v });
+            for (const v of out as Iterable<unknown>) next.push({ ...el, value: v });
           } catch (error) {
             throw new RecordFailure('SLUICE_USER_CODE_FAILED', `${op.label} iteration threw ${describeError(error)}`);
           }
@@ -93,17 +100,48 @@ function applyOps(ops: readonly Op[], input: Element): Element[] {
   return current;
 }
 
-function encodeValue(value: unknown): Uint8Array {
+/** An output value: strings as UTF-8, bytes as they are, `null` as a tombstone, anything else as JSON. */
+function encodeValue(value: unknown): Uint8Array | null {
+  if (value === null) return null;
   if (typeof value === 'string') return encoder.encode(value);
   if (value instanceof Uint8Array) return value;
   const json = JSON.stringify(value);
-  if (json === undefined)
+  if (json === undefined) {
     throw new RecordFailure('SLUICE_USER_CODE_FAILED', `result is not serialisable: ${typeof value}`);
+  }
   return encoder.encode(json);
+}
+
+/**
+ * How a value travels through the repartition topic, so that stage 2 reads back exactly what stage 1
+ * had: a string stays a string (not parsed as JSON), bytes stay bytes, null stays null.
+ */
+const ENCODING_HEADER = 'sluice-enc';
+type RepartitionEncoding = 'json' | 'string' | 'bytes' | 'null';
+const ENCODINGS: Record<RepartitionEncoding, Uint8Array> = {
+  json: encoder.encode('json'),
+  string: encoder.encode('string'),
+  bytes: encoder.encode('bytes'),
+  null: encoder.encode('null'),
+};
+
+function encodingOf(value: unknown): RepartitionEncoding {
+  if (value === null) return 'null';
+  if (typeof value === 'string') return 'string';
+  if (value instanceof Uint8Array) return 'bytes';
+  return 'json';
 }
 
 function comparePosition(a: readonly [number, number], b: readonly [number, number]): number {
   return a[0] !== b[0] ? a[0] - b[0] : a[1] - b[1];
+}
+
+interface Upstream {
+  source?: string;
+  position?: [number, number];
+  watermark?: number | null;
+  idle: boolean;
+  encoding: RepartitionEncoding;
 }
 
 export class PartitionProcessor {
@@ -136,7 +174,7 @@ export class PartitionProcessor {
     this.#plan = options.plan;
     this.#maxRecordBytes = options.maxRecordBytes;
     this.#stage = options.plan.repartitionTopic === topic ? 2 : 1;
-    const checkpoint = decodeCheckpoint(start.metadata);
+    const checkpoint = decodeCheckpoint(start.metadata, options.sources);
     this.#end = start.committedOffset ?? 0;
     this.#replayUntil = checkpoint && start.committedOffset !== null ? checkpoint.end : 0;
     this.#dedupe = checkpoint?.dedupe ?? new Map();
@@ -198,20 +236,20 @@ export class PartitionProcessor {
             // A control record, not data: kept out of the record statistics.
             stats.recordsIn--;
             if (replay) stats.replayed--;
-            this.#noteSource(upstream.source!, upstream.watermark, upstream.idle);
+            this.#noteSource(upstream.source!, upstream.watermark, upstream.idle, wallNow);
             continue;
           }
           if (this.#isDuplicate(upstream.source, upstream.position, replay)) {
             stats.duplicates++;
             continue;
           }
-          const value = this.#deserialize(record, 'json');
+          const value = upstream.encoding === 'null' ? null : this.#deserialize(record, upstream.encoding);
           const eventTime = processingTime ? batchTime : record.timestamp;
           const key = record.key === null ? null : utf8Lenient.decode(record.key);
           for (const el of applyOps(plan.stage2, { key, value })) {
             this.#toWindow(record, el, eventTime, wallNow, replay, dead, stats);
           }
-          if (upstream.source !== undefined) this.#noteSource(upstream.source, eventTime, false);
+          if (upstream.source !== undefined) this.#noteSource(upstream.source, eventTime, false, wallNow);
           continue;
         }
         const value = this.#deserialize(record, plan.format);
@@ -221,20 +259,21 @@ export class PartitionProcessor {
           if (eventTime > this.#sourceStreamTime) this.#sourceStreamTime = eventTime;
         }
         const key = record.key === null ? null : utf8Lenient.decode(record.key);
-        const elements = applyOps(plan.stage1, { key, value });
+        const elements = applyOps(plan.stage1, { key, value, rawKey: record.key });
         if (plan.repartitionTopic !== undefined) {
           const source = encoder.encode(`${this.topic}:${this.partition}`);
           elements.forEach((el, seq) => {
-            repartition.write(0, eventTime, el.key === null ? null : encoder.encode(el.key), encodeValue(el.value), [
+            repartition.write(0, eventTime, keyBytes(el), encodeValue(el.value), [
               [SOURCE_HEADER, source],
               [POSITION_HEADER, encoder.encode(`${record.offset}:${seq}`)],
+              [ENCODING_HEADER, ENCODINGS[encodingOf(el.value)]],
             ]);
           });
         } else if (this.#windows) {
           for (const el of elements) this.#toWindow(record, el, eventTime, wallNow, replay, dead, stats);
         } else {
           for (const el of elements) {
-            outputs.write(0, eventTime, el.key === null ? null : encoder.encode(el.key), encodeValue(el.value));
+            outputs.write(0, eventTime, keyBytes(el), encodeValue(el.value));
           }
         }
       } catch (error) {
@@ -247,9 +286,11 @@ export class PartitionProcessor {
     }
 
     if (this.#windows) {
-      this.#windows.advanceIdle(wallNow);
+      // A re-keyed stage follows its upstream partitions; its own idle clock runs only when they all are idle.
+      if (this.#stage === 1 || this.#allSourcesIdle()) this.#windows.advanceIdle(wallNow);
       for (const result of this.#windows.collect()) {
         try {
+          if (result.error !== undefined) throw result.error;
           outputs.write(
             0,
             result.windowEnd,
@@ -263,6 +304,7 @@ export class PartitionProcessor {
             headers: [
               ...this.#errorHeaders('SLUICE_USER_CODE_FAILED', describeError(error)),
               ['sluice-window-start', String(result.windowStart)],
+              ['sluice-window-end', String(result.windowEnd)],
             ],
           });
         }
@@ -308,7 +350,11 @@ export class PartitionProcessor {
    * watermark: one upstream partition read ahead of the others (a backlog read partition by
    * partition, a skewed key space) does not make the others' records late.
    */
-  #noteSource(source: string, streamTime: number | null, idle: boolean): void {
+  #allSourcesIdle(): boolean {
+    return this.#expectedSources.every((s) => this.#sources.get(s)?.idle === true);
+  }
+
+  #noteSource(source: string, streamTime: number | null, idle: boolean, wallNow: number): void {
     const entry = this.#sources.get(source);
     const t = Math.max(entry?.streamTime ?? -Infinity, streamTime ?? -Infinity);
     this.#sources.set(source, { streamTime: t, idle });
@@ -324,18 +370,11 @@ export class PartitionProcessor {
       if (st < min) min = st;
     }
     const watermark = active > 0 ? min : max;
-    if (Number.isFinite(watermark)) this.#windows?.advanceTo(watermark);
+    if (Number.isFinite(watermark)) this.#windows?.advanceTo(watermark, wallNow);
   }
 
-  #upstream(record: CodecRecord): {
-    source?: string;
-    position?: [number, number];
-    watermark?: number | null;
-    idle: boolean;
-  } {
-    const out: { source?: string; position?: [number, number]; watermark?: number | null; idle: boolean } = {
-      idle: false,
-    };
+  #upstream(record: CodecRecord): Upstream {
+    const out: Upstream = { idle: false, encoding: 'json' };
     for (const [name, value] of record.headers) {
       if (name === SOURCE_HEADER) out.source = utf8Lenient.decode(value);
       else if (name === POSITION_HEADER) {
@@ -345,6 +384,10 @@ export class PartitionProcessor {
         const text = utf8Lenient.decode(value);
         out.watermark = text === '' ? null : Number(text);
       } else if (name === IDLE_HEADER) out.idle = utf8Lenient.decode(value) === '1';
+      else if (name === ENCODING_HEADER) {
+        const encoding = utf8Lenient.decode(value);
+        if (encoding === 'string' || encoding === 'bytes' || encoding === 'null') out.encoding = encoding;
+      }
     }
     if (out.watermark !== undefined && out.source === undefined) delete out.watermark;
     return out;
@@ -358,12 +401,15 @@ export class PartitionProcessor {
       const st = this.#windows.streamTime;
       next = {
         offset: Math.min(minOpen ?? this.#end, this.#end),
-        metadata: encodeCheckpoint({
-          end,
-          streamTime: Number.isFinite(st) ? st : null,
-          dedupe: this.#dedupe,
-          sources: this.#sources,
-        }),
+        metadata: encodeCheckpoint(
+          {
+            end,
+            streamTime: Number.isFinite(st) ? st : null,
+            dedupe: this.#dedupe,
+            sources: this.#sources,
+          },
+          this.#expectedSources,
+        ),
       };
     } else {
       next = { offset: this.#end, metadata: null };
@@ -424,7 +470,8 @@ export class PartitionProcessor {
     }
     const ms = t instanceof Date ? t.getTime() : t;
     if (typeof ms !== 'number' || !Number.isFinite(ms)) {
-      throw new RecordFailure('SLUICE_USER_CODE_FAILED', `eventTime returned ${JSON.stringify(t)}, not a time`);
+      const shown = typeof t === 'number' ? String(t) : JSON.stringify(t);
+      throw new RecordFailure('SLUICE_USER_CODE_FAILED', `eventTime returned ${shown}, not a time`);
     }
     return ms;
   }

@@ -25,7 +25,7 @@ export class RecordWriter {
   #count = 0;
 
   constructor(initialBytes = 64 * 1024) {
-    this.#buf = new Uint8Array(initialBytes);
+    this.#buf = new Uint8Array(Math.max(64, initialBytes));
     this.#view = new DataView(this.#buf.buffer);
   }
 

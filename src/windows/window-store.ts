@@ -41,6 +41,8 @@ export interface WindowResult {
   windowEnd: number;
   value: unknown;
   final: boolean;
+  /** The aggregator's `result()` threw: no value; the caller dead-letters the window. */
+  error?: unknown;
 }
 
 export type AddOutcome = 'added' | 'late';
@@ -213,7 +215,8 @@ export class WindowStore {
   }
 
   /**
-   * Idle advancement: when no record came for `idleTimeoutMs` of wall time, stream time follows
+   * Idle advancement: when no record came for `idleTimeoutMs` of wall time (and, with an external
+   * clock, stream time was not advanced either), stream time follows
    * wall-clock time from the last record on. Needs a first record, or a finite restored stream time
    * (then the first call starts the idle clock).
    */
@@ -231,7 +234,7 @@ export class WindowStore {
 
   /**
    * End of batch: the results due per the emit mode, sorted by window start then key; forgets closed
-   * windows. If the aggregator's `result()` throws, nothing is forgotten and the error is re-thrown.
+   * windows. A window whose aggregator `result()` throws comes back with `error` set (and is forgotten).
    */
   collect(): WindowResult[] {
     const results: WindowResult[] = [];
@@ -239,32 +242,27 @@ export class WindowStore {
     const closedUpTo = this.currentStreamTime - this.sizeMs - this.latenessMs;
     const finalMode = this.emit === 'final';
 
-    // First build every result (user code may throw), then forget what was emitted or closed.
+    // A throwing `result()` (user code) fails that window alone: it is reported and forgotten like
+    // any closed window, so one bad aggregate cannot block the partition.
+    const build = (entry: Entry, slot: Slot, final: boolean): WindowResult => {
+      const base = { key: entry.key, windowStart: slot.start, windowEnd: slot.end, final };
+      try {
+        return { ...base, value: aggregator.result(entry.acc) };
+      } catch (error) {
+        return { ...base, value: undefined, error };
+      }
+    };
     let closedCount = 0;
     while (closedCount < this.starts.length && (this.starts[closedCount] as number) <= closedUpTo) {
       const slot = this.slots.get(this.starts[closedCount] as number) as Slot;
       for (const entry of slot.entries.values()) {
-        if (finalMode || entry.dirty) {
-          results.push({
-            key: entry.key,
-            windowStart: slot.start,
-            windowEnd: slot.end,
-            value: aggregator.result(entry.acc),
-            final: true,
-          });
-        }
+        if (finalMode || entry.dirty) results.push(build(entry, slot, true));
       }
       closedCount++;
     }
     for (const { slot, entry } of this.dirtyEntries) {
       if (slot.start <= closedUpTo) continue; // closed: emitted above, once, as final
-      results.push({
-        key: entry.key,
-        windowStart: slot.start,
-        windowEnd: slot.end,
-        value: aggregator.result(entry.acc),
-        final: false,
-      });
+      results.push(build(entry, slot, false));
     }
 
     for (const { entry } of this.dirtyEntries) entry.dirty = false;
@@ -293,10 +291,15 @@ export class WindowStore {
    * With `externalClock`, stream time moves only here: the caller derives it (for a repartitioned
    * stage, the smallest stream time of the upstream partitions). Never moves backwards.
    */
-  advanceTo(streamTime: number): void {
+  advanceTo(streamTime: number, wallNow?: number): void {
     if (streamTime > this.currentStreamTime) {
       this.currentStreamTime = streamTime;
-      this.idleAnchorStreamTime = streamTime;
+      // The idle clock restarts here only when told when "here" is; otherwise it keeps counting from
+      // the last record, at the stream time of the last record (never the same wall time twice).
+      if (wallNow !== undefined) {
+        this.idleAnchorStreamTime = streamTime;
+        this.idleAnchorWallTime = wallNow;
+      }
     }
   }
 

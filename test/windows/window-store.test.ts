@@ -414,24 +414,30 @@ describe('a throwing aggregator', () => {
     expect(s.minOpenOffset()).toBeUndefined();
   });
 
-  test('a throwing result() in collect forgets nothing', () => {
-    let fail = true;
+  test('a throwing result() fails that window alone: reported with its error and forgotten', () => {
     const agg = custom<unknown, number, number>({
       init: () => 0,
       add: (a) => a + 1,
       merge: (a, b) => a + b,
       result: (a) => {
-        if (fail) throw new Error('no result');
+        if (a === 2) throw new Error('no result');
         return a;
       },
     }) as Aggregator<unknown, unknown, unknown>;
     const s = store({ aggregator: agg });
-    s.add('k', 1_000, 1, 1, wall);
-    s.add('k', 11_000, 1, 2, wall);
-    expect(() => s.collect()).toThrow('no result');
-    expect(s.openWindows).toBe(2);
-    fail = false;
-    expect(rows(s.collect())).toEqual([['k', 0, 10_000, 1, true]]);
+    s.add('bad', 1_000, 1, 1, wall);
+    s.add('bad', 2_000, 1, 2, wall);
+    s.add('good', 3_000, 1, 3, wall);
+    s.add('k', 11_000, 1, 4, wall);
+    const results = s.collect();
+    expect(
+      results.map((r) => [r.key, r.windowStart, r.value, r.error instanceof Error ? r.error.message : undefined]),
+    ).toEqual([
+      ['bad', 0, undefined, 'no result'],
+      ['good', 0, 1, undefined],
+    ]);
+    expect(s.openWindows).toBe(1);
+    expect(s.collect()).toEqual([]);
   });
 
   test('a non-finite event time is rejected before anything changes', () => {
