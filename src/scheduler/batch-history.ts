@@ -5,7 +5,10 @@ export interface BatchInfo {
   /** When the batch was due (epoch ms). */
   scheduledAt: number;
   startedAt: number;
+  /** Records processed in the batch: input topics and, for a re-keyed job, the repartition topic. */
   records: number;
+  /** Records read from the job's input topics only (the input rate). */
+  inputRecords: number;
   outputs: number;
   late: number;
   deadLettered: number;
@@ -31,6 +34,7 @@ export class BatchHistory {
 
   /** Most recent last; at most `limit`. */
   recent(limit = this.#capacity): BatchInfo[] {
+    if (limit <= 0) return [];
     return this.#items.slice(-limit);
   }
 

@@ -207,6 +207,7 @@ export class Scheduler {
     const id = ++this.#batchId;
     const byWorker = new Map<number, PartitionWork[]>();
     let records = 0;
+    let inputRecords = 0;
     const included: PartitionInfo[] = [];
     for (const info of this.#partitions.values()) {
       const pid = partitionId(info.topic, info.partition);
@@ -219,6 +220,7 @@ export class Scheduler {
           writer.write(Number(r.offset), r.timestamp, r.key, r.value, r.headers);
         }
         records += raw.length;
+        if (info.topic !== this.#o.plan.repartitionTopic) inputRecords += raw.length;
         metrics.recordsIn.inc({ topic: info.topic, partition: String(info.partition) }, raw.length);
         info.position = Number(raw[raw.length - 1]!.offset) + 1;
       }
@@ -245,6 +247,7 @@ export class Scheduler {
       scheduledAt,
       startedAt,
       records,
+      inputRecords,
       outputs: 0,
       late: 0,
       deadLettered: 0,
