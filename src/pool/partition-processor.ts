@@ -28,6 +28,9 @@ const encoder = new TextEncoder();
 
 export { SOURCE_HEADER, POSITION_HEADER, WATERMARK_HEADER, IDLE_HEADER };
 
+/** Timestamp of an output record that the producer sets (publish time). */
+export const NO_TIMESTAMP = -1;
+
 export interface ProcessorOptions {
   plan: JobPlan;
   maxRecordBytes: number;
@@ -273,7 +276,9 @@ export class PartitionProcessor {
           for (const el of elements) this.#toWindow(record, el, eventTime, wallNow, replay, dead, stats);
         } else {
           for (const el of elements) {
-            outputs.write(0, eventTime, keyBytes(el), encodeValue(el.value));
+            // The input's Kafka timestamp, not the extracted event time: an old event time would make
+            // the output's time-based retention delete the record at once.
+            outputs.write(0, record.timestamp, keyBytes(el), encodeValue(el.value));
           }
         }
       } catch (error) {
@@ -291,9 +296,11 @@ export class PartitionProcessor {
       for (const result of this.#windows.collect()) {
         try {
           if (result.error !== undefined) throw result.error;
+          // No timestamp: the producer's (publish time). The window's end is in the value; an event-time
+          // timestamp would make the output's time-based retention delete historical results at once.
           outputs.write(
             0,
-            result.windowEnd,
+            NO_TIMESTAMP,
             result.key === null ? null : encoder.encode(result.key),
             this.#resultValue(result),
           );

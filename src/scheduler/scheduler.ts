@@ -81,6 +81,10 @@ export class Scheduler {
   #loop: Promise<void> | undefined;
   #lastBusy: number[] = [];
   #lastCompletedAt = Date.now();
+  readonly #purgeable = new Map<number, number>();
+  readonly #purged = new Map<number, number>();
+  #lastPurge = 0;
+  #purging = false;
   #consecutiveFailures = 0;
 
   constructor(options: SchedulerOptions) {
@@ -321,6 +325,35 @@ export class Scheduler {
     const started = performance.now();
     await this.#o.receiver.commit(offsets);
     this.#o.metrics.commitLatency.observe((performance.now() - started) / 1000);
+    const repartition = this.#o.plan.repartitionTopic;
+    if (repartition !== undefined) {
+      for (const o of offsets) if (o.topic === repartition) this.#purgeable.set(o.partition, o.offset);
+      this.#purge(repartition);
+    }
+  }
+
+  /**
+   * Deletes repartition records below the committed offsets (at most every 10 s): the topic keeps
+   * records forever (their timestamps are event times), so what is no longer needed is purged here.
+   */
+  #purge(topic: string): void {
+    const now = Date.now();
+    if (this.#purging || now - this.#lastPurge < 10_000) return;
+    const partitions = [...this.#purgeable]
+      .filter(([partition, offset]) => offset > (this.#purged.get(partition) ?? 0))
+      .map(([partition, offset]) => ({ partition, offset: String(offset) }));
+    if (partitions.length === 0) return;
+    this.#lastPurge = now;
+    this.#purging = true;
+    this.#o.admin
+      .deleteTopicRecords({ topic, partitions })
+      .then(() => {
+        for (const p of partitions) this.#purged.set(p.partition, Number(p.offset));
+      })
+      .catch((error: unknown) =>
+        this.#o.logger.debug({ err: error, topic }, 'purging repartition records failed; will retry'),
+      )
+      .finally(() => (this.#purging = false));
   }
 
   #account(results: PartitionResult[], info: BatchInfo): void {

@@ -148,11 +148,9 @@ export class KafkaSink {
           headers[name] = toBuffer(value)!;
           size += name.length + value.length;
         }
-        add(
-          topic,
-          { key: toBuffer(r.key), value: toBuffer(r.value), timestamp: String(Math.trunc(r.timestamp)), headers },
-          size,
-        );
+        const message: Message = { key: toBuffer(r.key), value: toBuffer(r.value), headers };
+        if (r.timestamp >= 0) message.timestamp = String(Math.trunc(r.timestamp));
+        add(topic, message, size);
         records++;
       }
     };

@@ -41,7 +41,19 @@ export async function ensureTopics(
       configEntries: [{ name: 'max.message.bytes', value: String(20 * 1024 * 1024) }],
     },
   ];
-  if (plan.repartitionTopic) wanted.push({ topic: plan.repartitionTopic, numPartitions: partitions });
+  if (plan.repartitionTopic) {
+    // Repartition records carry their event time as timestamp, which time-based retention would
+    // delete at once for historical data: keep them forever and purge what is committed instead
+    // (the scheduler deletes records below the committed offsets, as Kafka Streams does).
+    wanted.push({
+      topic: plan.repartitionTopic,
+      numPartitions: partitions,
+      configEntries: [
+        { name: 'retention.ms', value: '-1' },
+        { name: 'cleanup.policy', value: 'delete' },
+      ],
+    });
+  }
   const missing = wanted.filter((t) => !existing.has(t.topic));
   if (missing.length > 0) {
     if (!create) {
@@ -58,6 +70,19 @@ export async function ensureTopics(
     logger.info({ topics: missing.map((t) => t.topic) }, 'created topics');
   }
   let repartitionPartitions: number | undefined;
+  if (plan.repartitionTopic && existing.has(plan.repartitionTopic)) {
+    const described = await admin.describeConfigs({
+      includeSynonyms: false,
+      resources: [{ type: 2 /* TOPIC */, name: plan.repartitionTopic, configNames: ['retention.ms'] }],
+    });
+    const retention = described.resources[0]?.configEntries.find((c) => c.configName === 'retention.ms')?.configValue;
+    if (retention !== '-1') {
+      logger.warn(
+        { topic: plan.repartitionTopic, retentionMs: retention },
+        'repartition topic has time-based retention: records with old event times may be deleted before they are read; set retention.ms=-1',
+      );
+    }
+  }
   if (plan.repartitionTopic) {
     const meta = await admin.fetchTopicMetadata({ topics: [plan.repartitionTopic] });
     repartitionPartitions = meta.topics[0]?.partitions.length;
