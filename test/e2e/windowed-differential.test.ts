@@ -11,7 +11,7 @@ import {
   type GeneratedRecord,
   type PageView,
 } from '../../examples/generator/clickstream.ts';
-import { createTopic, onCleanup, uniqueName } from '../helpers.ts';
+import { admin, createTopic, onCleanup, uniqueName, waitFor } from '../helpers.ts';
 import { referenceWindows, type RefRecord } from '../support/reference-windows.ts';
 import { metricValue, startService } from '../support/service.ts';
 import { readAll, readTopic, testProducer, type ReadRecord } from '../support/topics.ts';
@@ -214,6 +214,19 @@ describe('windowed aggregation against a recomputation', () => {
     expect(notPlanted).toEqual([]);
     console.log(`repartitioned job: ${late.length} late of ${valid.length} valid, ${planted.size} planted late`);
     expect(dlq.filter((r) => r.headers['sluice-error-code'] === 'SLUICE_DESERIALIZE_FAILED')).toHaveLength(malformed);
+
+    // The repartition topic keeps records regardless of their (event-time) timestamps, and what is
+    // committed is purged: its log start offsets move up.
+    const a = await admin();
+    const configs = await a.describeConfigs({
+      includeSynonyms: false,
+      resources: [{ type: 2, name: `${name}-repartition`, configNames: ['retention.ms'] }],
+    });
+    expect(configs.resources[0]?.configEntries[0]?.configValue).toBe('-1');
+    await waitFor('repartition records purged', async () => {
+      const offsets = await a.fetchTopicOffsets(`${name}-repartition`);
+      return offsets.some((o) => Number(o.low) > 0) ? true : undefined;
+    });
     expect((await service.stop('SIGTERM')).code).toBe(0);
   });
 });
