@@ -167,8 +167,8 @@ export class PartitionProcessor {
   /** Stage 1 of a windowed re-keyed job: this partition's stream time, reported downstream. */
   readonly #reportsWatermark: boolean;
   #sourceStreamTime = -Infinity;
-  #lastRecordWall: number | undefined;
-  readonly #createdWall = Date.now();
+  /** Last time this partition had a record or was behind (records waiting): the idle clock. */
+  #lastBusyWall: number = Date.now();
   #lastReported: SourceWatermark | undefined;
 
   constructor(options: ProcessorOptions, topic: string, partition: number, start: PartitionStart) {
@@ -203,7 +203,12 @@ export class PartitionProcessor {
     return this.#windows?.openWindows ?? 0;
   }
 
-  process(records: ArrayBuffer, batchTime: number, wallNow: number): PartitionResult {
+  /**
+   * Processes one batch of this partition's records. `caughtUp`: nothing else is waiting for the
+   * partition (see PartitionWork); idleness is only measured while caught up.
+   */
+  process(records: ArrayBuffer, batchTime: number, wallNow: number, caughtUp = true): PartitionResult {
+    if (!caughtUp) this.#lastBusyWall = wallNow;
     const plan = this.#plan;
     const outputs = new RecordWriter();
     const repartition = new RecordWriter();
@@ -258,7 +263,7 @@ export class PartitionProcessor {
         const value = this.#deserialize(record, plan.format);
         const eventTime = processingTime ? batchTime : this.#eventTime(record, value);
         if (this.#reportsWatermark) {
-          this.#lastRecordWall = wallNow;
+          this.#lastBusyWall = wallNow;
           if (eventTime > this.#sourceStreamTime) this.#sourceStreamTime = eventTime;
         }
         const key = record.key === null ? null : utf8Lenient.decode(record.key);
@@ -292,7 +297,8 @@ export class PartitionProcessor {
 
     if (this.#windows) {
       // A re-keyed stage follows its upstream partitions; its own idle clock runs only when they all are idle.
-      if (this.#stage === 1 || this.#allSourcesIdle()) this.#windows.advanceIdle(wallNow);
+      if (caughtUp && (this.#stage === 1 || this.#allSourcesIdle())) this.#windows.advanceIdle(wallNow);
+      else if (!caughtUp) this.#windows.holdIdle(wallNow);
       for (const result of this.#windows.collect()) {
         try {
           if (result.error !== undefined) throw result.error;
@@ -340,7 +346,7 @@ export class PartitionProcessor {
   /** Stage 1: this partition's stream time for the aggregating stage, when it changed. */
   #watermarkReport(wallNow: number): SourceWatermark | null {
     const idleTimeout = this.#plan.window?.idleTimeoutMs ?? 0;
-    const idle = idleTimeout > 0 && wallNow - (this.#lastRecordWall ?? this.#createdWall) >= idleTimeout;
+    const idle = idleTimeout > 0 && wallNow - this.#lastBusyWall >= idleTimeout;
     const report: SourceWatermark = {
       streamTime: Number.isFinite(this.#sourceStreamTime) ? this.#sourceStreamTime : null,
       idle,

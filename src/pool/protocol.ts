@@ -30,6 +30,11 @@ export interface PartitionWork {
   /** Packed records (record-codec), transferred. */
   records: ArrayBuffer;
   count: number;
+  /**
+   * Nothing more is waiting for this partition: no buffered records, not paused, read up to its high
+   * watermark. Only a caught-up partition can be idle (a paused or lagging one is merely behind).
+   */
+  caughtUp: boolean;
 }
 
 export interface BatchRequest {

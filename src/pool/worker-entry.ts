@@ -53,7 +53,7 @@ function handle(request: WorkerRequest): void {
           );
           processors.set(id, processor);
         }
-        const result = processor.process(work.records, request.batchTime, wallNow);
+        const result = processor.process(work.records, request.batchTime, wallNow, work.caughtUp);
         results.push(result);
         transfer.push(result.outputs, result.repartition);
       }

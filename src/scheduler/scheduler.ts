@@ -228,7 +228,15 @@ export class Scheduler {
         metrics.recordsIn.inc({ topic: info.topic, partition: String(info.partition) }, raw.length);
         info.position = Number(raw[raw.length - 1]!.offset) + 1;
       }
+      const pid2 = partitionId(info.topic, info.partition);
+      const caughtUp =
+        queue.sizeOf(pid2).records === 0 &&
+        !queue.pausedPartitions.includes(pid2) &&
+        info.highWatermark !== undefined &&
+        info.position !== undefined &&
+        info.position >= info.highWatermark;
       const work: PartitionWork = {
+        caughtUp,
         topic: info.topic,
         partition: info.partition,
         records: writer.finish(),

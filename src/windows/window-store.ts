@@ -232,6 +232,14 @@ export class WindowStore {
     if (advanced > this.currentStreamTime) this.currentStreamTime = advanced;
   }
 
+  /** The partition is behind (records waiting): it is not idle, whatever the last record's time. */
+  holdIdle(wallNow: number): void {
+    if (this.idleAnchorWallTime !== undefined) {
+      this.idleAnchorWallTime = wallNow;
+      this.idleAnchorStreamTime = this.currentStreamTime;
+    }
+  }
+
   /**
    * End of batch: the results due per the emit mode, sorted by window start then key; forgets closed
    * windows. A window whose aggregator `result()` throws comes back with `error` set (and is forgotten).
