@@ -134,6 +134,11 @@ export class App {
     return this.#http;
   }
 
+  /** True once close() has begun: start() stops where it is (close releases what was built). */
+  #closingStarted(): boolean {
+    return this.#state !== 'starting';
+  }
+
   async start(): Promise<void> {
     this.#state = 'starting';
     const { config, plan, logger } = this;
@@ -160,6 +165,7 @@ export class App {
       throw classifyKafkaError(error, config.kafka.brokers);
     }
     this.#admin = admin;
+    if (this.#closingStarted()) return;
     const layout = await ensureTopics(admin, plan, config.createTopics, logger);
     const sources = [...layout.inputPartitions].flatMap(([topic, n]) =>
       Array.from({ length: n }, (_, p) => `${topic}:${p}`),
@@ -186,6 +192,7 @@ export class App {
         );
       },
     });
+    if (this.#closingStarted()) return;
     this.#sink = new KafkaSink(this.#kafka, {
       output: plan.outputTopic,
       dlq: plan.dlqTopic,
@@ -194,12 +201,14 @@ export class App {
     });
     await this.#sink.start();
 
+    if (this.#closingStarted()) return;
     const topics = [...plan.inputTopics, ...(plan.repartitionTopic ? [plan.repartitionTopic] : [])];
     const receiver = new Receiver({
       kafka: this.#kafka,
       groupId: this.groupId,
       topics,
       queue: this.#queue,
+      bufferMaxBytes: config.buffer.maxBytes,
       fromBeginning: config.startFrom === 'earliest',
       readCommitted: true,
       logger: logger.child({ component: 'receiver' }),
@@ -230,6 +239,7 @@ export class App {
     } catch (error) {
       throw classifyKafkaError(error, config.kafka.brokers);
     }
+    if (this.#closingStarted()) return;
     this.#state = 'running';
     logger.info(
       { http: `${config.http.host}:${config.http.port}`, groupId: this.groupId, workers: config.workers },
@@ -305,11 +315,24 @@ export class App {
       ];
       clearInterval(this.#brokerProbe);
       clearInterval(this.#loopProbe);
+      // Every step gets what is left of the shutdown budget (one second is kept for exiting): a step
+      // that cannot finish — e.g. leaving a group whose join waits for a dead member's session to
+      // expire — must not turn a graceful stop into a timeout.
+      const deadline = Date.now() + Math.max(1000, this.config.shutdownTimeoutMs - 1000);
       for (const [name, step] of steps) {
+        let timer: NodeJS.Timeout | undefined;
         try {
-          await step();
+          const remaining = Math.max(0, deadline - Date.now());
+          const outcome = await Promise.race([
+            Promise.resolve(step()).then(() => 'done' as const),
+            new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), remaining))),
+          ]);
+          if (outcome === 'timeout')
+            this.logger.warn({ step: name, previous }, 'shutdown step did not finish in time; going on');
         } catch (error) {
           this.logger.warn({ err: error, step: name, previous }, 'shutdown step failed');
+        } finally {
+          clearTimeout(timer);
         }
       }
       this.#state = 'stopped';

@@ -28,6 +28,9 @@ const encoder = new TextEncoder();
 
 export { SOURCE_HEADER, POSITION_HEADER, WATERMARK_HEADER, IDLE_HEADER };
 
+/** Headers Sluice writes on dead letters (replaced, not copied, when a dead letter is re-driven). */
+const OWN_DLQ_HEADER = /^sluice-(error-|job$|source-|event-time$|window-)/;
+
 /** Timestamp of an output record that the producer sets (publish time). */
 export const NO_TIMESTAMP = -1;
 
@@ -547,8 +550,10 @@ export class PartitionProcessor {
       ...extra,
     ];
     // Copies: the views point into the whole batch buffer, which must not be cloned back per letter.
-    for (const [name, value] of record.headers)
-      if (!name.startsWith('sluice-error')) headers.push([name, value.slice()]);
+    // A re-driven dead letter carries only its new error and origin: Sluice's own headers are replaced.
+    for (const [name, value] of record.headers) {
+      if (!OWN_DLQ_HEADER.test(name)) headers.push([name, value.slice()]);
+    }
     return { key: record.key?.slice() ?? null, value: record.value?.slice() ?? null, headers };
   }
 }

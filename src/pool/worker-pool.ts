@@ -133,6 +133,10 @@ export class WorkerPool {
       });
       const fail = (error: Error): void => {
         if (!ready) {
+          // A replacement that cannot start: requests already queued for it must not hang.
+          for (const pending of slot.pending.values())
+            pending.reject(new WorkerCrashedError(`worker ${index} failed to start: ${error.message}`, error));
+          slot.pending.clear();
           reject(
             error instanceof JobLoadError
               ? error

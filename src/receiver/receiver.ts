@@ -20,6 +20,8 @@ export interface ReceiverOptions {
   groupId: string;
   topics: readonly string[];
   queue: BufferQueue;
+  /** The buffer's byte bound, which sizes fetches. */
+  bufferMaxBytes: number;
   fromBeginning: boolean;
   readCommitted: boolean;
   logger: pino.Logger;
@@ -68,9 +70,10 @@ export class Receiver {
     this.#consumer = options.kafka.consumer({
       groupId: options.groupId,
       readUncommitted: !options.readCommitted,
-      // Sluice's own buffer bounds memory; keep each fetch modest so a pause takes effect soon.
-      maxBytesPerPartition: 1024 * 1024,
-      maxBytes: 16 * 1024 * 1024,
+      // The buffer accepts a whole fetch before pausing, so fetches are sized from its bound: a
+      // small buffer means small fetches (64 KiB–1 MiB per partition, at most half the buffer).
+      maxBytesPerPartition: Math.min(1024 * 1024, Math.max(64 * 1024, Math.floor(options.bufferMaxBytes / 32))),
+      maxBytes: Math.min(16 * 1024 * 1024, Math.max(1024 * 1024, Math.floor(options.bufferMaxBytes / 2))),
       maxWaitTimeInMs: 100,
       sessionTimeout: 30_000,
       rebalanceTimeout: 60_000,

@@ -115,8 +115,8 @@ const sourceId = (r: ReadRecord): string =>
   `${r.headers['sluice-source-partition']}:${r.headers['sluice-source-offset']}`;
 
 /**
- * Waits until the first process has published results and committed offsets (on every topic in
- * `topics`) but not processed the whole input, then kills it with SIGKILL: no graceful anything.
+ * Waits until the first process has cut a third of the input into batches, published results and
+ * committed offsets (on every topic in `topics`), then kills it with SIGKILL: no graceful anything.
  */
 async function killMidStream(
   service: RunningService,
@@ -129,22 +129,47 @@ async function killMidStream(
     async () => {
       const metrics = await service.metrics();
       const out = metricValue(metrics, 'sluice_records_out_total');
-      if (out === 0) return undefined;
+      const inputRead = metricValue(metrics, 'sluice_records_in_total', { topic: topics[0]! });
+      // Well into the backlog: open windows, published results, dead letters, commits with checkpoints.
+      if (out === 0 || inputRead < inputCount / 3) return undefined;
       for (const topic of topics) if ((await committed(groupId, topic)) === 0) return undefined;
-      return { out, inputRead: metricValue(metrics, 'sluice_records_in_total', { topic: topics[0]! }) };
+      return { out, inputRead };
     },
     60_000,
   );
   const killed = await service.stop('SIGKILL');
   expect(killed.signal).toBe('SIGKILL');
-  console.log(`killed after ${progress.out} results, ${progress.inputRead} of ${inputCount} input records cut`);
+  console.log(
+    `killed ${Math.round(process.uptime())} s into the test file, after ${progress.out} results, ` +
+      `${progress.inputRead} of ${inputCount} input records cut`,
+  );
   // The kill must land mid-stream for this test to mean anything.
   expect(progress.inputRead).toBeLessThan(inputCount);
 }
 
+/**
+ * `createTopic` under a uniqueName, tolerating what a loaded KRaft broker may answer while a new
+ * topic's metadata propagates ("This server does not host this topic-partition"): the topic was
+ * created, so wait until every partition has a leader.
+ */
+async function newTopic(prefix: string, partitions: number, configs: Record<string, string> = {}): Promise<string> {
+  const name = uniqueName(prefix);
+  try {
+    await createTopic(name, partitions, configs);
+  } catch (error) {
+    if (!/does not host this topic-partition/.test(String(error))) throw error;
+    await waitFor(`topic ${name}`, async () => {
+      const metadata = await (await admin()).fetchTopicMetadata({ topics: [name] }).catch(() => undefined);
+      const found = metadata?.topics[0]?.partitions ?? [];
+      return found.length === partitions && found.every((p) => p.leader >= 0) ? true : undefined;
+    });
+  }
+  return name;
+}
+
 describe('SIGKILL mid-stream, then restart (at-least-once)', () => {
   test('count per user: every closed window is emitted with the reference value; late records all dead-lettered', async () => {
-    const input = await createTopic(uniqueName('cr-user-in'), PARTITIONS);
+    const input = await newTopic('cr-user-in', PARTITIONS);
     const output = uniqueName('cr-user-out');
     const name = uniqueName('cr-user');
     const dlqTopic = `${name}-dlq`;
@@ -184,10 +209,13 @@ describe('SIGKILL mid-stream, then restart (at-least-once)', () => {
     await first.waitReady();
     await killMidStream(first, name, [input], inputRecords.length);
 
+    // Read the results while the new process waits for the group to drop the dead member (its
+    // session timeout, 30 s): the restart cannot be faster than that.
+    const seen = await follow([output, dlqTopic]);
     const second = await startService({ job: 'test/fixtures/jobs/user-windows.ts', env });
     onCleanup(() => second.stop('SIGKILL'));
     await second.waitReady();
-    const seen = await follow([output, dlqTopic]);
+    const readyAt = Date.now();
 
     const outputsOf = (): Output[] =>
       seen.records.filter((r) => r.topic === output).map((r) => JSON.parse(r.value!.toString()) as Output);
@@ -196,6 +224,9 @@ describe('SIGKILL mid-stream, then restart (at-least-once)', () => {
     await waitFor(
       'every reference window, late and malformed record',
       () => {
+        // A wrong value never becomes right: fail at once instead of waiting for the timeout.
+        const wrong = outputsOf().find((o) => expected.get(`${o.key}|${o.windowStart}`) !== o.value);
+        if (wrong) throw new Error(`wrong result ${JSON.stringify(wrong)}`);
         const ids = new Set(outputsOf().map((o) => `${o.key}|${o.windowStart}`));
         const late = new Set(dlqOf('SLUICE_LATE_RECORD').map(sourceId));
         const bad = new Set(dlqOf('SLUICE_DESERIALIZE_FAILED').map(sourceId));
@@ -206,10 +237,24 @@ describe('SIGKILL mid-stream, then restart (at-least-once)', () => {
         return done ? true : undefined;
       },
       60_000,
-    ).catch((error: unknown) => {
-      console.log(second.output().slice(-3000));
+    ).catch(async (error: unknown) => {
+      const ids = new Set(outputsOf().map((o) => `${o.key}|${o.windowStart}`));
+      const late = new Set(dlqOf('SLUICE_LATE_RECORD').map(sourceId));
+      const bad = new Set(dlqOf('SLUICE_DESERIALIZE_FAILED').map(sourceId));
+      const missing = [...expected.keys()].filter((id) => !ids.has(id));
+      console.log(
+        `missing: ${missing.length} windows (e.g. ${missing.slice(0, 5).join(', ')}), ` +
+          `${[...expectedLate].filter((id) => !late.has(id)).length} late, ` +
+          `${[...expectedMalformed].filter((id) => !bad.has(id)).length} malformed; ` +
+          `wrong: ${outputsOf().filter((o) => expected.get(`${o.key}|${o.windowStart}`) !== o.value).length}\n` +
+          (await second.metrics())
+            .split('\n')
+            .filter((l) => l.startsWith('sluice_records'))
+            .join('\n'),
+      );
       throw error;
     });
+    const doneMs = Date.now() - readyAt;
     await new Promise((r) => setTimeout(r, 2000)); // late duplicates, if any, show up too
     await seen.stop();
 
@@ -234,13 +279,13 @@ describe('SIGKILL mid-stream, then restart (at-least-once)', () => {
     console.log(
       `user windows: ${outputs.length} results for ${expected.size} windows (${outputs.length - expected.size} duplicates), ` +
         `${lateIds.length} late letters for ${expectedLate.size} late records, ` +
-        `${metricValue(metrics, 'sluice_records_replayed_total')} records replayed`,
+        `${metricValue(metrics, 'sluice_records_replayed_total')} records replayed, done ${doneMs} ms after the restart was ready`,
     );
     expect((await second.stop('SIGTERM')).code).toBe(0);
   });
 
   test('count per page through the repartition topic: counted + late = valid records per window, duplicates agree', async () => {
-    const input = await createTopic(uniqueName('cr-page-in'), PARTITIONS);
+    const input = await newTopic('cr-page-in', PARTITIONS);
     const output = uniqueName('cr-page-out');
     const name = uniqueName('cr-page');
     const dlqTopic = `${name}-dlq`;
@@ -277,10 +322,13 @@ describe('SIGKILL mid-stream, then restart (at-least-once)', () => {
     await first.waitReady();
     await killMidStream(first, name, [input, `${name}-repartition`], inputRecords.length);
 
+    // Read the results while the new process waits for the group to drop the dead member (its
+    // session timeout, 30 s): the restart cannot be faster than that.
+    const seen = await follow([output, dlqTopic]);
     const second = await startService({ job: 'test/fixtures/jobs/page-windows.ts', env });
     onCleanup(() => second.stop('SIGKILL'));
     await second.waitReady();
-    const seen = await follow([output, dlqTopic]);
+    const readyAt = Date.now();
 
     /** Per (page, window): every value emitted for it, and the distinct late records (by origin). */
     const tally = (): { values: Map<string, number[]>; late: Map<string, Set<string>> } => {
@@ -308,6 +356,11 @@ describe('SIGKILL mid-stream, then restart (at-least-once)', () => {
       'every valid record counted or dead-lettered as late',
       () => {
         const t = tally();
+        // Counted twice, or two different results for one window: never right later, fail at once.
+        const over = [...expectedAll].find(([id, total]) => accounted(id, t) > total);
+        if (over) throw new Error(`${over[0]}: ${accounted(over[0], t)} counted or late of ${over[1]}`);
+        const split = [...t.values].find(([, vs]) => new Set(vs).size > 1);
+        if (split) throw new Error(`${split[0]}: different results ${JSON.stringify(split[1])}`);
         return [...expectedAll].every(([id, total]) => accounted(id, t) === total) ? true : undefined;
       },
       60_000,
@@ -320,6 +373,7 @@ describe('SIGKILL mid-stream, then restart (at-least-once)', () => {
       console.log(second.output().slice(-3000));
       throw error;
     });
+    const doneMs = Date.now() - readyAt;
     await new Promise((r) => setTimeout(r, 2000));
     await seen.stop();
 
@@ -346,7 +400,7 @@ describe('SIGKILL mid-stream, then restart (at-least-once)', () => {
       `page windows: ${results} results for ${t.values.size} windows, ${lateLetters} late letters for ` +
         `${[...t.late.values()].reduce((n, s) => n + s.size, 0)} late records; second run: ` +
         `${metricValue(metrics, 'sluice_records_replayed_total')} replayed, ` +
-        `${metricValue(metrics, 'sluice_records_duplicate_total')} repartition duplicates dropped`,
+        `${metricValue(metrics, 'sluice_records_duplicate_total')} repartition duplicates dropped, done ${doneMs} ms after ready`,
     );
     expect((await second.stop('SIGTERM')).code).toBe(0);
   });

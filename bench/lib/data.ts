@@ -1,0 +1,124 @@
+/**
+ * Benchmark input: N page views (~`recordSize` bytes of JSON each, keyed by user, skewed pages, event
+ * times spread over time, a few out of order within the allowed lateness) in an 8-partition topic,
+ * plus one far-future record per partition whose pages reach every partition of a repartition topic,
+ * so that every window of every system closes. Also the reference recomputation of the outputs.
+ */
+import { type Kafka, Partitioners, type Admin } from 'kafkajs';
+import { generateClickstream } from '../../examples/generator/clickstream.ts';
+
+export interface BenchData {
+  topic: string;
+  records: number;
+  bytes: number;
+  /** (page|windowStart) → count, over every record (none is late by construction). */
+  expectedWindows: Map<string, number>;
+  /** Records the stateless job keeps. */
+  expectedStateless: number;
+}
+
+export const WINDOW_MS = 10_000;
+export const windowKey = (page: string, start: number): string => `${page}|${start}`;
+
+/** Picks page names whose murmur2 partition covers every partition (the partitioner of every system here). */
+export function flushPages(partitions: number): string[] {
+  const partitioner = Partitioners.DefaultPartitioner();
+  const metadata = Array.from({ length: partitions }, (_, i) => ({ partitionId: i, leader: 0 })) as never;
+  const pages = new Map<number, string>();
+  for (let i = 0; pages.size < partitions; i++) {
+    const page = `/flush-${i}`;
+    const target = partitioner({ topic: 'x', partitionMetadata: metadata, message: { key: page, value: null } });
+    if (!pages.has(target)) pages.set(target, page);
+  }
+  return [...pages.values()];
+}
+
+export async function createTopics(admin: Admin, topics: Array<{ topic: string; partitions: number }>): Promise<void> {
+  await admin.createTopics({
+    waitForLeaders: true,
+    topics: topics.map((t) => ({ topic: t.topic, numPartitions: t.partitions, replicationFactor: 1 })),
+  });
+}
+
+export async function fillInput(
+  kafka: Kafka,
+  topic: string,
+  options: { records: number; partitions: number; recordSize: number; seed?: number },
+): Promise<BenchData> {
+  const producer = kafka.producer({
+    createPartitioner: Partitioners.DefaultPartitioner,
+    allowAutoTopicCreation: false,
+  });
+  await producer.connect();
+  const expectedWindows = new Map<string, number>();
+  let expectedStateless = 0;
+  let bytes = 0;
+  let maxTs = 0;
+  const chunk: Array<{ key: string; value: string }> = [];
+  // One send at a time: concurrent sends may land out of order in a partition, which would put
+  // records seconds behind their partition's stream time (late by the data, not by the system).
+  const flush = async (): Promise<void> => {
+    await producer.send({ topic, messages: chunk.splice(0), acks: 1 });
+  };
+  for (const r of generateClickstream({
+    count: options.records,
+    seed: options.seed ?? 42,
+    eventsPerSecond: 2000,
+    lateFraction: 0,
+    malformedFraction: 0,
+    outOfOrderFraction: 0.05,
+    maxDisorderMs: 3000,
+    users: 2000,
+    pages: 60,
+  })) {
+    const e = r.event!;
+    const base = JSON.stringify(e);
+    // Pad to the requested size with a field every system ignores.
+    const pad = Math.max(0, options.recordSize - base.length - 10);
+    const value = pad > 0 ? `${base.slice(0, -1)},"pad":"${'x'.repeat(pad)}"}` : base;
+    bytes += value.length + r.key.length;
+    chunk.push({ key: r.key, value });
+    const id = windowKey(e.page, Math.floor(e.ts / WINDOW_MS) * WINDOW_MS);
+    expectedWindows.set(id, (expectedWindows.get(id) ?? 0) + 1);
+    if (!e.user.startsWith('bot-')) expectedStateless++;
+    if (e.ts > maxTs) maxTs = e.ts;
+    if (chunk.length >= 10_000) await flush();
+  }
+  if (chunk.length > 0) await flush();
+  const flushes = flushPages(options.partitions).map((page, partition) => ({
+    partition,
+    key: `flush-${partition}`,
+    value: JSON.stringify({ page, user: `flush-${partition}`, ts: maxTs + 3_600_000 }),
+  }));
+  await producer.send({ topic, messages: flushes, acks: -1 });
+  // The flush records pass the stateless filter too.
+  expectedStateless += flushes.length;
+  await producer.disconnect();
+  return { topic, records: options.records + flushes.length, bytes, expectedWindows, expectedStateless };
+}
+
+interface Output {
+  key: string;
+  windowStart: number;
+  windowEnd: number;
+  value: number;
+}
+
+/** Compares a windowed output with the reference: "exact", or what differs. */
+export function checkWindows(outputs: Output[], expected: Map<string, number>): string {
+  const actual = new Map<string, number>();
+  const problems: string[] = [];
+  for (const o of outputs) {
+    if (o.key.startsWith('/flush-')) continue;
+    const id = windowKey(o.key, o.windowStart);
+    const prev = actual.get(id);
+    if (prev !== undefined && prev !== o.value) problems.push(`${id}: ${prev} and ${o.value}`);
+    actual.set(id, o.value);
+  }
+  for (const [id, n] of expected) {
+    const got = actual.get(id);
+    if (got !== n) problems.push(`${id}: expected ${n}, got ${got ?? 'nothing'}`);
+  }
+  for (const id of actual.keys()) if (!expected.has(id)) problems.push(`${id}: unexpected`);
+  return problems.length === 0 ? 'exact' : `${problems.length} mismatches, e.g. ${problems.slice(0, 3).join('; ')}`;
+}

@@ -1,0 +1,345 @@
+/**
+ * `npm run bench`: Sluice beside the raw-consume ceilings and its peers, on one broker, one topic,
+ * one data set, in one run. Every system's output is checked against the reference recomputation
+ * before its figure counts. Prints a table and writes it as JSON under bench/results/.
+ *
+ * Options: --records N (1000000) --partitions P (8) --record-size B (100) --workers W
+ *          --peers kafka-streams,spark|none --latency-seconds S (20; 0 = skip latency mode)
+ *          --smoke (small and quick: 20000 records, no peers, one short latency run) --profile
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Kafka, logLevel } from 'kafkajs';
+import { kafkaVersion, startLocalBroker } from '../scripts/kafka/local-broker.ts';
+import { checkWindows, createTopics, fillInput, type BenchData } from './lib/data.ts';
+import { runLatency, type LatencyResult, type LatencySystem } from './lib/latency.ts';
+import { ceilingJava, ceilingKafkajs, readOutputs, startSluice, type Throughput } from './lib/systems.ts';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const { values } = parseArgs({
+  options: {
+    records: { type: 'string', default: '1000000' },
+    partitions: { type: 'string', default: '8' },
+    'record-size': { type: 'string', default: '100' },
+    workers: { type: 'string' },
+    peers: { type: 'string', default: 'kafka-streams,spark' },
+    'latency-seconds': { type: 'string', default: '20' },
+    smoke: { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: false },
+  },
+});
+const smoke = values.smoke;
+const records = smoke ? 20_000 : Number(values.records);
+const partitions = Number(values.partitions);
+const recordSize = Number(values['record-size']);
+const latencySeconds = smoke ? 8 : Number(values['latency-seconds']);
+const peers = smoke || values.peers === 'none' ? [] : (values.peers ?? '').split(',').filter(Boolean);
+const workers = values.workers;
+
+interface Row {
+  system: string;
+  check: string;
+  recordsPerSec: number;
+  mbPerSec: number;
+  ratioA: number | null;
+  ratioB: number | null;
+  peakRssMb: number | null;
+  note?: string;
+}
+
+const log = (message: string): void => console.error(`[bench] ${message}`);
+const mb = (bytes: number): number => bytes / 1e6;
+
+async function main(): Promise<void> {
+  log('building the service (dist/)');
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'inherit' });
+  const external = process.env['KAFKA_BROKERS'];
+  const broker = external ? undefined : await startLocalBroker({ heap: '1g' });
+  const brokers = external ?? broker!.brokers;
+  log(`Kafka ${external ? `at ${brokers}` : `${kafkaVersion()} local at ${brokers}`}`);
+  const kafka = new Kafka({ clientId: 'bench', brokers: brokers.split(','), logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  const run = Date.now().toString(36);
+  const rows: Row[] = [];
+  const latency: LatencyResult[] = [];
+  try {
+    const input = `bench-input-${run}`;
+    await createTopics(admin, [{ topic: input, partitions }]);
+    log(`producing ${records} records of ~${recordSize} bytes to ${input} (${partitions} partitions)`);
+    const data = await fillInput(kafka, input, { records, partitions, recordSize });
+    const mbTotal = mb(data.bytes);
+
+    log('ceiling A: kafkajs consumer, no processing');
+    const a = await ceilingKafkajs(kafka, input, data.records);
+    const aRate = a.records / a.seconds;
+    log('ceiling B: kafka-consumer-perf-test (Java consumer)');
+    const b = await ceilingJava(brokers, input, data.records);
+    const bRate = b.records / b.seconds;
+    const row = (system: string, t: Throughput, check: string, note?: string): Row => {
+      const rate = t.records / t.seconds;
+      return {
+        system,
+        check,
+        recordsPerSec: Math.round(rate),
+        mbPerSec: Number((mbTotal / t.seconds).toFixed(1)),
+        ratioA: Number((rate / aRate).toFixed(2)),
+        ratioB: Number((rate / bRate).toFixed(2)),
+        peakRssMb: t.peakRssBytes ? Math.round(mb(t.peakRssBytes)) : null,
+        ...(note ? { note } : {}),
+      };
+    };
+    rows.push(row('ceiling A: kafkajs consume', a, 'n/a', 'the same client Sluice uses'));
+    rows.push(row('ceiling B: Java consumer', b, 'n/a', 'kafka-consumer-perf-test, fetch time'));
+
+    const profileDir = values.profile ? join(root, 'bench', 'results', 'profiles') : undefined;
+    if (profileDir) mkdirSync(profileDir, { recursive: true });
+    rows.push(await sluiceWindowed(kafka, brokers, data, run, profileDir));
+    rows.push(await sluiceStateless(kafka, brokers, data, run));
+    for (const r of rows.slice(2)) Object.assign(r, recompute(r, aRate, bRate));
+
+    for (const peer of peers) rows.push(await runPeer(peer, kafka, brokers, data, run, aRate, bRate));
+
+    if (latencySeconds > 0) {
+      const max = rows.find((r) => r.system.startsWith('Sluice page-views'))?.recordsPerSec ?? 10_000;
+      const systems: LatencySystem[] = [];
+      for (const interval of smoke ? [250] : [1000, 250, 100]) {
+        for (const fraction of smoke ? [0.2] : [0.2, 0.5, 0.8]) {
+          systems.push({ kind: 'sluice', setting: interval, rate: Math.round(max * fraction), fraction, workers });
+        }
+      }
+      for (const peer of peers) {
+        for (const setting of [1000, 250, 100]) {
+          systems.push({
+            kind: peer as 'kafka-streams' | 'spark',
+            setting,
+            rate: Math.round(max * 0.5),
+            fraction: 0.5,
+          });
+        }
+      }
+      for (const system of systems) {
+        log(`latency: ${system.kind} setting ${system.setting} ms at ${system.rate} records/s`);
+        latency.push(
+          await runLatency(kafka, admin, brokers, system, { seconds: latencySeconds, partitions, recordSize, run }),
+        );
+      }
+    }
+  } finally {
+    await admin.disconnect();
+    await broker?.stop();
+  }
+  report(rows, latency);
+}
+
+async function createOutput(kafka: Kafka, topic: string): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  await createTopics(admin, [{ topic, partitions }]);
+  await admin.disconnect();
+}
+
+function recompute(r: Row, aRate: number, bRate: number): Partial<Row> {
+  return { ratioA: Number((r.recordsPerSec / aRate).toFixed(2)), ratioB: Number((r.recordsPerSec / bRate).toFixed(2)) };
+}
+
+async function sluiceWindowed(
+  kafka: Kafka,
+  brokers: string,
+  data: BenchData,
+  run: string,
+  profileDir?: string,
+): Promise<Row> {
+  const name = `bench-pv-${run}`;
+  const output = `${name}-out`;
+  log('Sluice: page-views job (keyBy page → repartition → tumbling 10 s count, final)');
+  await createOutput(kafka, output);
+  const service = await startSluice(
+    'bench/jobs/page-views.ts',
+    {
+      KAFKA_BROKERS: brokers,
+      BENCH_JOB_NAME: name,
+      BENCH_INPUT: data.topic,
+      BENCH_OUTPUT: output,
+      BENCH_BATCH_INTERVAL_MS: '1000',
+      ...(workers ? { SLUICE_WORKERS: workers } : {}),
+    },
+    profileDir,
+  );
+  const expected = data.expectedWindows.size;
+  const distinct = new Set<string>();
+  const { records: out, lastAt } = await readOutputs(kafka, output, (recs) => {
+    for (let i = distinct.size; i < recs.length; i++) {
+      const v = JSON.parse(recs[i]!.value!.toString()) as { key: string; windowStart: number };
+      if (!v.key.startsWith('/flush-')) distinct.add(`${v.key}|${v.windowStart}`);
+    }
+    return distinct.size >= expected;
+  });
+  const first = await service.firstBatchAt();
+  const rss = await service.stop();
+  const check = checkWindows(
+    out.map(
+      (r) => JSON.parse(r.value!.toString()) as { key: string; windowStart: number; windowEnd: number; value: number },
+    ),
+    data.expectedWindows,
+  );
+  return {
+    system: 'Sluice page-views (windowed)',
+    check,
+    recordsPerSec: Math.round(data.records / ((lastAt - first) / 1000)),
+    mbPerSec: Number((mb(data.bytes) / ((lastAt - first) / 1000)).toFixed(1)),
+    ratioA: null,
+    ratioB: null,
+    peakRssMb: Math.round(mb(rss)),
+    note: `first record read → last result acknowledged; workers ${workers ?? 'default'}`,
+  };
+}
+
+async function sluiceStateless(kafka: Kafka, brokers: string, data: BenchData, run: string): Promise<Row> {
+  const name = `bench-sl-${run}`;
+  const output = `${name}-out`;
+  log('Sluice: stateless map/filter job');
+  await createOutput(kafka, output);
+  const service = await startSluice('bench/jobs/stateless.ts', {
+    KAFKA_BROKERS: brokers,
+    BENCH_JOB_NAME: name,
+    BENCH_INPUT: data.topic,
+    BENCH_OUTPUT: output,
+    ...(workers ? { SLUICE_WORKERS: workers } : {}),
+  });
+  const { records: out, lastAt } = await readOutputs(kafka, output, (recs) => recs.length >= data.expectedStateless);
+  const first = await service.firstBatchAt();
+  const rss = await service.stop();
+  const seconds = (lastAt - first) / 1000;
+  return {
+    system: 'Sluice stateless map/filter',
+    check: out.length === data.expectedStateless ? 'exact' : `expected ${data.expectedStateless}, got ${out.length}`,
+    recordsPerSec: Math.round(data.records / seconds),
+    mbPerSec: Number((mb(data.bytes) / seconds).toFixed(1)),
+    ratioA: null,
+    ratioB: null,
+    peakRssMb: Math.round(mb(rss)),
+  };
+}
+
+async function runPeer(
+  peer: string,
+  kafka: Kafka,
+  brokers: string,
+  data: BenchData,
+  run: string,
+  aRate: number,
+  bRate: number,
+): Promise<Row> {
+  const output = `bench-${peer}-${run}-out`;
+  const admin = kafka.admin();
+  await admin.connect();
+  await createTopics(admin, [{ topic: output, partitions: Number(values.partitions) }]);
+  await admin.disconnect();
+  const system = peer === 'spark' ? 'Spark Structured Streaming' : 'Kafka Streams';
+  try {
+    const peers = await import('./peers/peers.ts');
+    log(`${system}: building (cached after the first run)`);
+    await peers.buildPeers([peer as 'kafka-streams' | 'spark']);
+    log(`${system}: page-views job`);
+    const started =
+      peer === 'spark'
+        ? await peers.startSpark({
+            brokers,
+            input: data.topic,
+            output,
+            checkpointDir: mkdtempSync(join(tmpdir(), 'bench-spark-')),
+            triggerMs: 0,
+          })
+        : await peers.startKafkaStreams({
+            brokers,
+            input: data.topic,
+            output,
+            applicationId: `bench-ks-${run}`,
+            commitIntervalMs: 1000,
+          });
+    const expected = data.expectedWindows.size;
+    const distinct = new Set<string>();
+    const { records: out, lastAt } = await readOutputs(kafka, output, (recs) => {
+      for (let i = distinct.size; i < recs.length; i++) {
+        const v = JSON.parse(recs[i]!.value!.toString()) as { key: string; windowStart: number };
+        if (!v.key.startsWith('/flush-')) distinct.add(`${v.key}|${v.windowStart}`);
+      }
+      return distinct.size >= expected;
+    });
+    const first = await started.firstRecordAt;
+    const rss = started.peakRssBytes();
+    await started.stop();
+    const seconds = (lastAt - first) / 1000;
+    const rate = data.records / seconds;
+    return {
+      system: `${system} page-views`,
+      check: checkWindows(
+        out.map((r) => JSON.parse(r.value!.toString()) as never),
+        data.expectedWindows,
+      ),
+      recordsPerSec: Math.round(rate),
+      mbPerSec: Number((mb(data.bytes) / seconds).toFixed(1)),
+      ratioA: Number((rate / aRate).toFixed(2)),
+      ratioB: Number((rate / bRate).toFixed(2)),
+      peakRssMb: Math.round(mb(rss)),
+    };
+  } catch (error) {
+    return {
+      system: `${system} page-views`,
+      check: `failed: ${(error as Error).message}`,
+      recordsPerSec: 0,
+      mbPerSec: 0,
+      ratioA: null,
+      ratioB: null,
+      peakRssMb: null,
+    };
+  }
+}
+
+function report(rows: Row[], latency: LatencyResult[]): void {
+  const pad = (s: string, n: number): string => s.padEnd(n);
+  const lines: string[] = [];
+  lines.push(
+    `records: ${records}, partitions: ${partitions}, record size: ~${recordSize} B, machine: ${process.env['BENCH_MACHINE'] ?? 'local'}`,
+  );
+  lines.push('');
+  lines.push(
+    `${pad('system', 34)}${pad('records/s', 12)}${pad('MB/s', 8)}${pad('×A', 7)}${pad('×B', 7)}${pad('peak RSS MB', 13)}check`,
+  );
+  for (const r of rows) {
+    lines.push(
+      `${pad(r.system, 34)}${pad(String(r.recordsPerSec), 12)}${pad(String(r.mbPerSec), 8)}${pad(r.ratioA === null ? '-' : String(r.ratioA), 7)}${pad(r.ratioB === null ? '-' : String(r.ratioB), 7)}${pad(r.peakRssMb === null ? '-' : String(r.peakRssMb), 13)}${r.check}`,
+    );
+  }
+  if (latency.length > 0) {
+    lines.push('');
+    lines.push(`${pad('latency (result acknowledged − last record of its window produced)', 70)}`);
+    lines.push(
+      `${pad('system', 18)}${pad('setting', 10)}${pad('target/s', 10)}${pad('achieved/s', 12)}${pad('windows', 9)}${pad('p50 ms', 9)}${pad('p95 ms', 9)}${pad('p99 ms', 9)}${pad('peak RSS MB', 12)}check`,
+    );
+    for (const l of latency) {
+      lines.push(
+        `${pad(l.system, 18)}${pad(`${l.setting} ms`, 10)}${pad(String(l.targetRate), 10)}${pad(String(l.achievedRate), 12)}${pad(String(l.windows), 9)}${pad(String(l.p50), 9)}${pad(String(l.p95), 9)}${pad(String(l.p99), 9)}${pad(String(l.peakRssMb ?? '-'), 12)}${l.check}`,
+      );
+    }
+  }
+  const text = lines.join('\n');
+  console.log(text);
+  const dir = join(root, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, JSON.stringify({ records, partitions, recordSize, rows, latency, table: text }, null, 2));
+  console.log(`\nresults: ${file}`);
+}
+
+const started = Date.now();
+await main().catch((error: unknown) => {
+  console.error(error);
+  process.exitCode = 1;
+});
+log(`done in ${Math.round((Date.now() - started) / 1000)} s`);
