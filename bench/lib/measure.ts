@@ -62,6 +62,10 @@ export async function consumeUntil(
       if (done()) finished();
     },
   });
+  // `done()` may also become true with time (a quiet output), not only with records.
+  const poll = setInterval(() => {
+    if (done()) finished();
+  }, 500);
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([
@@ -72,6 +76,7 @@ export async function consumeUntil(
     ]);
   } finally {
     clearTimeout(timer);
+    clearInterval(poll);
     await consumer.disconnect();
   }
 }

@@ -329,6 +329,7 @@ export class PartitionProcessor {
       const st = this.#windows.streamTime;
       stats.streamTime = Number.isFinite(st) ? st : null;
     }
+    if (this.#reportsWatermark && Number.isFinite(this.#sourceStreamTime)) stats.streamTime = this.#sourceStreamTime;
     stats.recordsOut = outputs.count;
     stats.dead = dead.length;
 
