@@ -24,7 +24,6 @@ import { BufferQueue } from './queue/buffer-queue.ts';
 import { kafkaLogCreator, Receiver } from './receiver/receiver.ts';
 import { BatchHistory } from './scheduler/batch-history.ts';
 import { Scheduler } from './scheduler/scheduler.ts';
-import { KafkaSink } from './sink/kafka-sink.ts';
 import { ensureTopics } from './sink/topics.ts';
 
 export type AppState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';
@@ -76,7 +75,6 @@ export class App {
   #queue: BufferQueue;
   #pool: WorkerPool | undefined;
   #receiver: Receiver | undefined;
-  #sink: KafkaSink | undefined;
   #scheduler: Scheduler | undefined;
   #http: FastifyInstance;
   #brokerReachable = true;
@@ -184,6 +182,19 @@ export class App {
       maxRecordBytes: config.maxRecordBytes,
       batchIntervalMs: config.batchIntervalMs,
       sources,
+      kafka: {
+        clientId: config.kafka.clientId,
+        brokers: [...config.kafka.brokers],
+        ssl: config.kafka.ssl ? { ...config.kafka.ssl } : false,
+        sasl: config.kafka.sasl ? { ...config.kafka.sasl } : undefined,
+        topics: {
+          output: plan.outputTopic,
+          dlq: plan.dlqTopic,
+          repartition: plan.repartitionTopic,
+          repartitionPartitions: layout.repartitionPartitions ?? 0,
+        },
+        logLevel: config.logLevel,
+      },
       onCrash: (index, error) => {
         this.metrics.workerRestarts.inc();
         logger.warn(
@@ -192,15 +203,6 @@ export class App {
         );
       },
     });
-    if (this.#closingStarted()) return;
-    this.#sink = new KafkaSink(this.#kafka, {
-      output: plan.outputTopic,
-      dlq: plan.dlqTopic,
-      repartition: plan.repartitionTopic,
-      repartitionPartitions: layout.repartitionPartitions ?? 0,
-    });
-    await this.#sink.start();
-
     if (this.#closingStarted()) return;
     const topics = [...plan.inputTopics, ...(plan.repartitionTopic ? [plan.repartitionTopic] : [])];
     const receiver = new Receiver({
@@ -226,7 +228,6 @@ export class App {
       queue: this.#queue,
       receiver,
       pool: this.#pool,
-      sink: this.#sink,
       admin,
       metrics: this.metrics,
       history: this.history,
@@ -294,7 +295,6 @@ export class App {
     if (this.#receiver.assignment.partitions.length === 0) return { ok: false, reason: 'no partitions assigned' };
     if (!this.#scheduler?.ready) return { ok: false, reason: 'partition state not restored yet' };
     if (this.#pool?.state !== 'running') return { ok: false, reason: 'worker pool not running' };
-    if (!this.#sink?.connected) return { ok: false, reason: 'producer not connected' };
     return { ok: true };
   }
 
@@ -308,8 +308,7 @@ export class App {
         ['stop fetching', () => this.#receiver?.pauseAll()],
         ['finish the running batch', () => this.#scheduler?.stop()],
         ['leave the group', () => this.#receiver?.stop()],
-        ['flush the producer', () => this.#sink?.close()],
-        ['stop the workers', () => this.#pool?.close()],
+        ['flush the producers and stop the workers', () => this.#pool?.close()],
         ['disconnect admin', () => this.#admin?.disconnect()],
         ['close HTTP', () => this.#http.close()],
       ];

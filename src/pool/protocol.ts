@@ -4,12 +4,23 @@
  */
 import { type SerializedError } from '../errors.ts';
 
+/** How a worker reaches Kafka: each worker publishes its own partitions' results. */
+export interface WorkerKafka {
+  clientId: string;
+  brokers: string[];
+  ssl: false | { ca?: string; cert?: string; key?: string; rejectUnauthorized: boolean };
+  sasl: undefined | { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string };
+  topics: { output: string; dlq: string; repartition: string | undefined; repartitionPartitions: number };
+  logLevel: string;
+}
+
 /** What the worker needs once, at start. */
 export interface WorkerInit {
   jobPath: string;
   workerIndex: number;
   maxRecordBytes: number;
   batchIntervalMs: number | undefined;
+  kafka: WorkerKafka;
   /** Every input partition (`topic:partition`): the upstream sources of a repartitioned stage. */
   sources: string[];
 }
@@ -52,7 +63,13 @@ export interface DropRequest {
   partitions: Array<{ topic: string; partition: number }>;
 }
 
-export type WorkerRequest = BatchRequest | DropRequest;
+/** Flush and disconnect the worker's producer before the thread is terminated. */
+export interface CloseRequest {
+  type: 'close';
+  requestId: number;
+}
+
+export type WorkerRequest = BatchRequest | DropRequest | CloseRequest;
 
 export interface DeadLetter {
   key: Uint8Array | null;
@@ -103,8 +120,17 @@ export interface PartitionResult {
 export type WorkerResponse =
   | { type: 'ready'; workerIndex: number }
   | { type: 'init-error'; error: SerializedError }
-  | { type: 'result'; requestId: number; partitions: PartitionResult[]; processingMs: number }
+  | {
+      type: 'result';
+      requestId: number;
+      /** Per partition: statistics, dead letters (already published) and what to commit. */
+      partitions: PartitionResult[];
+      processingMs: number;
+      /** Time to publish the batch's records and get every acknowledgement. */
+      publishMs: number;
+    }
   | { type: 'dropped'; requestId: number }
+  | { type: 'closed'; requestId: number }
   | { type: 'error'; requestId: number; error: SerializedError };
 
 /** Headers of repartition records: which upstream record a re-keyed record came from. */

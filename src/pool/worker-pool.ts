@@ -12,6 +12,7 @@ import {
   type BatchRequest,
   type PartitionResult,
   type WorkerInit,
+  type WorkerKafka,
   type WorkerRequest,
   type WorkerResponse,
 } from './protocol.ts';
@@ -24,6 +25,8 @@ export interface WorkerPoolOptions {
   batchIntervalMs: number | undefined;
   /** Every input partition (`topic:partition`). */
   sources: string[];
+  /** How workers reach Kafka to publish their results. */
+  kafka: WorkerKafka;
   router?: Router;
   onCrash?: (workerIndex: number, error: Error) => void;
 }
@@ -31,6 +34,7 @@ export interface WorkerPoolOptions {
 export interface BatchAnswer {
   partitions: PartitionResult[];
   processingMs: number;
+  publishMs: number;
 }
 
 type Pending = { resolve: (r: WorkerResponse) => void; reject: (e: Error) => void };
@@ -107,6 +111,7 @@ export class WorkerPool {
       maxRecordBytes: this.#options.maxRecordBytes,
       batchIntervalMs: this.#options.batchIntervalMs,
       sources: this.#options.sources,
+      kafka: this.#options.kafka,
     };
     const worker = spawn(init);
     const slot: Slot = { worker, pending: new Map(), busyMs: 0 };
@@ -191,7 +196,7 @@ export class WorkerPool {
     if (response.type !== 'result') throw new IllegalStateError(`unexpected answer ${response.type}`);
     const slot = this.#slots[index];
     if (slot) slot.busyMs += response.processingMs;
-    return { partitions: response.partitions, processingMs: response.processingMs };
+    return { partitions: response.partitions, processingMs: response.processingMs, publishMs: response.publishMs };
   }
 
   /** Forgets the state of partitions on every worker (revoked, or about to be replayed). */
@@ -206,6 +211,15 @@ export class WorkerPool {
   #closing: Promise<void> | undefined;
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      // Workers disconnect their producers first (nothing is in flight between batches), then stop.
+      await Promise.all(
+        this.#slots.map((_, index) =>
+          Promise.race([
+            this.#request(index, { type: 'close', requestId: this.#nextRequestId++ }, []).catch(() => undefined),
+            new Promise((resolve) => setTimeout(resolve, 5_000).unref()),
+          ]),
+        ),
+      );
       this.#state = 'closing';
       await Promise.all(
         this.#slots.map(async (slot) => {

@@ -18,7 +18,6 @@ import { RecordWriter } from '../pool/record-codec.ts';
 import { type WorkerPool } from '../pool/worker-pool.ts';
 import { type BufferQueue } from '../queue/buffer-queue.ts';
 import { type Assignment, type Receiver } from '../receiver/receiver.ts';
-import { type KafkaSink } from '../sink/kafka-sink.ts';
 import { type BatchHistory, type BatchInfo } from './batch-history.ts';
 
 export interface SchedulerOptions {
@@ -30,7 +29,6 @@ export interface SchedulerOptions {
   queue: BufferQueue;
   receiver: Receiver;
   pool: WorkerPool;
-  sink: KafkaSink;
   admin: Admin;
   metrics: Metrics;
   history: BatchHistory;
@@ -66,6 +64,17 @@ export interface PartitionStatus {
   lag: number | null;
   streamTime: number | null;
   buffered: number;
+}
+
+/** Some workers failed their part of a batch (the others' parts were published and committed). */
+class WorkerBatchError extends Error {
+  readonly workers: number[];
+  readonly reason: unknown;
+  constructor(workers: number[], reason: unknown) {
+    super(`worker(s) ${workers.join(', ')} failed: ${describeError(reason)}`);
+    this.workers = workers;
+    this.reason = reason;
+  }
 }
 
 export class Scheduler {
@@ -269,32 +278,38 @@ export class Scheduler {
       outcome: 'ok',
     };
     try {
-      const answers = await Promise.all(
+      // Workers publish their own partitions: a worker that fails must not cost the others their
+      // commit (they have published; rewinding them too would only emit their results again).
+      const settled = await Promise.allSettled(
         [...byWorker].map(([worker, partitions]) =>
           this.#o.pool.runBatch(worker, { batchId: id, batchTime: startedAt, partitions }),
         ),
       );
+      const answers = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+      const failedWorkers = [...byWorker.keys()].filter((_, i) => settled[i]?.status === 'rejected');
       const results = answers.flatMap((a) => a.partitions);
-      for (const p of included) p.needsStart = false;
-      const publishStarted = performance.now();
-      await this.#o.sink.publish({
-        outputs: results.map((r) => ({ buffer: r.outputs, count: r.outputCount })),
-        repartition: results.map((r) => ({ buffer: r.repartition, count: r.repartitionCount })),
-        dead: results.flatMap((r) => r.dead),
-        watermarks: results.flatMap((r) =>
-          r.watermark ? [{ source: partitionId(r.topic, r.partition), watermark: r.watermark }] : [],
-        ),
-      });
-      metrics.publishLatency.observe((performance.now() - publishStarted) / 1000);
+      const succeeded = new Set(results.map((r) => partitionId(r.topic, r.partition)));
+      for (const p of included) if (succeeded.has(partitionId(p.topic, p.partition))) p.needsStart = false;
+      if (answers.length > 0) metrics.publishLatency.observe(Math.max(...answers.map((a) => a.publishMs)) / 1000);
       await this.#commit(epoch, results);
       this.#account(results, info);
+      if (failedWorkers.length > 0) {
+        const failure = settled.find((s) => s.status === 'rejected') as PromiseRejectedResult;
+        throw new WorkerBatchError(failedWorkers, failure.reason);
+      }
       this.#consecutiveFailures = 0;
     } catch (error) {
       info.outcome = 'failed';
       info.error = describeError(error);
       this.#consecutiveFailures++;
-      logger.warn({ err: error, batch: id }, 'batch failed; rewinding partitions to their committed offsets');
-      await this.#reset().catch((resetError: unknown) => logger.error({ err: resetError }, 'rewind failed'));
+      // A worker failed: only its partitions rewind. Anything else (publish, commit): all of them.
+      const workers = error instanceof WorkerBatchError ? new Set(error.workers) : undefined;
+      logger.warn(
+        { err: error instanceof WorkerBatchError ? error.reason : error, batch: id, workers: workers && [...workers] },
+        'batch failed; rewinding partitions to their committed offsets',
+      );
+      const rewind = (p: PartitionInfo): boolean => !workers || workers.has(this.#o.pool.route(p.topic, p.partition));
+      await this.#reset(rewind).catch((resetError: unknown) => logger.error({ err: resetError }, 'rewind failed'));
       if (this.#consecutiveFailures > 1) await this.#sleep(Math.min(30_000, 250 * 2 ** this.#consecutiveFailures));
     }
     const finished = Date.now();
@@ -412,7 +427,7 @@ export class Scheduler {
   }
 
   /** Rewinds every assigned partition to its committed offset and rebuilds its state by replay. */
-  async #reset(): Promise<void> {
+  async #reset(which: (p: PartitionInfo) => boolean = () => true): Promise<void> {
     const { admin, receiver, metrics } = this.#o;
     metrics.resets.inc();
     const epoch = this.#epoch;
@@ -421,14 +436,15 @@ export class Scheduler {
     await this.#loadStarts();
     if (epoch !== this.#epoch) return;
     const positions: Array<{ topic: string; partition: number; offset: number }> = [];
-    const withoutCommit = [...this.#partitions.values()].filter((i) => i.start?.committedOffset == null);
+    const rewound = [...this.#partitions.values()].filter(which);
+    const withoutCommit = rewound.filter((i) => i.start?.committedOffset == null);
     const ends = new Map<string, number>();
     for (const topic of new Set(withoutCommit.map((i) => i.topic))) {
       for (const o of await admin.fetchTopicOffsets(topic)) {
         ends.set(partitionId(topic, o.partition), Number(this.#o.startFrom === 'earliest' ? o.low : o.high));
       }
     }
-    for (const info of this.#partitions.values()) {
+    for (const info of rewound) {
       const offset = info.start?.committedOffset ?? ends.get(partitionId(info.topic, info.partition)) ?? 0;
       positions.push({ topic: info.topic, partition: info.partition, offset });
       info.needsStart = true;
