@@ -5,7 +5,7 @@
  * so that every window of every system closes. Also the reference recomputation of the outputs.
  */
 import { type Kafka, Partitioners, type Admin } from 'kafkajs';
-import { generateClickstream } from '../../examples/generator/clickstream.ts';
+import { flushPages, flushRecords, generateClickstream } from '../../examples/generator/clickstream.ts';
 
 export interface BenchData {
   topic: string;
@@ -19,19 +19,6 @@ export interface BenchData {
 
 export const WINDOW_MS = 10_000;
 export const windowKey = (page: string, start: number): string => `${page}|${start}`;
-
-/** Picks page names whose murmur2 partition covers every partition (the partitioner of every system here). */
-export function flushPages(partitions: number): string[] {
-  const partitioner = Partitioners.DefaultPartitioner();
-  const metadata = Array.from({ length: partitions }, (_, i) => ({ partitionId: i, leader: 0 })) as never;
-  const pages = new Map<number, string>();
-  for (let i = 0; pages.size < partitions; i++) {
-    const page = `/flush-${i}`;
-    const target = partitioner({ topic: 'x', partitionMetadata: metadata, message: { key: page, value: null } });
-    if (!pages.has(target)) pages.set(target, page);
-  }
-  return [...pages.values()];
-}
 
 export async function createTopics(admin: Admin, topics: Array<{ topic: string; partitions: number }>): Promise<void> {
   await admin.createTopics({
@@ -85,11 +72,7 @@ export async function fillInput(
     if (chunk.length >= 10_000) await flush();
   }
   if (chunk.length > 0) await flush();
-  const flushes = flushPages(options.partitions).map((page, partition) => ({
-    partition,
-    key: `flush-${partition}`,
-    value: JSON.stringify({ page, user: `flush-${partition}`, ts: maxTs + 3_600_000 }),
-  }));
+  const flushes = flushRecords(maxTs, flushPages(options.partitions));
   await producer.send({ topic, messages: flushes, acks: -1 });
   // The flush records pass the stateless filter too.
   expectedStateless += flushes.length;

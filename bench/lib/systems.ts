@@ -1,10 +1,9 @@
 /** Running each measured system on the benchmark topic: the two ceilings and Sluice. */
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Kafka } from 'kafkajs';
-import { runKafkaTool } from '../../scripts/kafka/local-broker.ts';
+import { freePort, runKafkaTool } from '../../scripts/kafka/local-broker.ts';
 import { consumeUntil, rssSampler, type OutputRecord } from './measure.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -68,18 +67,6 @@ export async function ceilingJava(brokers: string, topic: string, records: numbe
   const fetchMs = Number(cols[7]);
   if (!(consumed > 0) || !(fetchMs > 0)) throw new Error(`unexpected ConsumerPerformance output: ${stdout}`);
   return { records: consumed, seconds: fetchMs / 1000 };
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolvePort(port));
-    });
-  });
 }
 
 export interface SluiceRun {

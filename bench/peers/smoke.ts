@@ -15,13 +15,19 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, Partitioners, logLevel, type Admin } from 'kafkajs';
-import { generateClickstream, produceClickstream, type GeneratedRecord } from '../../examples/generator/clickstream.ts';
+import {
+  flushPages,
+  flushRecords,
+  generateClickstream,
+  maxEventTime,
+  produceClickstream,
+  type GeneratedRecord,
+} from '../../examples/generator/clickstream.ts';
 import { startLocalBroker } from '../../scripts/kafka/local-broker.ts';
 import { buildPeers, eventAsReadBy, startKafkaStreams, startSpark, type PeerName, type PeerRun } from './peers.ts';
 
 const PARTITIONS = 8;
 const WINDOW_MS = 10_000;
-const FAR_FUTURE_MS = 3_600_000;
 const NO_OUTPUT_TIMEOUT_MS = 30_000;
 
 interface Output {
@@ -63,27 +69,6 @@ function parseArgs(argv: string[]): Options {
 
 const windowOf = (ts: number): number => Math.floor(ts / WINDOW_MS) * WINDOW_MS;
 const mb = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(0)} MiB`;
-
-/**
- * Flush records: one per input partition, far ahead in event time, with pages chosen so that their
- * murmur2 partitions (kafkajs' DefaultPartitioner = Kafka's default partitioner, which Kafka Streams'
- * repartition topic uses) cover every partition of an 8-partition page-keyed topic.
- */
-function flushRecords(maxTs: number): Array<{ partition: number; key: string; value: string }> {
-  const partitioner = Partitioners.DefaultPartitioner();
-  const partitionMetadata = Array.from({ length: PARTITIONS }, (_, i) => ({ partitionId: i, leader: 0 })) as never;
-  const pages = new Map<number, string>();
-  for (let i = 0; pages.size < PARTITIONS; i++) {
-    const page = `/flush-${i}`;
-    const target = partitioner({ topic: 'x', partitionMetadata, message: { key: page, value: null } });
-    if (!pages.has(target)) pages.set(target, page);
-  }
-  return [...pages.values()].map((page, partition) => ({
-    partition,
-    key: `flush-${partition}`,
-    value: JSON.stringify({ page, user: `flush-${partition}`, ts: maxTs + FAR_FUTURE_MS }),
-  }));
-}
 
 /** Per (page, window): records the peer counts when none is late, and records planted late. */
 function reference(
@@ -301,8 +286,9 @@ async function main(): Promise<void> {
     const producer = kafka.producer({ idempotent: true, createPartitioner: Partitioners.DefaultPartitioner });
     await producer.connect();
     await produceClickstream(producer, input, records, { batchSize: 5000 });
-    const maxTs = records.reduce((max, r) => (r.event ? Math.max(max, r.event.ts) : max), -Infinity);
-    const flush = flushRecords(maxTs);
+    // Flush records far ahead in event time whose pages reach every partition of the page-keyed
+    // repartition topic (Kafka Streams') too: every window closes.
+    const flush = flushRecords(maxEventTime(records), flushPages(PARTITIONS));
     await producer.send({ topic: input, messages: flush });
     await producer.disconnect();
     const inputCount = records.length + flush.length;

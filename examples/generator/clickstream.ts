@@ -4,7 +4,8 @@
  * out-of-order, late and malformed records — the inputs a stream processor has to get right.
  *
  * `generateClickstream()` is pure (seeded PRNG, event time derived from the index), so a test can
- * recompute exactly what was produced. `runGenerator()` produces live traffic with `ts = now`.
+ * recompute exactly what was produced; `flushRecords()` then close every window of it.
+ * `runGenerator()` produces live traffic with `ts = now`.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, Partitioners, logLevel, type Message, type Producer } from 'kafkajs';
@@ -213,6 +214,49 @@ export async function produceClickstream(
     sent += batch.length;
   }
   return sent;
+}
+
+/** The largest event time of `records` (malformed records have none); -Infinity when there is none. */
+export function maxEventTime(records: Iterable<GeneratedRecord>): number {
+  let max = -Infinity;
+  for (const r of records) if (r.event && r.event.ts > max) max = r.event.ts;
+  return max;
+}
+
+/**
+ * Page names whose murmur2 partitions cover every partition of a `partitions`-partition topic keyed
+ * by page: kafkajs' DefaultPartitioner is Kafka's default partitioner, which the sink of a `keyBy`
+ * job, Kafka Streams' repartition topic and every other system here use.
+ */
+export function flushPages(partitions: number): string[] {
+  const partitioner = Partitioners.DefaultPartitioner();
+  const partitionMetadata = Array.from({ length: partitions }, (_, i) => ({ partitionId: i, leader: 0 })) as never;
+  const pages = new Map<number, string>();
+  for (let i = 0; pages.size < partitions; i++) {
+    const page = `/flush-${i}`;
+    const target = partitioner({ topic: 'x', partitionMetadata, message: { key: page, value: null } });
+    if (!pages.has(target)) pages.set(target, page);
+  }
+  return [...pages.values()];
+}
+
+/** How far ahead of the largest event time the flush records lie: every window closes before it. */
+export const FLUSH_AHEAD_MS = 3_600_000;
+
+/**
+ * Flush records: one per input partition (partition `i` gets the page `pages[i]`), `FLUSH_AHEAD_MS`
+ * after `maxTs` in event time, so that every window of the generated records closes. With
+ * {@link flushPages} they also reach every partition of a page-keyed repartition topic.
+ */
+export function flushRecords(
+  maxTs: number,
+  pages: readonly string[],
+): Array<{ partition: number; key: string; value: string }> {
+  return pages.map((page, partition) => ({
+    partition,
+    key: `flush-${partition}`,
+    value: JSON.stringify({ page, user: `flush-${partition}`, ts: maxTs + FLUSH_AHEAD_MS }),
+  }));
 }
 
 export interface RunGeneratorOptions extends ClickstreamMix {

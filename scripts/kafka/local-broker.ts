@@ -70,7 +70,8 @@ export async function fetchKafka(): Promise<string> {
   return readFileSync(classpathFile, 'utf8').trim();
 }
 
-async function freePort(): Promise<number> {
+/** A TCP port on 127.0.0.1 that was free a moment ago (the OS picked it for a listener, then closed it). */
+export async function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const server = createServer();
     server.unref();

@@ -7,9 +7,9 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from '@jest/globals';
 import { type Message } from 'kafkajs';
-import { admin, createTopic, onCleanup, uniqueName, waitFor } from '../helpers.ts';
+import { onCleanup, uniqueName, waitFor } from '../helpers.ts';
 import { metricValue, startService, type RunningService } from '../support/service.ts';
-import { readAll, testProducer } from '../support/topics.ts';
+import { newTopic, readAll, testProducer } from '../support/topics.ts';
 
 const PARTITIONS = 4;
 const COUNT = 150_000;
@@ -90,26 +90,6 @@ function sample(service: RunningService): { samples: Sample[]; stop(): Promise<v
 }
 
 const peak = (samples: Sample[], field: keyof Sample): number => Math.max(0, ...samples.map((s) => s[field]));
-
-/**
- * `createTopic` under a uniqueName, tolerating what a loaded KRaft broker may answer while a new
- * topic's metadata propagates ("This server does not host this topic-partition"): the topic was
- * created, so wait until every partition has a leader.
- */
-async function newTopic(prefix: string, partitions: number, configs: Record<string, string> = {}): Promise<string> {
-  const name = uniqueName(prefix);
-  try {
-    await createTopic(name, partitions, configs);
-  } catch (error) {
-    if (!/does not host this topic-partition/.test(String(error))) throw error;
-    await waitFor(`topic ${name}`, async () => {
-      const metadata = await (await admin()).fetchTopicMetadata({ topics: [name] }).catch(() => undefined);
-      const found = metadata?.topics[0]?.partitions ?? [];
-      return found.length === partitions && found.every((p) => p.leader >= 0) ? true : undefined;
-    });
-  }
-  return name;
-}
 
 describe('backpressure', () => {
   test('a 150 000-record backlog through a slow job and a 2 000-record buffer: bounded buffer and memory, every record processed once', async () => {

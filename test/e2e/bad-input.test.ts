@@ -5,11 +5,11 @@
  * stays ready. Every other record is processed exactly as a recomputation says.
  */
 import { describe, expect, test } from '@jest/globals';
-import { type IHeaders, type KafkaMessage, type Message } from 'kafkajs';
+import { type KafkaMessage, type Message } from 'kafkajs';
 import { generateClickstream, produceClickstream } from '../../examples/generator/clickstream.ts';
-import { admin, createTopic, onCleanup, testKafka, uniqueName, waitFor } from '../helpers.ts';
+import { onCleanup, testKafka, uniqueName, waitFor } from '../helpers.ts';
 import { metricValue, startService } from '../support/service.ts';
-import { readAll, testProducer, type ReadRecord } from '../support/topics.ts';
+import { follow, newTopic, readAll, sourceId, testProducer, type ReadRecord } from '../support/topics.ts';
 
 const PARTITIONS = 4;
 const MAX_RECORD_BYTES = 10_000;
@@ -47,64 +47,6 @@ function expectationOf(r: ReadRecord): Expectation {
       value: JSON.stringify({ user: e.user, page: e.page, ts: e.ts, len: e.page.length }),
     },
   };
-}
-
-function headersOf(headers: IHeaders | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(headers ?? {})) {
-    if (v === undefined) continue;
-    out[k] = (Array.isArray(v) ? v[v.length - 1] : v)?.toString() ?? '';
-  }
-  return out;
-}
-
-function toRead(topic: string, partition: number, m: KafkaMessage): ReadRecord {
-  return {
-    topic,
-    partition,
-    offset: Number(m.offset),
-    key: m.key?.toString() ?? null,
-    value: m.value ?? null,
-    timestamp: Number(m.timestamp),
-    headers: headersOf(m.headers),
-  };
-}
-
-/** A consumer that keeps appending what `topics` receive (read_committed, from the beginning). */
-async function follow(topics: string[]): Promise<{ records: ReadRecord[]; stop(): Promise<void> }> {
-  const consumer = testKafka().consumer({ groupId: uniqueName('follow'), maxWaitTimeInMs: 100 });
-  await consumer.connect();
-  await consumer.subscribe({ topics, fromBeginning: true });
-  const records: ReadRecord[] = [];
-  await consumer.run({
-    eachBatch: async ({ batch }) => {
-      for (const m of batch.messages) records.push(toRead(batch.topic, batch.partition, m));
-    },
-  });
-  let stopped: Promise<void> | undefined;
-  const stop = (): Promise<void> => (stopped ??= consumer.disconnect());
-  onCleanup(stop);
-  return { records, stop };
-}
-
-/**
- * `createTopic` under a uniqueName, tolerating what a loaded KRaft broker may answer while a new
- * topic's metadata propagates ("This server does not host this topic-partition"): the topic was
- * created, so wait until every partition has a leader.
- */
-async function newTopic(prefix: string, partitions: number, configs: Record<string, string> = {}): Promise<string> {
-  const name = uniqueName(prefix);
-  try {
-    await createTopic(name, partitions, configs);
-  } catch (error) {
-    if (!/does not host this topic-partition/.test(String(error))) throw error;
-    await waitFor(`topic ${name}`, async () => {
-      const metadata = await (await admin()).fetchTopicMetadata({ topics: [name] }).catch(() => undefined);
-      const found = metadata?.topics[0]?.partitions ?? [];
-      return found.length === partitions && found.every((p) => p.leader >= 0) ? true : undefined;
-    });
-  }
-  return name;
 }
 
 describe('bad input goes to the dead-letter topic and the service goes on', () => {
@@ -187,12 +129,12 @@ describe('bad input goes to the dead-letter topic and the service goes on', () =
 
     // Dead letters: each bad record once, with its code, a message, its origin and its original bytes.
     const dlq = dlqOf();
-    const origins = dlq.map((r) => `${r.headers['sluice-source-partition']}:${r.headers['sluice-source-offset']}`);
+    const origins = dlq.map(sourceId);
     expect(new Set(origins).size).toBe(origins.length);
     expect(origins.sort()).toEqual(expectedDead.map(({ r }) => `${r.partition}:${r.offset}`).sort());
     const problems: string[] = [];
     for (const letter of dlq) {
-      const id = `${letter.headers['sluice-source-partition']}:${letter.headers['sluice-source-offset']}`;
+      const id = sourceId(letter);
       const { r, x } = expectations.get(id)!;
       if (!('code' in x)) continue;
       const h = letter.headers;

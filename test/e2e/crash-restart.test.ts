@@ -6,113 +6,32 @@
  * dead-letter topic: duplicates allowed, none missing, none that should not be there.
  */
 import { describe, expect, test } from '@jest/globals';
-import { type IHeaders, type KafkaMessage, Partitioners } from 'kafkajs';
+import { type PageView } from '../../examples/generator/clickstream.ts';
+import { admin, onCleanup, uniqueName, waitFor } from '../helpers.ts';
 import {
-  generateClickstream,
-  produceClickstream,
-  type GeneratedRecord,
-  type PageView,
-} from '../../examples/generator/clickstream.ts';
-import { admin, createTopic, onCleanup, testKafka, uniqueName, waitFor } from '../helpers.ts';
-import { referenceWindows, type RefRecord } from '../support/reference-windows.ts';
+  countPerKeyReference,
+  followJob,
+  malformedIds,
+  parseOutput,
+  produceClickstreamInput,
+  readInput,
+  validEvents,
+  waitForReference,
+} from '../support/clickstream-input.ts';
 import { metricValue, startService, type RunningService } from '../support/service.ts';
-import { readAll, testProducer, type ReadRecord } from '../support/topics.ts';
+import { follow, newTopic, readAll, sourceId } from '../support/topics.ts';
 
 const PARTITIONS = 8;
 const COUNT = 60_000;
-const FAR_FUTURE = 3_600_000;
 const WINDOW_MS = 10_000;
 /** Small batches: the backlog takes many batches, so the kill lands between two of them. */
 const MAX_BATCH = '3000';
-
-interface Output {
-  key: string | null;
-  windowStart: number;
-  windowEnd: number;
-  value: number;
-}
-
-function parseEvent(r: ReadRecord): PageView | undefined {
-  try {
-    const e = JSON.parse(r.value!.toString()) as PageView;
-    return typeof e.page === 'string' ? e : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** The generated stream plus, per partition, one record far in the future that closes every window. */
-async function produceInput(topic: string, seed: number): Promise<GeneratedRecord[]> {
-  const producer = await testProducer();
-  const records = [...generateClickstream({ count: COUNT, seed, eventsPerSecond: 500, users: 300, pages: 40 })];
-  await produceClickstream(producer, topic, records, { batchSize: 5000 });
-  const maxTs = Math.max(...records.flatMap((r) => (r.event ? [r.event.ts] : [])));
-  // Pages chosen so that the flush records also reach every partition of the repartition topic.
-  const partitioner = Partitioners.DefaultPartitioner();
-  const partitionMetadata = Array.from({ length: PARTITIONS }, (_, i) => ({ partitionId: i, leader: 0 })) as never;
-  const pages = new Map<number, string>();
-  for (let i = 0; pages.size < PARTITIONS; i++) {
-    const page = `/flush-${i}`;
-    const target = partitioner({ topic: 'x', partitionMetadata, message: { key: page, value: null } });
-    if (!pages.has(target)) pages.set(target, page);
-  }
-  await producer.send({
-    topic,
-    messages: [...pages.values()].map((page, partition) => ({
-      partition,
-      key: `flush-${partition}`,
-      value: JSON.stringify({ page, user: `flush-${partition}`, ts: maxTs + FAR_FUTURE }),
-    })),
-  });
-  return records;
-}
-
-function headersOf(headers: IHeaders | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(headers ?? {})) {
-    if (v === undefined) continue;
-    out[k] = (Array.isArray(v) ? v[v.length - 1] : v)?.toString() ?? '';
-  }
-  return out;
-}
-
-function toRead(topic: string, partition: number, m: KafkaMessage): ReadRecord {
-  return {
-    topic,
-    partition,
-    offset: Number(m.offset),
-    key: m.key?.toString() ?? null,
-    value: m.value ?? null,
-    timestamp: Number(m.timestamp),
-    headers: headersOf(m.headers),
-  };
-}
-
-/** A consumer that keeps appending what `topics` receive (read_committed, from the beginning). */
-async function follow(topics: string[]): Promise<{ records: ReadRecord[]; stop(): Promise<void> }> {
-  const consumer = testKafka().consumer({ groupId: uniqueName('follow'), maxWaitTimeInMs: 100 });
-  await consumer.connect();
-  await consumer.subscribe({ topics, fromBeginning: true });
-  const records: ReadRecord[] = [];
-  await consumer.run({
-    eachBatch: async ({ batch }) => {
-      for (const m of batch.messages) records.push(toRead(batch.topic, batch.partition, m));
-    },
-  });
-  let stopped: Promise<void> | undefined;
-  const stop = (): Promise<void> => (stopped ??= consumer.disconnect());
-  onCleanup(stop);
-  return { records, stop };
-}
 
 /** Sum of the offsets the group has committed on `topic` (0: nothing committed yet). */
 async function committed(groupId: string, topic: string): Promise<number> {
   const offsets = await (await admin()).fetchOffsets({ groupId, topics: [topic] });
   return offsets.flatMap((t) => t.partitions).reduce((n, p) => n + Math.max(0, Number(p.offset)), 0);
 }
-
-const sourceId = (r: ReadRecord): string =>
-  `${r.headers['sluice-source-partition']}:${r.headers['sluice-source-offset']}`;
 
 /**
  * Waits until the first process has cut a third of the input into batches, published results and
@@ -147,58 +66,19 @@ async function killMidStream(
   expect(progress.inputRead).toBeLessThan(inputCount);
 }
 
-/**
- * `createTopic` under a uniqueName, tolerating what a loaded KRaft broker may answer while a new
- * topic's metadata propagates ("This server does not host this topic-partition"): the topic was
- * created, so wait until every partition has a leader.
- */
-async function newTopic(prefix: string, partitions: number, configs: Record<string, string> = {}): Promise<string> {
-  const name = uniqueName(prefix);
-  try {
-    await createTopic(name, partitions, configs);
-  } catch (error) {
-    if (!/does not host this topic-partition/.test(String(error))) throw error;
-    await waitFor(`topic ${name}`, async () => {
-      const metadata = await (await admin()).fetchTopicMetadata({ topics: [name] }).catch(() => undefined);
-      const found = metadata?.topics[0]?.partitions ?? [];
-      return found.length === partitions && found.every((p) => p.leader >= 0) ? true : undefined;
-    });
-  }
-  return name;
-}
-
 describe('SIGKILL mid-stream, then restart (at-least-once)', () => {
   test('count per user: every closed window is emitted with the reference value; late records all dead-lettered', async () => {
     const input = await newTopic('cr-user-in', PARTITIONS);
     const output = uniqueName('cr-user-out');
     const name = uniqueName('cr-user');
     const dlqTopic = `${name}-dlq`;
-    await produceInput(input, 21);
+    await produceClickstreamInput(input, PARTITIONS, COUNT, 21);
 
-    const inputRecords = await readAll(input);
-    inputRecords.sort((a, b) => a.partition - b.partition || a.offset - b.offset);
-    const valid = inputRecords.flatMap((r) => {
-      const e = parseEvent(r);
-      return e ? [{ record: r, event: e }] : [];
-    });
-    const refInput: RefRecord[] = valid.map(({ record, event }) => ({
-      partition: record.partition,
-      key: record.key,
-      eventTime: event.ts,
-      value: event,
-    }));
-    const reference = referenceWindows(refInput, {
-      kind: 'tumbling',
-      sizeMs: WINDOW_MS,
-      latenessMs: 5_000,
-      aggregate: 'count',
-    });
-    const expected = new Map(reference.closed.map((w) => [`${w.key}|${w.windowStart}`, w.value]));
-    const expectedLate = new Set(reference.late.map((i) => `${valid[i]!.record.partition}:${valid[i]!.record.offset}`));
-    const validIds = new Set(valid.map(({ record }) => `${record.partition}:${record.offset}`));
-    const expectedMalformed = new Set(
-      inputRecords.map((r) => `${r.partition}:${r.offset}`).filter((id) => !validIds.has(id)),
-    );
+    const { records: inputRecords, valid } = await readInput(input);
+    const reference = countPerKeyReference(valid, WINDOW_MS);
+    const expected = reference.expected;
+    const expectedLate = new Set(reference.expectedLate);
+    const expectedMalformed = new Set(malformedIds(inputRecords, valid));
     expect(expected.size).toBeGreaterThan(1000);
     expect(expectedLate.size).toBeGreaterThan(30);
     expect(expectedMalformed.size).toBeGreaterThan(10);
@@ -211,42 +91,22 @@ describe('SIGKILL mid-stream, then restart (at-least-once)', () => {
 
     // Read the results while the new process waits for the group to drop the dead member (its
     // session timeout, 30 s): the restart cannot be faster than that.
-    const seen = await follow([output, dlqTopic]);
+    const seen = await followJob(output, dlqTopic);
     const second = await startService({ job: 'test/fixtures/jobs/user-windows.ts', env });
     onCleanup(() => second.stop('SIGKILL'));
     await second.waitReady();
     const readyAt = Date.now();
 
-    const outputsOf = (): Output[] =>
-      seen.records.filter((r) => r.topic === output).map((r) => JSON.parse(r.value!.toString()) as Output);
-    const dlqOf = (code: string): ReadRecord[] =>
-      seen.records.filter((r) => r.topic === dlqTopic && r.headers['sluice-error-code'] === code);
-    await waitFor(
-      'every reference window, late and malformed record',
-      () => {
-        // A wrong value never becomes right: fail at once instead of waiting for the timeout.
-        const wrong = outputsOf().find((o) => expected.get(`${o.key}|${o.windowStart}`) !== o.value);
-        if (wrong) throw new Error(`wrong result ${JSON.stringify(wrong)}`);
-        const ids = new Set(outputsOf().map((o) => `${o.key}|${o.windowStart}`));
-        const late = new Set(dlqOf('SLUICE_LATE_RECORD').map(sourceId));
-        const bad = new Set(dlqOf('SLUICE_DESERIALIZE_FAILED').map(sourceId));
-        const done =
-          [...expected.keys()].every((id) => ids.has(id)) &&
-          [...expectedLate].every((id) => late.has(id)) &&
-          [...expectedMalformed].every((id) => bad.has(id));
-        return done ? true : undefined;
-      },
-      60_000,
-    ).catch(async (error: unknown) => {
-      const ids = new Set(outputsOf().map((o) => `${o.key}|${o.windowStart}`));
-      const late = new Set(dlqOf('SLUICE_LATE_RECORD').map(sourceId));
-      const bad = new Set(dlqOf('SLUICE_DESERIALIZE_FAILED').map(sourceId));
+    await waitForReference(seen, expected, expectedLate, expectedMalformed).catch(async (error: unknown) => {
+      const ids = new Set(seen.outputs().map((o) => `${o.key}|${o.windowStart}`));
+      const late = new Set(seen.deadLetters('SLUICE_LATE_RECORD').map(sourceId));
+      const bad = new Set(seen.deadLetters('SLUICE_DESERIALIZE_FAILED').map(sourceId));
       const missing = [...expected.keys()].filter((id) => !ids.has(id));
       console.log(
         `missing: ${missing.length} windows (e.g. ${missing.slice(0, 5).join(', ')}), ` +
           `${[...expectedLate].filter((id) => !late.has(id)).length} late, ` +
           `${[...expectedMalformed].filter((id) => !bad.has(id)).length} malformed; ` +
-          `wrong: ${outputsOf().filter((o) => expected.get(`${o.key}|${o.windowStart}`) !== o.value).length}\n` +
+          `wrong: ${seen.outputs().filter((o) => expected.get(`${o.key}|${o.windowStart}`) !== o.value).length}\n` +
           (await second.metrics())
             .split('\n')
             .filter((l) => l.startsWith('sluice_records'))
@@ -258,16 +118,16 @@ describe('SIGKILL mid-stream, then restart (at-least-once)', () => {
     await new Promise((r) => setTimeout(r, 2000)); // late duplicates, if any, show up too
     await seen.stop();
 
-    const outputs = outputsOf();
+    const outputs = seen.outputs();
     const wrong = outputs.filter((o) => expected.get(`${o.key}|${o.windowStart}`) !== o.value);
     expect(wrong).toEqual([]);
     expect(outputs.every((o) => o.windowEnd - o.windowStart === WINDOW_MS)).toBe(true);
     const outputRecords = seen.records.filter((r) => r.topic === output);
-    expect(outputRecords.every((r) => r.key === (JSON.parse(r.value!.toString()) as Output).key)).toBe(true);
+    expect(outputRecords.every((r) => r.key === parseOutput(r).key)).toBe(true);
     // Dead letters: the same sets as the reference (duplicates allowed), nothing else.
-    const lateIds = dlqOf('SLUICE_LATE_RECORD').map(sourceId);
+    const lateIds = seen.deadLetters('SLUICE_LATE_RECORD').map(sourceId);
     expect(new Set(lateIds)).toEqual(expectedLate);
-    const badIds = dlqOf('SLUICE_DESERIALIZE_FAILED').map(sourceId);
+    const badIds = seen.deadLetters('SLUICE_DESERIALIZE_FAILED').map(sourceId);
     expect(new Set(badIds)).toEqual(expectedMalformed);
     const dlq = seen.records.filter((r) => r.topic === dlqTopic);
     expect(dlq.length).toBe(lateIds.length + badIds.length);
@@ -289,17 +149,11 @@ describe('SIGKILL mid-stream, then restart (at-least-once)', () => {
     const output = uniqueName('cr-page-out');
     const name = uniqueName('cr-page');
     const dlqTopic = `${name}-dlq`;
-    await produceInput(input, 23);
+    await produceClickstreamInput(input, PARTITIONS, COUNT, 23);
 
     const inputRecords = await readAll(input);
-    const valid = inputRecords.flatMap((r) => {
-      const e = parseEvent(r);
-      return e ? [{ record: r, event: e }] : [];
-    });
-    const validIds = new Set(valid.map(({ record }) => `${record.partition}:${record.offset}`));
-    const expectedMalformed = new Set(
-      inputRecords.map((r) => `${r.partition}:${r.offset}`).filter((id) => !validIds.has(id)),
-    );
+    const valid = validEvents(inputRecords);
+    const expectedMalformed = new Set(malformedIds(inputRecords, valid));
     const windowOf = (ts: number): number => Math.floor(ts / WINDOW_MS) * WINDOW_MS;
     const expectedAll = new Map<string, number>();
     for (const { event } of valid) {
@@ -336,7 +190,7 @@ describe('SIGKILL mid-stream, then restart (at-least-once)', () => {
       const late = new Map<string, Set<string>>();
       for (const r of seen.records) {
         if (r.topic === output) {
-          const o = JSON.parse(r.value!.toString()) as Output;
+          const o = parseOutput(r);
           const id = `${o.key}|${o.windowStart}`;
           values.set(id, [...(values.get(id) ?? []), o.value]);
         } else if (r.headers['sluice-error-code'] === 'SLUICE_LATE_RECORD') {

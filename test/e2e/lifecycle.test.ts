@@ -9,72 +9,24 @@ import { spawn } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from '@jest/globals';
-import { type IHeaders, type KafkaMessage } from 'kafkajs';
-import { generateClickstream, produceClickstream, type PageView } from '../../examples/generator/clickstream.ts';
-import { admin, createTopic, onCleanup, testBrokers, testKafka, uniqueName, waitFor } from '../helpers.ts';
-import { referenceWindows, type RefRecord } from '../support/reference-windows.ts';
-import { freePort, metricValue, startService } from '../support/service.ts';
-import { readAll, testProducer, type ReadRecord } from '../support/topics.ts';
+import { generateClickstream } from '../../examples/generator/clickstream.ts';
+import { freePort } from '../../scripts/kafka/local-broker.ts';
+import { admin, onCleanup, testBrokers, uniqueName, waitFor } from '../helpers.ts';
+import {
+  countPerKeyReference,
+  followJob,
+  produceWithFlush,
+  readInput,
+  waitForReference,
+} from '../support/clickstream-input.ts';
+import { metricValue, startService } from '../support/service.ts';
+import { newTopic, readAll, sourceId, testProducer } from '../support/topics.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const PARTITIONS = 8;
 const COUNT = 60_000;
 const WINDOW_MS = 10_000;
 const SHUTDOWN_TIMEOUT_MS = 10_000;
-
-interface Output {
-  key: string | null;
-  windowStart: number;
-  windowEnd: number;
-  value: number;
-}
-
-function parseEvent(r: ReadRecord): PageView | undefined {
-  try {
-    const e = JSON.parse(r.value!.toString()) as PageView;
-    return typeof e.page === 'string' ? e : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function headersOf(headers: IHeaders | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(headers ?? {})) {
-    if (v === undefined) continue;
-    out[k] = (Array.isArray(v) ? v[v.length - 1] : v)?.toString() ?? '';
-  }
-  return out;
-}
-
-function toRead(topic: string, partition: number, m: KafkaMessage): ReadRecord {
-  return {
-    topic,
-    partition,
-    offset: Number(m.offset),
-    key: m.key?.toString() ?? null,
-    value: m.value ?? null,
-    timestamp: Number(m.timestamp),
-    headers: headersOf(m.headers),
-  };
-}
-
-/** A consumer that keeps appending what `topics` receive (read_committed, from the beginning). */
-async function follow(topics: string[]): Promise<{ records: ReadRecord[]; stop(): Promise<void> }> {
-  const consumer = testKafka().consumer({ groupId: uniqueName('follow'), maxWaitTimeInMs: 100 });
-  await consumer.connect();
-  await consumer.subscribe({ topics, fromBeginning: true });
-  const records: ReadRecord[] = [];
-  await consumer.run({
-    eachBatch: async ({ batch }) => {
-      for (const m of batch.messages) records.push(toRead(batch.topic, batch.partition, m));
-    },
-  });
-  let stopped: Promise<void> | undefined;
-  const stop = (): Promise<void> => (stopped ??= consumer.disconnect());
-  onCleanup(stop);
-  return { records, stop };
-}
 
 interface CliResult {
   code: number | null;
@@ -128,67 +80,17 @@ function oneLineFailure(result: CliResult): string {
   return line;
 }
 
-/**
- * `createTopic` under a uniqueName, tolerating what a loaded KRaft broker may answer while a new
- * topic's metadata propagates ("This server does not host this topic-partition"): the topic was
- * created, so wait until every partition has a leader.
- */
-async function newTopic(prefix: string, partitions: number, configs: Record<string, string> = {}): Promise<string> {
-  const name = uniqueName(prefix);
-  try {
-    await createTopic(name, partitions, configs);
-  } catch (error) {
-    if (!/does not host this topic-partition/.test(String(error))) throw error;
-    await waitFor(`topic ${name}`, async () => {
-      const metadata = await (await admin()).fetchTopicMetadata({ topics: [name] }).catch(() => undefined);
-      const found = metadata?.topics[0]?.partitions ?? [];
-      return found.length === partitions && found.every((p) => p.leader >= 0) ? true : undefined;
-    });
-  }
-  return name;
-}
-
 describe('graceful shutdown', () => {
   test('SIGTERM mid-backlog exits 0 within the shutdown timeout; a restart finishes with the exact output, nothing twice', async () => {
     const input = await newTopic('lc-in', PARTITIONS);
     const output = uniqueName('lc-out');
     const name = uniqueName('lc');
     const dlqTopic = `${name}-dlq`;
-    const producer = await testProducer();
     const generated = [...generateClickstream({ count: COUNT, seed: 41, eventsPerSecond: 500, users: 300 })];
-    await produceClickstream(producer, input, generated, { batchSize: 5000 });
-    const maxTs = Math.max(...generated.flatMap((r) => (r.event ? [r.event.ts] : [])));
-    await producer.send({
-      topic: input,
-      messages: Array.from({ length: PARTITIONS }, (_, partition) => ({
-        partition,
-        key: `flush-${partition}`,
-        value: JSON.stringify({ page: '/flush', user: `flush-${partition}`, ts: maxTs + 3_600_000 }),
-      })),
-    });
+    await produceWithFlush(input, generated, new Array<string>(PARTITIONS).fill('/flush'));
 
-    const inputRecords = await readAll(input);
-    inputRecords.sort((a, b) => a.partition - b.partition || a.offset - b.offset);
-    const valid = inputRecords.flatMap((r) => {
-      const e = parseEvent(r);
-      return e ? [{ record: r, event: e }] : [];
-    });
-    const refInput: RefRecord[] = valid.map(({ record, event }) => ({
-      partition: record.partition,
-      key: record.key,
-      eventTime: event.ts,
-      value: event,
-    }));
-    const reference = referenceWindows(refInput, {
-      kind: 'tumbling',
-      sizeMs: WINDOW_MS,
-      latenessMs: 5_000,
-      aggregate: 'count',
-    });
-    const expected = new Map(reference.closed.map((w) => [`${w.key}|${w.windowStart}`, w.value]));
-    const expectedLate = reference.late.map((i) => `${valid[i]!.record.partition}:${valid[i]!.record.offset}`);
-    const sourceId = (r: ReadRecord): string =>
-      `${r.headers['sluice-source-partition']}:${r.headers['sluice-source-offset']}`;
+    const { records: inputRecords, valid } = await readInput(input);
+    const { expected, expectedLate } = countPerKeyReference(valid, WINDOW_MS);
 
     const env = {
       TEST_JOB_NAME: name,
@@ -223,35 +125,17 @@ describe('graceful shutdown', () => {
     const second = await startService({ job: 'test/fixtures/jobs/user-windows.ts', env });
     onCleanup(() => second.stop('SIGKILL'));
     await second.waitReady(20_000); // no dead member to wait for
-    const seen = await follow([output, dlqTopic]);
-    const outputsOf = (): Output[] =>
-      seen.records.filter((r) => r.topic === output).map((r) => JSON.parse(r.value!.toString()) as Output);
-    const lateOf = (): string[] =>
-      seen.records
-        .filter((r) => r.topic === dlqTopic && r.headers['sluice-error-code'] === 'SLUICE_LATE_RECORD')
-        .map(sourceId);
-    await waitFor(
-      'every reference window and late record',
-      () => {
-        const wrong = outputsOf().find((o) => expected.get(`${o.key}|${o.windowStart}`) !== o.value);
-        if (wrong) throw new Error(`wrong result ${JSON.stringify(wrong)}`);
-        const ids = new Set(outputsOf().map((o) => `${o.key}|${o.windowStart}`));
-        const late = new Set(lateOf());
-        return [...expected.keys()].every((id) => ids.has(id)) && expectedLate.every((id) => late.has(id))
-          ? true
-          : undefined;
-      },
-      60_000,
-    );
+    const seen = await followJob(output, dlqTopic);
+    await waitForReference(seen, expected, expectedLate);
     await new Promise((r) => setTimeout(r, 2000));
     await seen.stop();
 
-    const outputs = outputsOf();
+    const outputs = seen.outputs();
     expect(outputs.filter((o) => expected.get(`${o.key}|${o.windowStart}`) !== o.value)).toEqual([]);
     const ids = outputs.map((o) => `${o.key}|${o.windowStart}`);
     expect(ids.length - new Set(ids).size).toBe(0); // the graceful stop committed what it published
     expect(new Set(ids)).toEqual(new Set(expected.keys()));
-    expect(lateOf().sort()).toEqual(expectedLate.sort());
+    expect(seen.deadLetters('SLUICE_LATE_RECORD').map(sourceId).sort()).toEqual(expectedLate.sort());
     expect((await second.stop('SIGTERM')).code).toBe(0);
   });
 

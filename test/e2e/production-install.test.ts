@@ -16,6 +16,7 @@ import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, symli
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, posix } from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
+import { freePort } from '../../scripts/kafka/local-broker.ts';
 import { createTopic, onCleanup, testBrokers, uniqueName, waitFor } from '../helpers.ts';
 import {
   copies,
@@ -31,7 +32,7 @@ import {
   type RunResult,
   type Stage,
 } from '../deploy/support.ts';
-import { freePort, metricValue } from '../support/service.ts';
+import { metricValue } from '../support/service.ts';
 import { testProducer } from '../support/topics.ts';
 
 const temp = mkdtempSync(join(tmpdir(), 'sluice-install-'));

@@ -12,9 +12,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
 import { stringify } from 'yaml';
+import { freePort } from '../../scripts/kafka/local-broker.ts';
 import { createTopic, onCleanup, uniqueName, waitFor } from '../helpers.ts';
 import { alertRules, dashboardExprs, deployDir, grafanaToPromQL, root } from '../deploy/support.ts';
-import { freePort, metricValue, startService, type RunningService } from '../support/service.ts';
+import { metricValue, startService, type RunningService } from '../support/service.ts';
 import { testProducer } from '../support/topics.ts';
 
 const N = 600;

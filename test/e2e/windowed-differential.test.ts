@@ -4,95 +4,32 @@
  * recomputation of the input; late and malformed records must be in the dead-letter topic exactly once.
  */
 import { describe, expect, test } from '@jest/globals';
-import { Partitioners } from 'kafkajs';
-import {
-  generateClickstream,
-  produceClickstream,
-  type GeneratedRecord,
-  type PageView,
-} from '../../examples/generator/clickstream.ts';
+import { type PageView } from '../../examples/generator/clickstream.ts';
 import { admin, createTopic, onCleanup, uniqueName, waitFor } from '../helpers.ts';
-import { referenceWindows, type RefRecord } from '../support/reference-windows.ts';
+import {
+  countPerKeyReference,
+  parseOutputs,
+  produceClickstreamInput,
+  readInput,
+  validEvents,
+  type Output,
+} from '../support/clickstream-input.ts';
 import { metricValue, startService } from '../support/service.ts';
-import { readAll, readTopic, testProducer, type ReadRecord } from '../support/topics.ts';
+import { readAll, readTopic, sourceId, type ReadRecord } from '../support/topics.ts';
 
 const PARTITIONS = 8;
 const COUNT = 100_000;
-const FAR_FUTURE = 3_600_000;
-
-interface Output {
-  key: string | null;
-  windowStart: number;
-  windowEnd: number;
-  value: number;
-}
-
-function parseOutputs(records: ReadRecord[]): Output[] {
-  return records.map((r) => JSON.parse(r.value!.toString()) as Output);
-}
-
-function parseEvent(r: ReadRecord): PageView | undefined {
-  try {
-    const e = JSON.parse(r.value!.toString()) as PageView;
-    return typeof e.page === 'string' ? e : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Produces the generated stream plus, per partition, one record far in the future that closes every window. */
-async function produceInput(topic: string, seed: number): Promise<GeneratedRecord[]> {
-  const producer = await testProducer();
-  const records = [...generateClickstream({ count: COUNT, seed, eventsPerSecond: 500, users: 300, pages: 40 })];
-  await produceClickstream(producer, topic, records, { batchSize: 5000 });
-  const maxTs = Math.max(...records.flatMap((r) => (r.event ? [r.event.ts] : [])));
-  // One record far in the future per input partition, with pages chosen so that they also reach every
-  // partition of the repartition topic (same murmur2 partitioner as the sink): every window closes.
-  const partitioner = Partitioners.DefaultPartitioner();
-  const partitionMetadata = Array.from({ length: PARTITIONS }, (_, i) => ({ partitionId: i, leader: 0 })) as never;
-  const pages = new Map<number, string>();
-  for (let i = 0; pages.size < PARTITIONS; i++) {
-    const page = `/flush-${i}`;
-    const target = partitioner({ topic: 'x', partitionMetadata, message: { key: page, value: null } });
-    if (!pages.has(target)) pages.set(target, page);
-  }
-  await producer.send({
-    topic,
-    messages: [...pages.values()].map((page, partition) => ({
-      partition,
-      key: `flush-${partition}`,
-      value: JSON.stringify({ page, user: `flush-${partition}`, ts: maxTs + FAR_FUTURE }),
-    })),
-  });
-  return records;
-}
 
 describe('windowed aggregation against a recomputation', () => {
   test('count per user (no repartition): output equals the reference exactly; late and malformed records are dead-lettered once', async () => {
     const input = await createTopic(uniqueName('dv-user-in'), PARTITIONS);
     const output = uniqueName('dv-user-out');
     const name = uniqueName('dv-user');
-    await produceInput(input, 7);
+    await produceClickstreamInput(input, PARTITIONS, COUNT, 7);
 
     // The reference reads the input exactly as the service will: per partition, in offset order.
-    const inputRecords = await readAll(input);
-    inputRecords.sort((a, b) => a.partition - b.partition || a.offset - b.offset);
-    const valid = inputRecords.flatMap((r) => {
-      const e = parseEvent(r);
-      return e ? [{ record: r, event: e }] : [];
-    });
-    const refInput: RefRecord[] = valid.map(({ record, event }) => ({
-      partition: record.partition,
-      key: record.key,
-      eventTime: event.ts,
-      value: event,
-    }));
-    const reference = referenceWindows(refInput, {
-      kind: 'tumbling',
-      sizeMs: 10_000,
-      latenessMs: 5_000,
-      aggregate: 'count',
-    });
+    const { records: inputRecords, valid } = await readInput(input);
+    const { reference, expected, expectedLate } = countPerKeyReference(valid, 10_000);
     const malformed = inputRecords.length - valid.length;
     expect(reference.late.length).toBeGreaterThan(50);
     expect(malformed).toBeGreaterThan(20);
@@ -107,7 +44,6 @@ describe('windowed aggregation against a recomputation', () => {
     const outputs = parseOutputs(await readTopic(output, (r) => r.length >= reference.closed.length));
     const dlq = await readTopic(`${name}-dlq`, (r) => r.length >= reference.late.length + malformed);
 
-    const expected = new Map(reference.closed.map((w) => [`${w.key}|${w.windowStart}`, w.value]));
     const actual = new Map<string, number>();
     for (const o of outputs) {
       const id = `${o.key}|${o.windowStart}`;
@@ -117,10 +53,7 @@ describe('windowed aggregation against a recomputation', () => {
     }
     expect(actual).toEqual(expected);
 
-    const lateOffsets = dlq
-      .filter((r) => r.headers['sluice-error-code'] === 'SLUICE_LATE_RECORD')
-      .map((r) => `${r.headers['sluice-source-partition']}:${r.headers['sluice-source-offset']}`);
-    const expectedLate = reference.late.map((i) => `${valid[i]!.record.partition}:${valid[i]!.record.offset}`);
+    const lateOffsets = dlq.filter((r) => r.headers['sluice-error-code'] === 'SLUICE_LATE_RECORD').map(sourceId);
     expect(lateOffsets.sort()).toEqual(expectedLate.sort());
     const bad = dlq.filter((r) => r.headers['sluice-error-code'] === 'SLUICE_DESERIALIZE_FAILED');
     expect(bad).toHaveLength(malformed);
@@ -141,12 +74,9 @@ describe('windowed aggregation against a recomputation', () => {
     const input = await createTopic(uniqueName('dv-page-in'), PARTITIONS);
     const output = uniqueName('dv-page-out');
     const name = uniqueName('dv-page');
-    const generated = await produceInput(input, 11);
+    const generated = await produceClickstreamInput(input, PARTITIONS, COUNT, 11);
     const inputRecords = await readAll(input);
-    const valid = inputRecords.flatMap((r) => {
-      const e = parseEvent(r);
-      return e ? [{ record: r, event: e }] : [];
-    });
+    const valid = validEvents(inputRecords);
     const malformed = inputRecords.length - valid.length;
 
     // Long idle timeout: windows close by event time only (the flush records), never by the clock.

@@ -2,7 +2,11 @@ import { describe, expect, test } from '@jest/globals';
 import { Partitioners } from 'kafkajs';
 import {
   DEFAULT_START_TIME,
+  FLUSH_AHEAD_MS,
+  flushPages,
+  flushRecords,
   generateClickstream,
+  maxEventTime,
   produceClickstream,
   runGenerator,
   type GeneratedRecord,
@@ -134,6 +138,41 @@ describe('generateClickstream', () => {
     expect([...users.keys()].some((u) => u.startsWith('bot-'))).toBe(true);
     const userCounts = [...users.values()].sort((a, b) => b - a);
     expect(userCounts[0] ?? 0).toBeGreaterThan(10 * (userCounts[userCounts.length - 1] ?? 0));
+  });
+});
+
+describe('flush records', () => {
+  test('flushPages reaches every partition of a page-keyed topic through the default partitioner', () => {
+    for (const partitions of [1, 3, 8]) {
+      const pages = flushPages(partitions);
+      expect(pages).toHaveLength(partitions);
+      const partitioner = Partitioners.DefaultPartitioner();
+      const partitionMetadata = Array.from({ length: partitions }, (_, i) => ({ partitionId: i, leader: 0 })) as never;
+      const reached = pages.map((page) =>
+        partitioner({ topic: 'x', partitionMetadata, message: { key: page, value: null } }),
+      );
+      expect(new Set(reached).size).toBe(partitions);
+    }
+  });
+
+  test('flushRecords puts one record per partition far after the largest event time', () => {
+    const records = [...generateClickstream({ count: 3000, seed: 9, malformedFraction: 0.01 })];
+    const maxTs = maxEventTime(records);
+    expect(maxTs).toBe(Math.max(...records.flatMap((r) => (r.event ? [r.event.ts] : []))));
+    expect(maxEventTime([])).toBe(-Infinity);
+    const flush = flushRecords(maxTs, ['/a', '/b']);
+    expect(flush).toEqual([
+      {
+        partition: 0,
+        key: 'flush-0',
+        value: JSON.stringify({ page: '/a', user: 'flush-0', ts: maxTs + FLUSH_AHEAD_MS }),
+      },
+      {
+        partition: 1,
+        key: 'flush-1',
+        value: JSON.stringify({ page: '/b', user: 'flush-1', ts: maxTs + FLUSH_AHEAD_MS }),
+      },
+    ]);
   });
 });
 

@@ -3,26 +3,15 @@
  * the plain reference implementation, on random out-of-order input with late and very late records.
  */
 import { describe, expect, test } from '@jest/globals';
+import { mulberry32 } from '../../examples/generator/clickstream.ts';
 import { type Aggregator, count, sum } from '../../src/windows/aggregators.ts';
 import { WindowStore } from '../../src/windows/window-store.ts';
 import { type RefOptions, type RefRecord, type RefResult, referenceWindows } from './reference-windows.ts';
 
-/** mulberry32: a small seeded PRNG, so a failure reproduces. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
-
 const PARTITIONS = 4;
 
 function randomRecords(seed: number, n: number, sizeMs: number, latenessMs: number): RefRecord[] {
-  const random = prng(seed);
+  const random = mulberry32(seed); // seeded, so a failure reproduces
   const keys: Array<string | null> = [null, 'null', ''];
   for (let i = 0; i < 17; i++) keys.push(`key-${i}`);
   const clocks = Array.from({ length: PARTITIONS }, () => 1_700_000_000_000 + Math.floor(random() * sizeMs));

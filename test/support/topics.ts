@@ -1,6 +1,6 @@
-/** Reading whole topics back in tests, and producing generated data with a known partition layout. */
+/** Topics in tests: creating them, following and reading them back, producing to them. */
 import { type IHeaders, type KafkaMessage, Partitioners } from 'kafkajs';
-import { onCleanup, testKafka, uniqueName, waitFor } from '../helpers.ts';
+import { admin, createTopic, onCleanup, testKafka, uniqueName, waitFor } from '../helpers.ts';
 
 export interface ReadRecord {
   topic: string;
@@ -34,6 +34,29 @@ function toRead(topic: string, partition: number, m: KafkaMessage): ReadRecord {
 }
 
 /**
+ * A consumer that keeps appending what `topics` receive (read_committed, from the beginning) until
+ * stopped; stopped after the test file at the latest.
+ */
+export async function follow(
+  topics: string[],
+  groupPrefix = 'follow',
+): Promise<{ records: ReadRecord[]; stop(): Promise<void> }> {
+  const consumer = testKafka().consumer({ groupId: uniqueName(groupPrefix), maxWaitTimeInMs: 100 });
+  await consumer.connect();
+  await consumer.subscribe({ topics, fromBeginning: true });
+  const records: ReadRecord[] = [];
+  await consumer.run({
+    eachBatch: async ({ batch }) => {
+      for (const m of batch.messages) records.push(toRead(batch.topic, batch.partition, m));
+    },
+  });
+  let stopped: Promise<void> | undefined;
+  const stop = (): Promise<void> => (stopped ??= consumer.disconnect());
+  onCleanup(stop);
+  return { records, stop };
+}
+
+/**
  * Reads `topic` from the beginning (read_committed) until `done(records)` holds, then keeps reading
  * for `settleMs` more so that duplicates arriving late are seen too.
  */
@@ -42,20 +65,12 @@ export async function readTopic(
   done: (records: ReadRecord[]) => boolean,
   { timeoutMs = 120_000, settleMs = 1500 }: { timeoutMs?: number; settleMs?: number } = {},
 ): Promise<ReadRecord[]> {
-  const consumer = testKafka().consumer({ groupId: uniqueName('reader'), maxWaitTimeInMs: 100 });
-  await consumer.connect();
-  const records: ReadRecord[] = [];
-  await consumer.subscribe({ topics: [topic], fromBeginning: true });
-  await consumer.run({
-    eachBatch: async ({ batch }) => {
-      for (const m of batch.messages) records.push(toRead(batch.topic, batch.partition, m));
-    },
-  });
+  const { records, stop } = await follow([topic], 'reader');
   try {
     await waitFor(`records in ${topic}`, () => (done(records) ? true : undefined), timeoutMs);
     await new Promise((r) => setTimeout(r, settleMs));
   } finally {
-    await consumer.disconnect();
+    await stop();
   }
   return records.slice();
 }
@@ -87,4 +102,32 @@ export async function testProducer() {
   await producer.connect();
   onCleanup(() => producer.disconnect());
   return producer;
+}
+
+/** Where a dead letter came from: `partition:offset` of its input record (its sluice-source-* headers). */
+export const sourceId = (r: ReadRecord): string =>
+  `${r.headers['sluice-source-partition']}:${r.headers['sluice-source-offset']}`;
+
+/**
+ * `createTopic` under a uniqueName, tolerating what a loaded KRaft broker may answer while a new
+ * topic's metadata propagates ("This server does not host this topic-partition"): the topic was
+ * created, so wait until every partition has a leader.
+ */
+export async function newTopic(
+  prefix: string,
+  partitions: number,
+  configs: Record<string, string> = {},
+): Promise<string> {
+  const name = uniqueName(prefix);
+  try {
+    await createTopic(name, partitions, configs);
+  } catch (error) {
+    if (!/does not host this topic-partition/.test(String(error))) throw error;
+    await waitFor(`topic ${name}`, async () => {
+      const metadata = await (await admin()).fetchTopicMetadata({ topics: [name] }).catch(() => undefined);
+      const found = metadata?.topics[0]?.partitions ?? [];
+      return found.length === partitions && found.every((p) => p.leader >= 0) ? true : undefined;
+    });
+  }
+  return name;
 }
