@@ -169,6 +169,8 @@ export class PartitionProcessor {
   readonly #expectedSources: readonly string[];
   /** Stage 1 of a windowed re-keyed job: this partition's stream time, reported downstream. */
   readonly #reportsWatermark: boolean;
+  /** This partition's id as the source header of the repartition records it writes. */
+  readonly #sourceBytes: Uint8Array;
   #sourceStreamTime = -Infinity;
   /** Last time this partition had a record or was behind (records waiting): the idle clock. */
   #lastBusyWall: number = Date.now();
@@ -188,6 +190,7 @@ export class PartitionProcessor {
     this.#expectedSources = options.sources;
     const window = options.plan.window;
     const windowed = window !== undefined && (this.#stage === 2 || options.plan.repartitionTopic === undefined);
+    this.#sourceBytes = encoder.encode(`${topic}:${partition}`);
     this.#reportsWatermark = window !== undefined && this.#stage === 1 && options.plan.repartitionTopic !== undefined;
     this.#windows = windowed
       ? new WindowStore({
@@ -272,10 +275,9 @@ export class PartitionProcessor {
         const key = record.key === null ? null : utf8Lenient.decode(record.key);
         const elements = applyOps(plan.stage1, { key, value, rawKey: record.key });
         if (plan.repartitionTopic !== undefined) {
-          const source = encoder.encode(`${this.topic}:${this.partition}`);
           elements.forEach((el, seq) => {
             repartition.write(0, eventTime, keyBytes(el), encodeValue(el.value), [
-              [SOURCE_HEADER, source],
+              [SOURCE_HEADER, this.#sourceBytes],
               [POSITION_HEADER, encoder.encode(`${record.offset}:${seq}`)],
               [ENCODING_HEADER, ENCODINGS[encodingOf(el.value)]],
             ]);
