@@ -211,6 +211,7 @@ export class App {
       topics,
       queue: this.#queue,
       bufferMaxBytes: config.buffer.maxBytes,
+      sessionTimeoutMs: config.sessionTimeoutMs,
       fromBeginning: config.startFrom === 'earliest',
       readCommitted: true,
       logger: logger.child({ component: 'receiver' }),

@@ -25,6 +25,7 @@ export interface KafkaConfig {
 export interface ResolvedConfig {
   readonly kafka: KafkaConfig;
   readonly groupId: string | undefined;
+  readonly sessionTimeoutMs: number;
   readonly startFrom: 'earliest' | 'latest';
   readonly createTopics: boolean;
   readonly workers: number;
@@ -105,6 +106,7 @@ export function resolveConfig(env: Readonly<Record<string, string | undefined>> 
         : undefined,
     },
     groupId: values.SLUICE_GROUP_ID as string | undefined,
+    sessionTimeoutMs: values.SLUICE_SESSION_TIMEOUT as number,
     startFrom: values.SLUICE_START_FROM as 'earliest' | 'latest',
     createTopics: values.SLUICE_CREATE_TOPICS as boolean,
     workers: (values.SLUICE_WORKERS as number | undefined) ?? Math.max(1, availableParallelism() - 1),

@@ -80,6 +80,12 @@ export const ENV = {
     description: 'Consumer group id (default: the job name).',
     schema: z.string().regex(/^[a-zA-Z0-9._-]{1,200}$/, 'must match [a-zA-Z0-9._-]{1,200}'),
   },
+  SLUICE_SESSION_TIMEOUT: {
+    description:
+      'Consumer group session timeout: how long a replica that died is waited for before its partitions move (the broker allows 6s to 5m by default).',
+    default: '30s',
+    schema: duration,
+  },
   SLUICE_START_FROM: {
     description: 'Where a partition without a committed offset starts: earliest or latest.',
     default: 'earliest',

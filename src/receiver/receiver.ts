@@ -22,6 +22,7 @@ export interface ReceiverOptions {
   queue: BufferQueue;
   /** The buffer's byte bound, which sizes fetches. */
   bufferMaxBytes: number;
+  sessionTimeoutMs: number;
   fromBeginning: boolean;
   readCommitted: boolean;
   logger: pino.Logger;
@@ -75,9 +76,9 @@ export class Receiver {
       maxBytesPerPartition: Math.min(1024 * 1024, Math.max(64 * 1024, Math.floor(options.bufferMaxBytes / 32))),
       maxBytes: Math.min(16 * 1024 * 1024, Math.max(1024 * 1024, Math.floor(options.bufferMaxBytes / 2))),
       maxWaitTimeInMs: 100,
-      sessionTimeout: 30_000,
-      rebalanceTimeout: 60_000,
-      heartbeatInterval: 3_000,
+      sessionTimeout: options.sessionTimeoutMs,
+      rebalanceTimeout: Math.max(60_000, options.sessionTimeoutMs),
+      heartbeatInterval: Math.max(500, Math.min(3_000, Math.floor(options.sessionTimeoutMs / 3))),
     });
     const { GROUP_JOIN, REBALANCING, CRASH } = this.#consumer.events;
     this.#consumer.on(GROUP_JOIN, (event) => {

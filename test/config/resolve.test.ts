@@ -38,6 +38,7 @@ describe('resolveConfig', () => {
       groupId: undefined,
       startFrom: 'earliest',
       createTopics: true,
+      sessionTimeoutMs: 30_000,
       workers: Math.max(1, availableParallelism() - 1),
       batchIntervalMs: undefined,
       maxBatchRecords: undefined,

@@ -21,6 +21,8 @@ import {
 import { metricValue, startService, type RunningService } from '../support/service.ts';
 import { follow, newTopic, readAll, sourceId } from '../support/topics.ts';
 
+/** A dead member is waited for this long before its partitions move (the default is 30 s). */
+const SESSION = { SLUICE_SESSION_TIMEOUT: '10s' };
 const PARTITIONS = 8;
 const COUNT = 60_000;
 const WINDOW_MS = 10_000;
@@ -83,14 +85,14 @@ describe('SIGKILL mid-stream, then restart (at-least-once)', () => {
     expect(expectedLate.size).toBeGreaterThan(30);
     expect(expectedMalformed.size).toBeGreaterThan(10);
 
-    const env = { TEST_JOB_NAME: name, TEST_INPUT: input, TEST_OUTPUT: output, TEST_MAX_BATCH: MAX_BATCH };
+    const env = { TEST_JOB_NAME: name, TEST_INPUT: input, TEST_OUTPUT: output, TEST_MAX_BATCH: MAX_BATCH, ...SESSION };
     const first = await startService({ job: 'test/fixtures/jobs/user-windows.ts', env });
     onCleanup(() => first.stop('SIGKILL'));
     await first.waitReady();
     await killMidStream(first, name, [input], inputRecords.length);
 
     // Read the results while the new process waits for the group to drop the dead member (its
-    // session timeout, 30 s): the restart cannot be faster than that.
+    // session timeout, SESSION below): the restart cannot be faster than that.
     const seen = await followJob(output, dlqTopic);
     const second = await startService({ job: 'test/fixtures/jobs/user-windows.ts', env });
     onCleanup(() => second.stop('SIGKILL'));
@@ -170,6 +172,7 @@ describe('SIGKILL mid-stream, then restart (at-least-once)', () => {
       TEST_OUTPUT: output,
       TEST_MAX_BATCH: MAX_BATCH,
       TEST_IDLE_MS: '600000',
+      ...SESSION,
     };
     const first = await startService({ job: 'test/fixtures/jobs/page-windows.ts', env });
     onCleanup(() => first.stop('SIGKILL'));
@@ -177,7 +180,7 @@ describe('SIGKILL mid-stream, then restart (at-least-once)', () => {
     await killMidStream(first, name, [input, `${name}-repartition`], inputRecords.length);
 
     // Read the results while the new process waits for the group to drop the dead member (its
-    // session timeout, 30 s): the restart cannot be faster than that.
+    // session timeout, SESSION below): the restart cannot be faster than that.
     const seen = await follow([output, dlqTopic]);
     const second = await startService({ job: 'test/fixtures/jobs/page-windows.ts', env });
     onCleanup(() => second.stop('SIGKILL'));
