@@ -222,6 +222,7 @@ export class Scheduler {
     let records = 0;
     let inputRecords = 0;
     const included: PartitionInfo[] = [];
+    const paused = new Set(queue.pausedPartitions);
     for (const info of this.#partitions.values()) {
       const pid = partitionId(info.topic, info.partition);
       const raw = cut.get(pid);
@@ -237,10 +238,9 @@ export class Scheduler {
         metrics.recordsIn.inc({ topic: info.topic, partition: String(info.partition) }, raw.length);
         info.position = Number(raw[raw.length - 1]!.offset) + 1;
       }
-      const pid2 = partitionId(info.topic, info.partition);
       const caughtUp =
-        queue.sizeOf(pid2).records === 0 &&
-        !queue.pausedPartitions.includes(pid2) &&
+        queue.sizeOf(pid).records === 0 &&
+        !paused.has(pid) &&
         info.highWatermark !== undefined &&
         info.position !== undefined &&
         info.position >= info.highWatermark;

@@ -96,7 +96,6 @@ export function* mergeByTimestamp(sources: Array<Iterator<CodecRecord>>): Genera
 export class KafkaSink {
   readonly #producer: Producer;
   readonly #topics: SinkTopics;
-  #connected = false;
 
   constructor(kafka: Kafka, topics: SinkTopics) {
     this.#topics = topics;
@@ -110,14 +109,9 @@ export class KafkaSink {
     });
   }
 
-  get connected(): boolean {
-    return this.#connected;
-  }
-
   async start(): Promise<void> {
     try {
       await this.#producer.connect();
-      this.#connected = true;
     } catch (error) {
       throw new KafkaError(`producer failed to connect: ${(error as Error).message}`, error, false);
     }
@@ -196,7 +190,6 @@ export class KafkaSink {
   }
 
   async close(): Promise<void> {
-    this.#connected = false;
     await this.#producer.disconnect();
   }
 }
