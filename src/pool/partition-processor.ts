@@ -21,6 +21,14 @@ import {
   WATERMARK_HEADER,
 } from './protocol.ts';
 import { readRecords, RecordWriter, type CodecRecord } from './record-codec.ts';
+import {
+  BLOCK_HEADER,
+  BlockFormatError,
+  BlockWriter,
+  readBlock,
+  type BlockEntry,
+  type ValueEncoding,
+} from './repartition-block.ts';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const utf8Lenient = new TextDecoder();
@@ -39,6 +47,8 @@ export interface ProcessorOptions {
   maxRecordBytes: number;
   /** Every input partition (`topic:partition`): the upstream sources of a repartitioned stage. */
   sources: readonly string[];
+  /** Partitions of the repartition topic (stage 1 of a re-keyed job chooses them). */
+  repartitionPartitions: number;
 }
 
 class RecordFailure extends Error {
@@ -111,31 +121,41 @@ function encodeValue(value: unknown): Uint8Array | null {
   if (value === null) return null;
   if (typeof value === 'string') return encoder.encode(value);
   if (value instanceof Uint8Array) return value;
+  return encoder.encode(toJson(value));
+}
+
+function toJson(value: unknown): string {
   const json = JSON.stringify(value);
   if (json === undefined) {
     throw new RecordFailure('SLUICE_USER_CODE_FAILED', `result is not serialisable: ${typeof value}`);
   }
-  return encoder.encode(json);
+  return json;
 }
 
 /**
  * How a value travels through the repartition topic, so that stage 2 reads back exactly what stage 1
- * had: a string stays a string (not parsed as JSON), bytes stay bytes, null stays null.
+ * had: a string stays a string (not parsed as JSON), bytes stay bytes, null stays null. Blocks carry
+ * it per entry; a record of the per-record format (written before blocks) in a `sluice-enc` header.
  */
 const ENCODING_HEADER = 'sluice-enc';
-type RepartitionEncoding = 'json' | 'string' | 'bytes' | 'null';
-const ENCODINGS: Record<RepartitionEncoding, Uint8Array> = {
+const ENCODINGS: Record<ValueEncoding, Uint8Array> = {
   json: encoder.encode('json'),
   string: encoder.encode('string'),
   bytes: encoder.encode('bytes'),
   null: encoder.encode('null'),
 };
 
-function encodingOf(value: unknown): RepartitionEncoding {
-  if (value === null) return 'null';
-  if (typeof value === 'string') return 'string';
-  if (value instanceof Uint8Array) return 'bytes';
-  return 'json';
+/**
+ * A block entry as a record of its own, for its dead letter: the block's offset, the event time as
+ * timestamp, and the upstream position in `sluice-src` / `sluice-pos` (as a per-record repartition
+ * record had them), so a dead letter names the input record it came from.
+ */
+function entryRecord(block: CodecRecord, source: string | undefined, entry: BlockEntry): CodecRecord {
+  const headers: Array<[string, Uint8Array]> = [];
+  if (source !== undefined) headers.push([SOURCE_HEADER, encoder.encode(source)]);
+  headers.push([POSITION_HEADER, encoder.encode(`${entry.offset}:${entry.sequence}`)]);
+  headers.push([ENCODING_HEADER, ENCODINGS[entry.encoding]]);
+  return { offset: block.offset, timestamp: entry.eventTime, key: entry.key, value: entry.value, headers };
 }
 
 function comparePosition(a: readonly [number, number], b: readonly [number, number]): number {
@@ -147,7 +167,8 @@ interface Upstream {
   position?: [number, number];
   watermark?: number | null;
   idle: boolean;
-  encoding: RepartitionEncoding;
+  encoding: ValueEncoding;
+  block: boolean;
 }
 
 export class PartitionProcessor {
@@ -169,8 +190,7 @@ export class PartitionProcessor {
   readonly #expectedSources: readonly string[];
   /** Stage 1 of a windowed re-keyed job: this partition's stream time, reported downstream. */
   readonly #reportsWatermark: boolean;
-  /** This partition's id as the source header of the repartition records it writes. */
-  readonly #sourceBytes: Uint8Array;
+  readonly #repartitionPartitions: number;
   #sourceStreamTime = -Infinity;
   /** Last time this partition had a record or was behind (records waiting): the idle clock. */
   #lastBusyWall: number = Date.now();
@@ -190,7 +210,7 @@ export class PartitionProcessor {
     this.#expectedSources = options.sources;
     const window = options.plan.window;
     const windowed = window !== undefined && (this.#stage === 2 || options.plan.repartitionTopic === undefined);
-    this.#sourceBytes = encoder.encode(`${topic}:${partition}`);
+    this.#repartitionPartitions = options.repartitionPartitions;
     this.#reportsWatermark = window !== undefined && this.#stage === 1 && options.plan.repartitionTopic !== undefined;
     this.#windows = windowed
       ? new WindowStore({
@@ -217,7 +237,10 @@ export class PartitionProcessor {
     if (!caughtUp) this.#lastBusyWall = wallNow;
     const plan = this.#plan;
     const outputs = new RecordWriter();
-    const repartition = new RecordWriter();
+    const repartition =
+      plan.repartitionTopic !== undefined && this.#stage === 1
+        ? new BlockWriter(this.#repartitionPartitions)
+        : undefined;
     const dead: DeadLetter[] = [];
     const stats: PartitionStats = {
       recordsIn: 0,
@@ -237,22 +260,22 @@ export class PartitionProcessor {
       if (replay) stats.replayed++;
       this.#end = Math.max(this.#end, record.offset + 1);
       try {
-        const size = (record.key?.length ?? 0) + (record.value?.length ?? 0);
-        if (size > this.#maxRecordBytes) {
-          throw new RecordFailure(
-            'SLUICE_RECORD_TOO_LARGE',
-            `record of ${size} bytes exceeds SLUICE_MAX_RECORD_BYTES (${this.#maxRecordBytes})`,
-          );
-        }
         if (this.#stage === 2) {
           const upstream = this.#upstream(record);
-          if (upstream.watermark !== undefined) {
-            // A control record, not data: kept out of the record statistics.
+          if (upstream.watermark !== undefined || upstream.block) {
+            // A control record or a block, not a record of its own: kept out of the record statistics.
             stats.recordsIn--;
             if (replay) stats.replayed--;
-            this.#noteSource(upstream.source!, upstream.watermark, upstream.idle, wallNow);
+            if (upstream.block) {
+              this.#processBlock(record, upstream.source, replay, processingTime ? batchTime : undefined, wallNow, {
+                dead,
+                stats,
+              });
+            } else this.#noteSource(upstream.source!, upstream.watermark!, upstream.idle, wallNow);
             continue;
           }
+          // A record of the per-record format, written before blocks.
+          this.#checkSize(record.key, record.value);
           if (this.#isDuplicate(upstream.source, upstream.position, replay)) {
             stats.duplicates++;
             continue;
@@ -261,11 +284,14 @@ export class PartitionProcessor {
           const eventTime = processingTime ? batchTime : record.timestamp;
           const key = record.key === null ? null : utf8Lenient.decode(record.key);
           for (const el of applyOps(plan.stage2, { key, value })) {
-            this.#toWindow(record, el, eventTime, wallNow, replay, dead, stats);
+            if (this.#toWindow(el, eventTime, record.offset, wallNow, replay, stats)) {
+              dead.push(this.#lateLetter(record, eventTime));
+            }
           }
           if (upstream.source !== undefined) this.#noteSource(upstream.source, eventTime, false, wallNow);
           continue;
         }
+        this.#checkSize(record.key, record.value);
         const value = this.#deserialize(record, plan.format);
         const eventTime = processingTime ? batchTime : this.#eventTime(record, value);
         if (this.#reportsWatermark) {
@@ -274,16 +300,22 @@ export class PartitionProcessor {
         }
         const key = record.key === null ? null : utf8Lenient.decode(record.key);
         const elements = applyOps(plan.stage1, { key, value, rawKey: record.key });
-        if (plan.repartitionTopic !== undefined) {
-          elements.forEach((el, seq) => {
-            repartition.write(0, eventTime, keyBytes(el), encodeValue(el.value), [
-              [SOURCE_HEADER, this.#sourceBytes],
-              [POSITION_HEADER, encoder.encode(`${record.offset}:${seq}`)],
-              [ENCODING_HEADER, ENCODINGS[encodingOf(el.value)]],
-            ]);
-          });
+        if (repartition) {
+          for (let seq = 0; seq < elements.length; seq++) {
+            const el = elements[seq]!;
+            const v = el.value;
+            const k = keyBytes(el) ?? new Uint8Array(0);
+            if (v === null) repartition.add(k, record.offset, seq, eventTime, 'null', null);
+            else if (typeof v === 'string') repartition.add(k, record.offset, seq, eventTime, 'string', v);
+            else if (v instanceof Uint8Array) repartition.add(k, record.offset, seq, eventTime, 'bytes', v);
+            else repartition.add(k, record.offset, seq, eventTime, 'json', toJson(v));
+          }
         } else if (this.#windows) {
-          for (const el of elements) this.#toWindow(record, el, eventTime, wallNow, replay, dead, stats);
+          for (const el of elements) {
+            if (this.#toWindow(el, eventTime, record.offset, wallNow, replay, stats)) {
+              dead.push(this.#lateLetter(record, eventTime));
+            }
+          }
         } else {
           for (const el of elements) {
             // The input's Kafka timestamp, not the extracted event time: an old event time would make
@@ -293,10 +325,7 @@ export class PartitionProcessor {
         }
       } catch (error) {
         if (replay) continue; // dead-lettered before the restart
-        const code = error instanceof RecordFailure ? error.errorCode : 'SLUICE_USER_CODE_FAILED';
-        dead.push(
-          this.#deadLetter(record, code, error instanceof RecordFailure ? error.message : describeError(error)),
-        );
+        dead.push(this.#failureLetter(record, error));
       }
     }
 
@@ -340,8 +369,8 @@ export class PartitionProcessor {
       partition: this.partition,
       outputs: outputs.finish(),
       outputCount: outputs.count,
-      repartition: repartition.finish(),
-      repartitionCount: repartition.count,
+      repartition: repartition?.finish() ?? [],
+      repartitionCount: repartition?.count ?? 0,
       dead,
       watermark: this.#reportsWatermark ? this.#watermarkReport(wallNow) : null,
       commit: this.#commit(),
@@ -393,7 +422,7 @@ export class PartitionProcessor {
   }
 
   #upstream(record: CodecRecord): Upstream {
-    const out: Upstream = { idle: false, encoding: 'json' };
+    const out: Upstream = { idle: false, encoding: 'json', block: false };
     for (const [name, value] of record.headers) {
       if (name === SOURCE_HEADER) out.source = utf8Lenient.decode(value);
       else if (name === POSITION_HEADER) {
@@ -403,6 +432,7 @@ export class PartitionProcessor {
         const text = utf8Lenient.decode(value);
         out.watermark = text === '' ? null : Number(text);
       } else if (name === IDLE_HEADER) out.idle = utf8Lenient.decode(value) === '1';
+      else if (name === BLOCK_HEADER) out.block = true;
       else if (name === ENCODING_HEADER) {
         const encoding = utf8Lenient.decode(value);
         if (encoding === 'string' || encoding === 'bytes' || encoding === 'null') out.encoding = encoding;
@@ -495,32 +525,120 @@ export class PartitionProcessor {
     return ms;
   }
 
+  /** Adds an element to its windows; true when it is late and must be dead-lettered. */
   #toWindow(
-    record: CodecRecord,
     el: Element,
     eventTime: number,
+    offset: number,
     wallNow: number,
     replay: boolean,
-    dead: DeadLetter[],
     stats: PartitionStats,
-  ): void {
+  ): boolean {
     let outcome: 'added' | 'late';
     try {
-      outcome = this.#windows!.add(el.key, eventTime, el.value, record.offset, wallNow, replay);
+      outcome = this.#windows!.add(el.key, eventTime, el.value, offset, wallNow, replay);
     } catch (error) {
       throw new RecordFailure('SLUICE_USER_CODE_FAILED', `aggregate threw ${describeError(error)}`);
     }
-    if (outcome === 'late' && !replay) {
-      stats.late++;
-      const streamTime = this.#windows!.streamTime;
-      dead.push(
-        this.#deadLetter(
-          record,
-          'SLUICE_LATE_RECORD',
-          `event time ${eventTime} is behind stream time ${streamTime} by more than the allowed lateness`,
-          [['sluice-event-time', String(eventTime)]],
-        ),
+    if (outcome !== 'late' || replay) return false;
+    stats.late++;
+    return true;
+  }
+
+  #lateLetter(record: CodecRecord, eventTime: number): DeadLetter {
+    return this.#deadLetter(
+      record,
+      'SLUICE_LATE_RECORD',
+      `event time ${eventTime} is behind stream time ${this.#windows!.streamTime} by more than the allowed lateness`,
+      [['sluice-event-time', String(eventTime)]],
+    );
+  }
+
+  #failureLetter(record: CodecRecord, error: unknown): DeadLetter {
+    if (error instanceof BlockFormatError) {
+      return this.#deadLetter(record, 'SLUICE_DESERIALIZE_FAILED', `repartition block: ${error.message}`);
+    }
+    const code = error instanceof RecordFailure ? error.errorCode : 'SLUICE_USER_CODE_FAILED';
+    return this.#deadLetter(record, code, error instanceof RecordFailure ? error.message : describeError(error));
+  }
+
+  #checkSize(key: Uint8Array | null, value: Uint8Array | null): void {
+    const size = (key?.length ?? 0) + (value?.length ?? 0);
+    if (size > this.#maxRecordBytes) {
+      throw new RecordFailure(
+        'SLUICE_RECORD_TOO_LARGE',
+        `record of ${size} bytes exceeds SLUICE_MAX_RECORD_BYTES (${this.#maxRecordBytes})`,
       );
+    }
+  }
+
+  /**
+   * Stage 2: the entries of one block, each handled like a record of its own (de-duplication, late
+   * and failed entries dead-lettered with their upstream position). The source's stream time moves
+   * once, after the block: a block is one upstream partition's batch, so lateness is judged against
+   * the stream time the stage had before it.
+   */
+  #processBlock(
+    record: CodecRecord,
+    source: string | undefined,
+    replay: boolean,
+    processingTime: number | undefined,
+    wallNow: number,
+    into: { dead: DeadLetter[]; stats: PartitionStats },
+  ): void {
+    const { dead, stats } = into;
+    const stage2 = this.#plan.stage2;
+    let maxEventTime = -Infinity;
+    for (const entry of readBlock(record.value)) {
+      stats.recordsIn++;
+      if (replay) stats.replayed++;
+      if (this.#isDuplicate(source, [entry.offset, entry.sequence], replay)) {
+        stats.duplicates++;
+        continue;
+      }
+      const eventTime = processingTime ?? entry.eventTime;
+      try {
+        this.#checkSize(entry.key, entry.value);
+        const value = this.#decodeEntry(entry);
+        const key = entry.key === null ? null : utf8Lenient.decode(entry.key);
+        const elements = stage2.length === 0 ? [{ key, value }] : applyOps(stage2, { key, value });
+        for (const el of elements) {
+          if (this.#toWindow(el, eventTime, record.offset, wallNow, replay, stats)) {
+            dead.push(this.#lateLetter(entryRecord(record, source, entry), eventTime));
+          }
+        }
+        if (eventTime > maxEventTime) maxEventTime = eventTime;
+      } catch (error) {
+        if (!replay) dead.push(this.#failureLetter(entryRecord(record, source, entry), error));
+      }
+    }
+    if (source !== undefined && maxEventTime > -Infinity) this.#noteSource(source, maxEventTime, false, wallNow);
+  }
+
+  #decodeEntry(entry: BlockEntry): unknown {
+    switch (entry.encoding) {
+      case 'null':
+        return null;
+      case 'bytes':
+        return entry.value === null
+          ? null
+          : Buffer.from(entry.value.buffer, entry.value.byteOffset, entry.value.length);
+      case 'string':
+      case 'json': {
+        if (entry.value === null) throw new RecordFailure('SLUICE_DESERIALIZE_FAILED', 'record has no value');
+        let text: string;
+        try {
+          text = utf8.decode(entry.value);
+        } catch {
+          throw new RecordFailure('SLUICE_DESERIALIZE_FAILED', 'value is not valid UTF-8');
+        }
+        if (entry.encoding === 'string') return text;
+        try {
+          return JSON.parse(text);
+        } catch (error) {
+          throw new RecordFailure('SLUICE_DESERIALIZE_FAILED', `value is not valid JSON: ${(error as Error).message}`);
+        }
+      }
     }
   }
 

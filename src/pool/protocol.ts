@@ -3,6 +3,7 @@
  * Requests carry a `requestId`; the worker answers each with exactly one `result` or `error`.
  */
 import { type SerializedError } from '../errors.ts';
+import { type RepartitionBlock } from './repartition-block.ts';
 
 /** How a worker reaches Kafka: each worker publishes its own partitions' results. */
 export interface WorkerKafka {
@@ -102,8 +103,9 @@ export interface PartitionResult {
   /** Packed output records for the output topic (record-codec; offset unused). */
   outputs: ArrayBuffer;
   outputCount: number;
-  /** Packed records for the repartition topic. */
-  repartition: ArrayBuffer;
+  /** Blocks for the repartition topic (published by the worker; emptied before the result is posted). */
+  repartition: RepartitionBlock[];
+  /** Re-keyed records in those blocks. */
   repartitionCount: number;
   dead: DeadLetter[];
   /**

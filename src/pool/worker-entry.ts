@@ -66,7 +66,12 @@ async function handle(request: WorkerRequest): Promise<void> {
         let processor = processors.get(id);
         if (work.start || !processor) {
           processor = new PartitionProcessor(
-            { plan, maxRecordBytes: init.maxRecordBytes, sources: init.sources },
+            {
+              plan,
+              maxRecordBytes: init.maxRecordBytes,
+              sources: init.sources,
+              repartitionPartitions: init.kafka.topics.repartitionPartitions,
+            },
             work.topic,
             work.partition,
             work.start ?? { committedOffset: null, metadata: null },
@@ -78,7 +83,9 @@ async function handle(request: WorkerRequest): Promise<void> {
       const processingMs = performance.now() - started;
       await sink.publish({
         outputs: results.map((r) => ({ buffer: r.outputs, count: r.outputCount })),
-        repartition: results.map((r) => ({ buffer: r.repartition, count: r.repartitionCount })),
+        repartition: results.flatMap((r) =>
+          r.repartition.length > 0 ? [{ source: partitionId(r.topic, r.partition), blocks: r.repartition }] : [],
+        ),
         dead: results.flatMap((r) => r.dead),
         watermarks: results.flatMap((r) =>
           r.watermark ? [{ source: partitionId(r.topic, r.partition), watermark: r.watermark }] : [],
@@ -89,7 +96,7 @@ async function handle(request: WorkerRequest): Promise<void> {
       const empty = new ArrayBuffer(0);
       for (const r of results) {
         r.outputs = empty;
-        r.repartition = empty;
+        r.repartition = [];
         for (const d of r.dead) {
           d.key = null;
           d.value = null;

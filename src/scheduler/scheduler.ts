@@ -15,6 +15,7 @@ import { type JobPlan } from '../job/plan.ts';
 import { type Metrics } from '../metrics/registry.ts';
 import { partitionId, type PartitionResult, type PartitionStart, type PartitionWork } from '../pool/protocol.ts';
 import { RecordWriter } from '../pool/record-codec.ts';
+import { repartitionRecords } from '../pool/repartition-block.ts';
 import { type WorkerPool } from '../pool/worker-pool.ts';
 import { type BufferQueue } from '../queue/buffer-queue.ts';
 import { type Assignment, type Receiver } from '../receiver/receiver.ts';
@@ -233,9 +234,11 @@ export class Scheduler {
         for (const r of raw) {
           writer.write(Number(r.offset), r.timestamp, r.key, r.value, r.headers);
         }
-        records += raw.length;
-        if (info.topic !== this.#o.plan.repartitionTopic) inputRecords += raw.length;
-        metrics.recordsIn.inc({ topic: info.topic, partition: String(info.partition) }, raw.length);
+        // A repartition block holds many records, a control record none.
+        const n = info.topic === this.#o.plan.repartitionTopic ? repartitionRecords(raw) : raw.length;
+        records += n;
+        if (info.topic !== this.#o.plan.repartitionTopic) inputRecords += n;
+        metrics.recordsIn.inc({ topic: info.topic, partition: String(info.partition) }, n);
         info.position = Number(raw[raw.length - 1]!.offset) + 1;
       }
       const caughtUp =

@@ -13,6 +13,7 @@ import {
   type SourceWatermark,
 } from '../pool/protocol.ts';
 import { readRecords, type CodecRecord } from '../pool/record-codec.ts';
+import { BLOCK_HEADER, BLOCK_VERSION, type RepartitionBlock } from '../pool/repartition-block.ts';
 
 export interface SinkTopics {
   output: string;
@@ -23,7 +24,8 @@ export interface SinkTopics {
 
 export interface Publication {
   outputs: Array<{ buffer: ArrayBuffer; count: number }>;
-  repartition: Array<{ buffer: ArrayBuffer; count: number }>;
+  /** Per upstream partition, its blocks for the repartition topic, in order. */
+  repartition: Array<{ source: string; blocks: RepartitionBlock[] }>;
   dead: DeadLetter[];
   /** Upstream stream times to publish to every repartition partition (after the data). */
   watermarks: Array<{ source: string; watermark: SourceWatermark }>;
@@ -39,58 +41,6 @@ type TopicMessages = { topic: string; messages: Message[] };
 
 function toBuffer(view: Uint8Array | null): Buffer | null {
   return view === null ? null : Buffer.from(view.buffer, view.byteOffset, view.length);
-}
-
-/**
- * Merges per-source record sequences by timestamp, keeping each source's own order (a k-way merge
- * on the heads, like Kafka Streams choosing the input partition with the lowest head timestamp).
- * Re-keyed records from several input partitions then reach a repartition partition roughly in
- * event-time order, so a backlog read one partition at a time does not make the aggregating stage
- * see most records as late.
- */
-export function* mergeByTimestamp(sources: Array<Iterator<CodecRecord>>): Generator<CodecRecord> {
-  const heads: Array<{ record: CodecRecord; source: Iterator<CodecRecord>; order: number }> = [];
-  const less = (a: (typeof heads)[number], b: (typeof heads)[number]): boolean =>
-    a.record.timestamp < b.record.timestamp || (a.record.timestamp === b.record.timestamp && a.order < b.order);
-  const push = (item: (typeof heads)[number]): void => {
-    heads.push(item);
-    let i = heads.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!less(heads[i]!, heads[parent]!)) break;
-      [heads[i], heads[parent]] = [heads[parent]!, heads[i]!];
-      i = parent;
-    }
-  };
-  const pop = (): (typeof heads)[number] => {
-    const top = heads[0]!;
-    const last = heads.pop()!;
-    if (heads.length > 0) {
-      heads[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < heads.length && less(heads[l]!, heads[m]!)) m = l;
-        if (r < heads.length && less(heads[r]!, heads[m]!)) m = r;
-        if (m === i) break;
-        [heads[i], heads[m]] = [heads[m]!, heads[i]!];
-        i = m;
-      }
-    }
-    return top;
-  };
-  sources.forEach((source, order) => {
-    const next = source.next();
-    if (!next.done) push({ record: next.value, source, order });
-  });
-  while (heads.length > 0) {
-    const head = pop();
-    yield head.record;
-    const next = head.source.next();
-    if (!next.done) push({ record: next.value, source: head.source, order: head.order });
-  }
 }
 
 export class KafkaSink {
@@ -150,7 +100,16 @@ export class KafkaSink {
     };
     const repartitionTopic = this.#topics.repartition;
     if (repartitionTopic !== undefined) {
-      addPacked(repartitionTopic, mergeByTimestamp(publication.repartition.map((p) => readRecords(p.buffer))));
+      const version = Buffer.from(String(BLOCK_VERSION));
+      for (const { source, blocks } of publication.repartition) {
+        const sourceBytes = Buffer.from(source);
+        for (const block of blocks) {
+          const value = toBuffer(block.data);
+          const headers = { [SOURCE_HEADER]: sourceBytes, [BLOCK_HEADER]: version };
+          add(repartitionTopic, { partition: block.partition, key: null, value, headers }, block.data.length + 32);
+          records++;
+        }
+      }
       // After the data: each upstream partition's stream time, to every repartition partition.
       for (const { source, watermark } of publication.watermarks) {
         const headers = {

@@ -15,7 +15,14 @@ import {
   WATERMARK_HEADER,
 } from '../../src/pool/partition-processor.ts';
 import { type DeadLetter, type PartitionResult, type PartitionStart } from '../../src/pool/protocol.ts';
-import { readRecords, RecordWriter, type CodecRecord } from '../../src/pool/record-codec.ts';
+import { readRecords, RecordWriter } from '../../src/pool/record-codec.ts';
+import {
+  BLOCK_HEADER,
+  BlockWriter,
+  partitionFor,
+  readBlock,
+  type BlockEntry,
+} from '../../src/pool/repartition-block.ts';
 import { decodeCheckpoint } from '../../src/state/checkpoint.ts';
 import { type WindowAssigner } from '../../src/windows/assigners.ts';
 
@@ -60,15 +67,25 @@ function pack(records: readonly In[]): ArrayBuffer {
   return writer.finish();
 }
 
-/** Re-packs codec records (e.g. stage-1 repartition writes) as input records from `offset` on. */
-function repack(records: readonly CodecRecord[], firstOffset: number): In[] {
-  return records.map((r, i) => ({
-    offset: firstOffset + i,
-    timestamp: r.timestamp,
-    key: r.key,
-    value: r.value,
-    headers: r.headers.map(([n, v]) => [n, v] as [string, Uint8Array]),
-  }));
+/** A stage-1 result's repartition blocks for one partition, as repartition-topic records from `firstOffset` on. */
+function blockRecords(result: PartitionResult, source: string, firstOffset: number, partition = 0): In[] {
+  return result.repartition
+    .filter((b) => b.partition === partition)
+    .map((b, i) => ({
+      offset: firstOffset + i,
+      timestamp: WALL,
+      key: null,
+      value: b.data,
+      headers: [
+        [SOURCE_HEADER, source],
+        [BLOCK_HEADER, '1'],
+      ],
+    }));
+}
+
+/** The entries of a stage-1 result's blocks, by partition then order. */
+function entriesOf(result: PartitionResult): Array<BlockEntry & { partition: number }> {
+  return result.repartition.flatMap((b) => [...readBlock(b.data)].map((e) => ({ ...e, partition: b.partition })));
 }
 
 interface Out {
@@ -145,11 +162,17 @@ interface ProcessorOpts {
   start?: PartitionStart;
   maxRecordBytes?: number;
   sources?: string[];
+  repartitionPartitions?: number;
 }
 
 function processor(plan: JobPlan, opts: ProcessorOpts = {}): PartitionProcessor {
   return new PartitionProcessor(
-    { plan, maxRecordBytes: opts.maxRecordBytes ?? 1_000_000, sources: opts.sources ?? [] },
+    {
+      plan,
+      maxRecordBytes: opts.maxRecordBytes ?? 1_000_000,
+      sources: opts.sources ?? [],
+      repartitionPartitions: opts.repartitionPartitions ?? 1,
+    },
     opts.topic ?? 'in',
     opts.partition ?? 0,
     opts.start ?? NO_START,
@@ -191,7 +214,7 @@ describe('stateless jobs', () => {
     ]);
     expect(result.outputCount).toBe(2);
     expect(result.repartitionCount).toBe(0);
-    expect(result.repartition.byteLength).toBe(0);
+    expect(result.repartition).toEqual([]);
     expect(result.dead).toEqual([]);
     expect(result.watermark).toBeNull();
     expect(result.commit).toEqual({ offset: 14, metadata: null });
@@ -1078,52 +1101,94 @@ describe('stage 1 of a re-keyed job', () => {
     expect(pvPlan.stage2).toEqual([]);
   });
 
-  test('writes re-keyed records with sluice-src / sluice-pos headers and timestamp = event time', () => {
-    const p = processor(pvPlan, { topic: 'views', partition: 3 });
+  test('writes re-keyed records into one block per target partition, with position and event time', () => {
+    const p = processor(pvPlan, { topic: 'views', partition: 3, repartitionPartitions: 4 });
     const result = p.process(
       pack([
         { offset: 10, key: 'user-1', timestamp: 1, value: { page: 'home', ts: 5_000 } },
         { offset: 11, key: 'user-2', timestamp: 2, value: { page: 'about', ts: 3_000 } },
         { offset: 12, timestamp: 3, value: 'broken' },
+        { offset: 13, key: 'user-3', timestamp: 4, value: { page: 'home', ts: 6_000 } },
       ]),
       WALL,
       WALL,
     );
     expect(result.outputCount).toBe(0);
-    expect(result.repartitionCount).toBe(2);
+    expect(result.repartitionCount).toBe(3);
+    // Kafka's default partitioner decides: the same key always lands in the same partition.
+    const home = partitionFor(bytes('home'), 4);
+    const about = partitionFor(bytes('about'), 4);
+    expect(result.repartition.map((b) => b.partition).sort()).toEqual([...new Set([home, about])].sort());
     expect(
-      [...readRecords(result.repartition)].map((r) => ({
-        key: text(r.key),
-        value: text(r.value),
-        timestamp: r.timestamp,
-        headers: r.headers.map(([n, v]) => [n, text(v)]),
+      entriesOf(result).map((e) => ({
+        partition: e.partition,
+        key: text(e.key),
+        value: text(e.value),
+        position: [e.offset, e.sequence],
+        eventTime: e.eventTime,
+        encoding: e.encoding,
       })),
-    ).toEqual([
-      {
-        key: 'home',
-        value: '{"page":"home","ts":5000}',
-        timestamp: 5_000,
-        headers: [
-          [SOURCE_HEADER, 'views:3'],
-          [POSITION_HEADER, '10:0'],
-          ['sluice-enc', 'json'],
-        ],
-      },
-      {
-        key: 'about',
-        value: '{"page":"about","ts":3000}',
-        timestamp: 3_000,
-        headers: [
-          [SOURCE_HEADER, 'views:3'],
-          [POSITION_HEADER, '11:0'],
-          ['sluice-enc', 'json'],
-        ],
-      },
-    ]);
+    ).toEqual(
+      expect.arrayContaining([
+        {
+          partition: home,
+          key: 'home',
+          value: '{"page":"home","ts":5000}',
+          position: [10, 0],
+          eventTime: 5_000,
+          encoding: 'json',
+        },
+        {
+          partition: about,
+          key: 'about',
+          value: '{"page":"about","ts":3000}',
+          position: [11, 0],
+          eventTime: 3_000,
+          encoding: 'json',
+        },
+        {
+          partition: home,
+          key: 'home',
+          value: '{"page":"home","ts":6000}',
+          position: [13, 0],
+          eventTime: 6_000,
+          encoding: 'json',
+        },
+      ]),
+    );
+    // Within a partition, entries keep the input order.
+    expect(
+      entriesOf(result)
+        .filter((e) => e.partition === home)
+        .map((e) => e.offset),
+    ).toEqual([10, 13]);
+    expect(entriesOf(result)).toHaveLength(3);
     expect(result.dead).toHaveLength(1);
     // Stage 1 holds no window: it commits its end, without metadata.
-    expect(result.commit).toEqual({ offset: 13, metadata: null });
+    expect(result.commit).toEqual({ offset: 14, metadata: null });
     expect(result.stats.openWindows).toBe(0);
+  });
+
+  test('a large batch is split into several blocks per partition, none lost, order kept', () => {
+    const p = processor(pvPlan, { topic: 'views', partition: 0, repartitionPartitions: 2 });
+    const pad = 'x'.repeat(1_000);
+    const input = Array.from({ length: 2_000 }, (_, i) => ({
+      offset: i,
+      value: { page: `p${i % 7}`, ts: 1_000 + i, pad },
+    }));
+    const result = p.process(pack(input), WALL, WALL);
+    expect(result.repartition.length).toBeGreaterThan(4);
+    for (const b of result.repartition) expect(b.data.length).toBeLessThan(300 * 1024);
+    expect(result.repartitionCount).toBe(2_000);
+    const entries = entriesOf(result);
+    expect(entries.map((e) => e.offset).sort((x, y) => x - y)).toEqual(input.map((r) => r.offset));
+    for (const partition of [0, 1]) {
+      const offsets = entries.filter((e) => e.partition === partition).map((e) => e.offset);
+      expect(offsets).toEqual([...offsets].sort((x, y) => x - y));
+      for (const e of entries.filter((x) => x.partition === partition)) {
+        expect(partitionFor(e.key!, 2)).toBe(partition);
+      }
+    }
   });
 
   test('one input record that becomes several re-keyed records numbers them 0, 1, 2…', () => {
@@ -1146,7 +1211,7 @@ describe('stage 1 of a re-keyed job', () => {
       WALL,
       WALL,
     );
-    expect([...readRecords(result.repartition)].map((r) => [text(r.key), text(r.headers[1]![1])])).toEqual([
+    expect(entriesOf(result).map((e) => [text(e.key), `${e.offset}:${e.sequence}`])).toEqual([
       ['a', '7:0'],
       ['b', '7:1'],
       ['c', '7:2'],
@@ -1376,6 +1441,160 @@ describe('stage 2 of a re-keyed job', () => {
     expect(b3.dead).toEqual([]);
   });
 
+  /** A block record from `source`: entries [upstream offset, sequence, page, event time]. */
+  const block = (offset: number, source: string, entries: Array<[number, number, string, number]>): In => {
+    const writer = new BlockWriter(1);
+    for (const [o, seq, page, ts] of entries) {
+      writer.add(bytes(page), o, seq, ts, 'json', JSON.stringify({ page, ts }));
+    }
+    const [only] = writer.finish();
+    return {
+      offset,
+      timestamp: WALL,
+      key: null,
+      value: only!.data,
+      headers: [
+        [SOURCE_HEADER, source],
+        [BLOCK_HEADER, '1'],
+      ],
+    };
+  };
+
+  test('blocks: every entry counts as a record; a block written twice is skipped entry by entry', () => {
+    const p = stage2();
+    const first = block(0, A, [
+      [5, 0, 'home', 1_000],
+      [5, 1, 'home', 1_100],
+      [6, 0, 'about', 1_200],
+    ]);
+    const r1 = p.process(pack([first, block(1, B, [[9, 0, 'home', 2_000]])]), WALL, WALL);
+    expect(r1.stats).toMatchObject({ recordsIn: 4, duplicates: 0, dead: 0, late: 0 });
+    // A crash between stage 1's publish and its commit writes the same block again, then more.
+    const r2 = p.process(
+      pack([
+        { ...first, offset: 2 },
+        block(3, A, [
+          [6, 0, 'about', 1_200],
+          [7, 0, 'about', 1_300],
+        ]),
+        control(4, A, 50_000),
+        control(5, B, 50_000),
+      ]),
+      WALL,
+      WALL,
+    );
+    expect(r2.stats).toMatchObject({ recordsIn: 5, duplicates: 4 });
+    expect(windowsOf(r2)).toEqual([
+      { key: 'about', windowStart: 0, windowEnd: 10_000, value: 2 },
+      { key: 'home', windowStart: 0, windowEnd: 10_000, value: 3 },
+    ]);
+  });
+
+  test('blocks: a late entry is dead-lettered alone, naming its upstream record', () => {
+    const p = stage2();
+    p.process(pack([control(0, A, 30_000), control(1, B, 30_000)]), WALL, WALL);
+    const result = p.process(
+      pack([
+        block(2, B, [
+          [4, 0, 'home', 1_000],
+          [5, 0, 'home', 31_000],
+        ]),
+      ]),
+      WALL,
+      WALL,
+    );
+    expect(result.stats).toMatchObject({ recordsIn: 2, late: 1, openWindows: 1 });
+    expect(result.dead.map(headersOf)).toEqual([
+      [
+        ...sourceHeaders(
+          'SLUICE_LATE_RECORD',
+          'event time 1000 is behind stream time 30000 by more than the allowed lateness',
+          2,
+          1_000,
+          'job-repartition',
+          0,
+        ),
+        ['sluice-event-time', '1000'],
+        [SOURCE_HEADER, { bytes: B }],
+        [POSITION_HEADER, { bytes: '4:0' }],
+        ['sluice-enc', { bytes: 'json' }],
+      ],
+    ]);
+    expect(text(result.dead[0]!.key)).toBe('home');
+    expect(JSON.parse(text(result.dead[0]!.value)!)).toEqual({ page: 'home', ts: 1_000 });
+  });
+
+  test('blocks: an entry whose stage-2 operator throws is dead-lettered; the rest of the block goes on', () => {
+    const plan = compileJob(
+      defineJob<PageView>({
+        name: 'job',
+        input: { topics: ['views'] },
+        eventTime: (v) => v.ts,
+        pipeline: (s) =>
+          s
+            .keyBy((v) => v.page)
+            .map((v) => {
+              if (v.ts === 1_100) throw new Error('bad view');
+              return v;
+            })
+            .window(tumbling('10s'), { idleTimeout: 0 })
+            .aggregate(count()),
+        output: { topic: 'out' },
+      }),
+    );
+    const p = processor(plan, { topic: 'job-repartition', partition: 0, sources: [A] });
+    const result = p.process(
+      pack([
+        block(0, A, [
+          [1, 0, 'home', 1_000],
+          [2, 0, 'home', 1_100],
+          [3, 0, 'home', 1_200],
+        ]),
+        control(1, A, 30_000),
+      ]),
+      WALL,
+      WALL,
+    );
+    expect(result.dead).toHaveLength(1);
+    expect(headersOf(result.dead[0]!)).toEqual(
+      expect.arrayContaining([
+        ['sluice-error-code', 'SLUICE_USER_CODE_FAILED'],
+        [POSITION_HEADER, { bytes: '2:0' }],
+      ]),
+    );
+    expect(windowsOf(result)).toEqual([{ key: 'home', windowStart: 0, windowEnd: 10_000, value: 2 }]);
+  });
+
+  test('blocks: a malformed block is dead-lettered whole, and the batch goes on', () => {
+    const p = stage2();
+    const broken: In = { ...block(0, A, [[1, 0, 'home', 1_000]]), value: new Uint8Array([1, 9, 0, 0, 0, 7]) };
+    const result = p.process(pack([broken, block(1, A, [[2, 0, 'home', 1_500]])]), WALL, WALL);
+    expect(result.dead.map((d) => headersOf(d).find(([n]) => n === 'sluice-error-code')![1])).toEqual([
+      'SLUICE_DESERIALIZE_FAILED',
+    ]);
+    expect(result.stats.openWindows).toBe(1);
+  });
+
+  test('blocks: a restart replays the open window from the blocks, emitting and dead-lettering nothing twice', () => {
+    const p = stage2();
+    const b0 = block(0, A, [
+      [1, 0, 'home', 1_000],
+      [2, 0, 'home', 2_000],
+    ]);
+    const b1 = block(1, B, [[1, 0, 'home', 3_000]]);
+    const first = p.process(pack([control(2, A, 30_000), b0, b1]), WALL, WALL);
+    // The controls came first: A at 30 000 but B unknown, so nothing closes yet.
+    expect(first.stats).toMatchObject({ recordsIn: 3, openWindows: 1 });
+    const commit = first.commit!;
+    expect(commit.offset).toBe(0);
+    const q = stage2({ start: { committedOffset: commit.offset, metadata: commit.metadata } });
+    const replay = q.process(pack([b0, b1, control(2, A, 30_000)]), WALL, WALL);
+    expect(replay.stats).toMatchObject({ recordsIn: 3, replayed: 3, duplicates: 0, dead: 0, openWindows: 1 });
+    expect(replay.outputCount).toBe(0);
+    const next = q.process(pack([block(3, B, [[2, 0, 'home', 4_000]]), control(4, B, 30_000)]), WALL, WALL);
+    expect(windowsOf(next)).toEqual([{ key: 'home', windowStart: 0, windowEnd: 10_000, value: 4 }]);
+  });
+
   test('stage 1 output feeds stage 2: JSON values aggregate end to end', () => {
     const s1 = processor(pvPlan, { topic: 'views', partition: 0 });
     const r1 = s1.process(
@@ -1389,11 +1608,7 @@ describe('stage 2 of a re-keyed job', () => {
     );
     const s2 = processor(pvPlan, { topic: 'job-repartition', partition: 0, sources: [A] });
     const r2 = s2.process(
-      pack([
-        ...repack([...readRecords(r1.repartition)], 0),
-        control(3, A, r1.watermark!.streamTime),
-        control(4, A, 20_000),
-      ]),
+      pack([...blockRecords(r1, A, 0), control(3, A, r1.watermark!.streamTime), control(4, A, 20_000)]),
       WALL,
       WALL,
     );
@@ -1429,11 +1644,7 @@ describe('stage 2 of a re-keyed job', () => {
     );
     expect(r1.dead).toEqual([]);
     const s2 = processor(plan, { topic: 'job-repartition', partition: 0, sources: ['lines:0'] });
-    const r2 = s2.process(
-      pack([...repack([...readRecords(r1.repartition)], 0), control(3, 'lines:0', 20_000)]),
-      WALL,
-      WALL,
-    );
+    const r2 = s2.process(pack([...blockRecords(r1, A, 0), control(3, 'lines:0', 20_000)]), WALL, WALL);
     expect(r2.dead.map(headersOf)).toEqual([]);
     expect(windowsOf(r2)).toEqual([
       { key: 'a', windowStart: 0, windowEnd: 10_000, value: 'a,1|a,007' },
@@ -1464,11 +1675,7 @@ describe('stage 2 of a re-keyed job', () => {
       WALL,
     );
     const s2 = processor(plan, { topic: 'job-repartition', partition: 0, sources: ['raw:0'] });
-    const r2 = s2.process(
-      pack([...repack([...readRecords(r1.repartition)], 0), control(2, 'raw:0', 20_000)]),
-      WALL,
-      WALL,
-    );
+    const r2 = s2.process(pack([...blockRecords(r1, A, 0), control(2, 'raw:0', 20_000)]), WALL, WALL);
     expect(r2.dead.map(headersOf)).toEqual([]);
     expect(windowsOf(r2)).toEqual([{ key: '1', windowStart: 0, windowEnd: 10_000, value: 5 }]);
   });
