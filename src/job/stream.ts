@@ -39,14 +39,15 @@ export interface WindowOptions {
 export interface Stream<T> {
   /** Transforms each value. */
   map<U>(fn: (value: T) => U): Stream<U>;
-  /** Keeps the values for which `fn` returns `true`. */
+  /** Keeps the values for which `fn` returns `true`. `fn` must not modify the value (use `map`). */
   filter(fn: (value: T) => boolean): Stream<T>;
   /** Replaces each value by the values `fn` returns (zero or more). */
   flatMap<U>(fn: (value: T) => Iterable<U>): Stream<U>;
   /**
    * Sets the key of each value. Before a window this re-partitions the stream (records go through
    * the internal `<job>-repartition` topic) so that each key is aggregated in one place; in a
-   * stateless job it only sets the key of the output records.
+   * stateless job it only sets the key of the output records. `fn` must not modify the value: a value
+   * that only passed filter and keyBy goes to the repartition topic as the input's bytes.
    */
   keyBy(fn: (value: T) => string | number): Stream<T>;
   /**

@@ -191,6 +191,11 @@ export class PartitionProcessor {
   /** Stage 1 of a windowed re-keyed job: this partition's stream time, reported downstream. */
   readonly #reportsWatermark: boolean;
   readonly #repartitionPartitions: number;
+  /**
+   * Stage 1 has only filter and keyBy on JSON input: a value that reaches the repartition topic is the
+   * parsed input value itself (filter and keyBy receive it read-only), so its input bytes are written.
+   */
+  readonly #passThrough: boolean;
   #sourceStreamTime = -Infinity;
   /** Last time this partition had a record or was behind (records waiting): the idle clock. */
   #lastBusyWall: number = Date.now();
@@ -211,6 +216,8 @@ export class PartitionProcessor {
     const window = options.plan.window;
     const windowed = window !== undefined && (this.#stage === 2 || options.plan.repartitionTopic === undefined);
     this.#repartitionPartitions = options.repartitionPartitions;
+    this.#passThrough =
+      options.plan.format === 'json' && options.plan.stage1.every((op) => op.kind === 'filter' || op.kind === 'keyBy');
     this.#reportsWatermark = window !== undefined && this.#stage === 1 && options.plan.repartitionTopic !== undefined;
     this.#windows = windowed
       ? new WindowStore({
@@ -305,7 +312,10 @@ export class PartitionProcessor {
             const el = elements[seq]!;
             const v = el.value;
             const k = keyBytes(el) ?? new Uint8Array(0);
-            if (v === null) repartition.add(k, record.offset, seq, eventTime, 'null', null);
+            if (v === value && v !== null && this.#passThrough && record.value !== null) {
+              // The value the input record held, unchanged: its bytes, not a re-serialization.
+              repartition.add(k, record.offset, seq, eventTime, 'json', record.value);
+            } else if (v === null) repartition.add(k, record.offset, seq, eventTime, 'null', null);
             else if (typeof v === 'string') repartition.add(k, record.offset, seq, eventTime, 'string', v);
             else if (v instanceof Uint8Array) repartition.add(k, record.offset, seq, eventTime, 'bytes', v);
             else repartition.add(k, record.offset, seq, eventTime, 'json', toJson(v));
@@ -588,6 +598,7 @@ export class PartitionProcessor {
   ): void {
     const { dead, stats } = into;
     const stage2 = this.#plan.stage2;
+    const skipValues = stage2.length === 0 && this.#plan.window?.aggregator.ignoresValue === true;
     let maxEventTime = -Infinity;
     for (const entry of readBlock(record.value)) {
       stats.recordsIn++;
@@ -599,7 +610,8 @@ export class PartitionProcessor {
       const eventTime = processingTime ?? entry.eventTime;
       try {
         this.#checkSize(entry.key, entry.value);
-        const value = this.#decodeEntry(entry);
+        // Values are decoded only when something reads them (not for a bare count()).
+        const value = skipValues ? undefined : this.#decodeEntry(entry);
         const key = entry.key === null ? null : utf8Lenient.decode(entry.key);
         const elements = stage2.length === 0 ? [{ key, value }] : applyOps(stage2, { key, value });
         for (const el of elements) {

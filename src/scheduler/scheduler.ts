@@ -78,6 +78,20 @@ class WorkerBatchError extends Error {
   }
 }
 
+/**
+ * When the batch after one that was due at `due` (started at `startedAt`, done at `now`) is due.
+ * Spark's rule: one interval after this one was due; if that time has passed, it starts at once and
+ * its scheduling delay grows. One refinement: after a full batch with more records waiting (a
+ * backlog), the next starts at once — `batchInterval` sets how often a caught-up job emits, it does not
+ * throttle catching up (Spark's DStreams would wait; Structured Streaming's default trigger does not).
+ */
+export function nextDue(due: number, interval: number, startedAt: number, now: number, backlogged: boolean): number {
+  let next = due + interval;
+  if (backlogged) next = Math.min(next, now);
+  if (next < startedAt - 10 * interval) next = startedAt; // after a long stall, do not replay a storm of ticks
+  return next;
+}
+
 export class Scheduler {
   readonly #o: SchedulerOptions;
   #state: SchedulerState = 'idle';
@@ -189,6 +203,9 @@ export class Scheduler {
     });
   }
 
+  /** The last cut was full (maxBatchRecords) with more waiting: the next batch starts at once. */
+  #backlogged = false;
+
   async #run(): Promise<void> {
     const interval = this.#o.batchIntervalMs;
     let due = Date.now() + interval;
@@ -196,11 +213,9 @@ export class Scheduler {
       await this.#sleep(due - Date.now());
       if (this.#state !== 'running') break;
       const startedAt = Date.now();
+      this.#backlogged = false;
       await this.#runBatch(due, startedAt);
-      // Spark's rule: the next batch is due one interval after this one was; if that time has
-      // passed, it starts at once and its scheduling delay grows.
-      due += interval;
-      if (due < startedAt - 10 * interval) due = startedAt; // after a long stall, do not replay a storm of ticks
+      due = nextDue(due, interval, startedAt, Date.now(), this.#backlogged);
     }
   }
 
@@ -217,6 +232,9 @@ export class Scheduler {
     }
     const epoch = this.#epoch;
     const cut = queue.cut(this.#o.maxBatchRecords);
+    let cutRecords = 0;
+    for (const raw of cut.values()) cutRecords += raw.length;
+    this.#backlogged = cutRecords >= this.#o.maxBatchRecords;
     receiver.resumeDrained();
     const id = ++this.#batchId;
     const byWorker = new Map<number, PartitionWork[]>();

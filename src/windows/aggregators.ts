@@ -5,6 +5,8 @@
  */
 export interface Aggregator<V, A, R> {
   readonly name: string;
+  /** `add` never reads the value (count): a stage that only aggregates need not decode values. */
+  readonly ignoresValue?: boolean;
   init(): A;
   add(acc: A, value: V): A;
   merge(a: A, b: A): A;
@@ -23,7 +25,14 @@ function numeric<V>(extract: NumberOf<V> | undefined, value: V): number {
 
 /** Number of records. */
 export function count<V = unknown>(): Aggregator<V, number, number> {
-  return { name: 'count', init: () => 0, add: (acc) => acc + 1, merge: (a, b) => a + b, result: (acc) => acc };
+  return {
+    name: 'count',
+    ignoresValue: true,
+    init: () => 0,
+    add: (acc) => acc + 1,
+    merge: (a, b) => a + b,
+    result: (acc) => acc,
+  };
 }
 
 /** Sum of the values (or of `extract(value)`). */

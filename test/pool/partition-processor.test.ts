@@ -1191,6 +1191,38 @@ describe('stage 1 of a re-keyed job', () => {
     }
   });
 
+  test('a value that only passed filter and keyBy is written as the input bytes; a mapped one re-serialized', () => {
+    const raw = '{ "page": "home",  "ts": 5000, "extra": [1, 2] }';
+    const passed = processor(pvPlan, { topic: 'views', partition: 0 }).process(
+      pack([{ offset: 0, value: raw }]),
+      WALL,
+      WALL,
+    );
+    expect(entriesOf(passed).map((e) => [e.encoding, text(e.value)])).toEqual([['json', raw]]);
+    const mapped = compileJob(
+      defineJob<PageView>({
+        name: 'job',
+        input: { topics: ['views'] },
+        eventTime: (v) => v.ts,
+        pipeline: (s) =>
+          s
+            .map((v) => ({ ...v, page: v.page.toUpperCase() }))
+            .keyBy((v) => v.page)
+            .window(tumbling('10s'))
+            .aggregate(count()),
+        output: { topic: 'out' },
+      }),
+    );
+    const changed = processor(mapped, { topic: 'views', partition: 0 }).process(
+      pack([{ offset: 0, value: raw }]),
+      WALL,
+      WALL,
+    );
+    expect(entriesOf(changed).map((e) => [text(e.key), text(e.value)])).toEqual([
+      ['HOME', '{"page":"HOME","ts":5000,"extra":[1,2]}'],
+    ]);
+  });
+
   test('one input record that becomes several re-keyed records numbers them 0, 1, 2…', () => {
     const plan = compileJob(
       defineJob<PageView>({
