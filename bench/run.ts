@@ -102,7 +102,7 @@ async function main(): Promise<void> {
     const profileDir = values.profile ? join(root, 'bench', 'results', 'profiles') : undefined;
     if (profileDir) mkdirSync(profileDir, { recursive: true });
     rows.push(await sluiceWindowed(kafka, brokers, data, run, profileDir));
-    rows.push(await sluiceStateless(kafka, brokers, data, run));
+    rows.push(await sluiceStateless(kafka, brokers, data, run, profileDir));
     for (const r of rows.slice(2)) Object.assign(r, recompute(r, aRate, bRate));
 
     for (const peer of peers) rows.push(await runPeer(peer, kafka, brokers, data, run, aRate, bRate));
@@ -202,18 +202,28 @@ async function sluiceWindowed(
   };
 }
 
-async function sluiceStateless(kafka: Kafka, brokers: string, data: BenchData, run: string): Promise<Row> {
+async function sluiceStateless(
+  kafka: Kafka,
+  brokers: string,
+  data: BenchData,
+  run: string,
+  profileDir?: string,
+): Promise<Row> {
   const name = `bench-sl-${run}`;
   const output = `${name}-out`;
   log('Sluice: stateless map/filter job');
   await createOutput(kafka, output);
-  const service = await startSluice('bench/jobs/stateless.ts', {
-    KAFKA_BROKERS: brokers,
-    BENCH_JOB_NAME: name,
-    BENCH_INPUT: data.topic,
-    BENCH_OUTPUT: output,
-    ...(workers ? { SLUICE_WORKERS: workers } : {}),
-  });
+  const service = await startSluice(
+    'bench/jobs/stateless.ts',
+    {
+      KAFKA_BROKERS: brokers,
+      BENCH_JOB_NAME: name,
+      BENCH_INPUT: data.topic,
+      BENCH_OUTPUT: output,
+      ...(workers ? { SLUICE_WORKERS: workers } : {}),
+    },
+    profileDir,
+  );
   const { records: out, lastAt } = await readOutputs(kafka, output, (recs) => recs.length >= data.expectedStateless);
   const first = await service.firstBatchAt();
   const rss = await service.stop();

@@ -5,6 +5,8 @@
  * kafkajs's record encoding off the thread that also consumes (profiled: 29% of the main thread).
  * One `switch` handles requests; any failure is serialized back, never thrown across the boundary.
  */
+// First: fixes kafkajs's producer before kafkajs is loaded (see the module).
+import { kafkajsFixesActive } from '../sink/kafkajs-fixes.ts';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Kafka, logLevel, type SASLOptions } from 'kafkajs';
 import pino from 'pino';
@@ -46,6 +48,7 @@ try {
   });
   sink = new KafkaSink(client, kafka.topics);
   await sink.start();
+  if (!kafkajsFixesActive()) logger.warn('kafkajs producer runs without its grouping fix: publishing is slower');
 } catch (error) {
   post({ type: 'init-error', error: serializeError(error) });
   // Let the main thread terminate us after it has read the error.

@@ -3,7 +3,8 @@
  * results, repartition records and dead letters, and resolves only when Kafka has acknowledged all of
  * them — the scheduler commits offsets after that, never before.
  */
-import { type Kafka, type Message, type Producer, Partitioners, CompressionTypes } from 'kafkajs';
+import { type Kafka, type Message, type Producer, CompressionTypes } from 'kafkajs';
+import { fastDefaultPartitioner } from './kafkajs-fixes.ts';
 import { KafkaError } from '../errors.ts';
 import {
   IDLE_HEADER,
@@ -52,7 +53,7 @@ export class KafkaSink {
     this.#producer = kafka.producer({
       idempotent: true,
       maxInFlightRequests: 1,
-      createPartitioner: Partitioners.DefaultPartitioner,
+      createPartitioner: fastDefaultPartitioner,
       allowAutoTopicCreation: false,
       // An idempotent producer retries until it succeeds; a wedged batch shows in /healthz.
       retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 100, maxRetryTime: 10_000 },

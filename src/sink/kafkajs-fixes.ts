@@ -1,0 +1,86 @@
+/**
+ * Two fixes to kafkajs's producer hot path, found by profiling a worker that publishes a stateless
+ * job's results (one Kafka record per input record):
+ *
+ * 1. kafkajs 2.2.4 groups a send's messages by partition with `[...current, message]` per message
+ *    (`src/producer/groupMessagesPerPartition.js`): quadratic in the messages per partition of one
+ *    call — 18 % of the worker. kafkajs is in maintenance and the module is internal, so
+ *    `installKafkajsFixes()` puts a linear version with the same result in Node's module cache before
+ *    kafkajs's producer first loads it. It must run before `kafkajs` is first imported (the worker's
+ *    entry imports this module first); otherwise it changes nothing and says so.
+ * 2. kafkajs's default partitioner hashes keys with murmur2 on 64-bit `Long` objects (3 % of the
+ *    worker). `fastDefaultPartitioner` is a custom partitioner (public kafkajs API) with the same
+ *    choices: explicit partition, else murmur2 of the key, else round robin over available partitions.
+ */
+import { createRequire } from 'node:module';
+import type { ICustomPartitioner, Message, PartitionMetadata } from 'kafkajs';
+import { partitionFor } from '../pool/repartition-block.ts';
+
+const require = createRequire(import.meta.url);
+const FIXED_FOR = '2.2.4';
+
+type Partitioner = (args: { topic: string; partitionMetadata: PartitionMetadata[]; message: Message }) => number;
+
+/** kafkajs's groupMessagesPerPartition, linear: messages per partition, in order. */
+export function groupMessagesPerPartition({
+  topic,
+  partitionMetadata,
+  messages,
+  partitioner,
+}: {
+  topic: string;
+  partitionMetadata: PartitionMetadata[];
+  messages: Message[];
+  partitioner: Partitioner;
+}): Record<number, Message[]> {
+  if (partitionMetadata.length === 0) return {};
+  const result: Record<number, Message[]> = {};
+  for (const message of messages) {
+    const partition = partitioner({ topic, partitionMetadata, message });
+    (result[partition] ??= []).push(message);
+  }
+  return result;
+}
+
+export type FixOutcome = 'installed' | 'already-installed' | 'too-late' | 'other-version';
+
+/** Installs fix 1 (see above). Idempotent. */
+export function installKafkajsFixes(): FixOutcome {
+  const version = (require('kafkajs/package.json') as { version: string }).version;
+  if (version !== FIXED_FOR) return 'other-version';
+  const groupPath = require.resolve('kafkajs/src/producer/groupMessagesPerPartition.js');
+  const cached = require.cache[groupPath];
+  if (cached?.exports === groupMessagesPerPartition) return 'already-installed';
+  if (require.cache[require.resolve('kafkajs/src/producer/sendMessages.js')]) return 'too-late';
+  require(groupPath);
+  require.cache[groupPath]!.exports = groupMessagesPerPartition;
+  return 'installed';
+}
+
+/** Installed on import: importing this module before `kafkajs` is what makes fix 1 apply. */
+export const kafkajsFixes: FixOutcome = installKafkajsFixes();
+
+/** Whether kafkajs's producer, as loaded, groups messages with the linear version. */
+export function kafkajsFixesActive(): boolean {
+  const sendMessages = require.cache[require.resolve('kafkajs/src/producer/sendMessages.js')];
+  const group = require.cache[require.resolve('kafkajs/src/producer/groupMessagesPerPartition.js')];
+  return sendMessages !== undefined && group?.exports === groupMessagesPerPartition;
+}
+
+/** kafkajs's DefaultPartitioner, with a 32-bit murmur2 (fix 2). */
+export const fastDefaultPartitioner: ICustomPartitioner = () => {
+  const counters = new Map<string, number>();
+  return ({ topic, partitionMetadata, message }) => {
+    if (message.partition !== null && message.partition !== undefined) return message.partition;
+    const key = message.key;
+    if (key !== null && key !== undefined) {
+      const bytes = typeof key === 'string' ? Buffer.from(key) : key;
+      return partitionFor(bytes, partitionMetadata.length);
+    }
+    const next = (counters.get(topic) ?? Math.floor(Math.random() * 2 ** 31)) + 1;
+    counters.set(topic, next);
+    const available = partitionMetadata.filter((p) => p.leader >= 0);
+    if (available.length > 0) return available[(next & 0x7fffffff) % available.length]!.partitionId;
+    return (next & 0x7fffffff) % partitionMetadata.length;
+  };
+};

@@ -1,0 +1,126 @@
+/**
+ * The kafkajs producer fixes: the linear grouping gives exactly kafkajs's result, the partitioner
+ * chooses what kafkajs's DefaultPartitioner chooses, and importing the fixes before kafkajs makes
+ * kafkajs's producer use them (in a fresh Node process, as the worker thread does).
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { describe, expect, test } from '@jest/globals';
+import { Partitioners, type Message, type PartitionMetadata } from 'kafkajs';
+import { fastDefaultPartitioner, groupMessagesPerPartition } from '../../src/sink/kafkajs-fixes.ts';
+
+const require = createRequire(import.meta.url);
+const root = new URL('../../', import.meta.url).pathname;
+
+function seeded(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1_664_525) + 1_013_904_223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+const metadata = (n: number, down: number[] = []): PartitionMetadata[] =>
+  Array.from({ length: n }, (_, partitionId) => ({
+    partitionErrorCode: 0,
+    partitionId,
+    leader: down.includes(partitionId) ? -1 : 0,
+    replicas: [0],
+    isr: [0],
+  }));
+
+describe('groupMessagesPerPartition', () => {
+  test('gives kafkajs’s own result, message order kept per partition', () => {
+    // kafkajs's original module, loaded fresh from its file.
+    const path = require.resolve('kafkajs/src/producer/groupMessagesPerPartition.js');
+    const saved = require.cache[path];
+    delete require.cache[path];
+    const original = require(path) as typeof groupMessagesPerPartition;
+    if (saved) require.cache[path] = saved;
+    expect(original).not.toBe(groupMessagesPerPartition);
+
+    const random = seeded(3);
+    const messages: Message[] = Array.from({ length: 3_000 }, (_, i) => ({
+      key: random() < 0.1 ? null : `key-${Math.floor(random() * 500)}`,
+      value: String(i),
+      ...(random() < 0.05 ? { partition: Math.floor(random() * 6) } : {}),
+    }));
+    const partitionMetadata = metadata(6);
+    // The same deterministic choice for both: the partition each message's value says.
+    const partitioner = ({ message }: { message: Message }): number => message.partition ?? Number(message.value) % 6;
+    const args = { topic: 't', partitionMetadata, messages, partitioner };
+    expect(groupMessagesPerPartition(args)).toEqual(original(args));
+    expect(groupMessagesPerPartition({ ...args, partitionMetadata: [] })).toEqual({});
+  });
+});
+
+describe('fastDefaultPartitioner', () => {
+  test('chooses kafkajs’s DefaultPartitioner’s partition for keyed and explicitly placed messages', () => {
+    const ours = fastDefaultPartitioner();
+    const theirs = Partitioners.DefaultPartitioner();
+    const random = seeded(11);
+    for (const n of [1, 3, 8, 12, 100]) {
+      const partitionMetadata = metadata(n);
+      for (let i = 0; i < 500; i++) {
+        const text = `user-${Math.floor(random() * 1e9)}-${'é'.repeat(i % 3)}`;
+        for (const message of [
+          { key: text, value: null },
+          { key: Buffer.from(text), value: null },
+          { key: text, value: null, partition: i % n },
+        ] as Message[]) {
+          expect(ours({ topic: 't', partitionMetadata, message })).toBe(
+            theirs({ topic: 't', partitionMetadata, message }),
+          );
+        }
+      }
+    }
+  });
+
+  test('messages without key go round robin over the partitions that have a leader', () => {
+    const ours = fastDefaultPartitioner();
+    const partitionMetadata = metadata(4, [1]);
+    const chosen = Array.from({ length: 30 }, () =>
+      ours({ topic: 't', partitionMetadata, message: { key: null, value: 'v' } }),
+    );
+    expect(new Set(chosen)).toEqual(new Set([0, 2, 3]));
+    for (let i = 1; i < chosen.length; i++) {
+      const order = [0, 2, 3];
+      expect(order.indexOf(chosen[i]!)).toBe((order.indexOf(chosen[i - 1]!) + 1) % 3);
+    }
+  });
+});
+
+describe('installing the fix', () => {
+  test('imported before kafkajs, kafkajs’s producer uses the linear grouping', () => {
+    const script = [
+      "const fixes = await import('./src/sink/kafkajs-fixes.ts');",
+      "await import('kafkajs');",
+      'console.log(JSON.stringify([fixes.kafkajsFixes, fixes.kafkajsFixesActive()]));',
+    ].join('\n');
+    const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: root,
+      encoding: 'utf8',
+    });
+    expect(JSON.parse(out.trim())).toEqual(['installed', true]);
+  });
+
+  test('imported after kafkajs, it changes nothing and says so', () => {
+    const script = [
+      "await import('kafkajs');",
+      "const fixes = await import('./src/sink/kafkajs-fixes.ts');",
+      'console.log(JSON.stringify([fixes.kafkajsFixes, fixes.kafkajsFixesActive()]));',
+    ].join('\n');
+    const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: root,
+      encoding: 'utf8',
+    });
+    expect(JSON.parse(out.trim())).toEqual(['too-late', false]);
+  });
+
+  test('the worker thread imports the fix before anything loads kafkajs', () => {
+    const source = readFileSync(new URL('../../src/pool/worker-entry.ts', import.meta.url), 'utf8');
+    const imports = [...source.matchAll(/^import .* from '([^']+)';$/gm)].map((m) => m[1]);
+    expect(imports[0]).toBe('../sink/kafkajs-fixes.ts');
+  });
+});
