@@ -72,6 +72,7 @@ function keyBytes(el: Element): Uint8Array | null {
 }
 
 function applyOps(ops: readonly Op[], input: Element): Element[] {
+  if (ops.every(isOneToOne)) return applyOneToOne(ops, input);
   let current: Element[] = [input];
   for (const op of ops) {
     const next: Element[] = [];
@@ -116,6 +117,35 @@ function applyOps(ops: readonly Op[], input: Element): Element[] {
   return current;
 }
 
+const isOneToOne = (op: Op): boolean => op.kind !== 'flatMap';
+
+/** applyOps for pipelines without flatMap: one element at most, no arrays per operator. */
+function applyOneToOne(ops: readonly Op[], input: Element): Element[] {
+  let el = input;
+  for (const op of ops) {
+    let out: unknown;
+    try {
+      out = op.fn(el.value);
+    } catch (error) {
+      throw new RecordFailure('SLUICE_USER_CODE_FAILED', `${op.label} threw ${describeError(error)}`);
+    }
+    if (op.kind === 'filter') {
+      if (!out) return [];
+    } else if (op.kind === 'map') {
+      el = { ...el, value: out };
+    } else {
+      if (typeof out !== 'string' && typeof out !== 'number') {
+        throw new RecordFailure(
+          'SLUICE_USER_CODE_FAILED',
+          `${op.label} returned ${typeof out}, not a string or number`,
+        );
+      }
+      el = { key: String(out), value: el.value };
+    }
+  }
+  return [el];
+}
+
 /** An output value: strings as UTF-8, bytes as they are, `null` as a tombstone, anything else as JSON. */
 function encodeValue(value: unknown): Uint8Array | null {
   if (value === null) return null;
@@ -144,6 +174,40 @@ const ENCODINGS: Record<ValueEncoding, Uint8Array> = {
   bytes: encoder.encode('bytes'),
   null: encoder.encode('null'),
 };
+
+/** The `meta` argument of an event-time extractor: key, offset and headers decoded on first read. */
+class LazyMeta implements RecordMeta {
+  readonly topic: string;
+  readonly partition: number;
+  readonly #record: CodecRecord;
+  #headers: Record<string, string> | undefined;
+
+  constructor(topic: string, partition: number, record: CodecRecord) {
+    this.topic = topic;
+    this.partition = partition;
+    this.#record = record;
+  }
+
+  get offset(): string {
+    return String(this.#record.offset);
+  }
+
+  get timestamp(): number {
+    return this.#record.timestamp;
+  }
+
+  get key(): string | null {
+    return this.#record.key === null ? null : utf8Lenient.decode(this.#record.key);
+  }
+
+  get headers(): Readonly<Record<string, string>> {
+    if (this.#headers === undefined) {
+      this.#headers = {};
+      for (const [name, v] of this.#record.headers) this.#headers[name] = utf8Lenient.decode(v);
+    }
+    return this.#headers;
+  }
+}
 
 /**
  * A block entry as a record of its own, for its dead letter: the block's offset, the event time as
@@ -196,6 +260,8 @@ export class PartitionProcessor {
    * parsed input value itself (filter and keyBy receive it read-only), so its input bytes are written.
    */
   readonly #passThrough: boolean;
+  /** Stage 1 has a keyBy: the input's key is never read as text. */
+  readonly #keyReplaced: boolean;
   #sourceStreamTime = -Infinity;
   /** Last time this partition had a record or was behind (records waiting): the idle clock. */
   #lastBusyWall: number = Date.now();
@@ -216,6 +282,7 @@ export class PartitionProcessor {
     const window = options.plan.window;
     const windowed = window !== undefined && (this.#stage === 2 || options.plan.repartitionTopic === undefined);
     this.#repartitionPartitions = options.repartitionPartitions;
+    this.#keyReplaced = options.plan.stage1.some((op) => op.kind === 'keyBy');
     this.#passThrough =
       options.plan.format === 'json' && options.plan.stage1.every((op) => op.kind === 'filter' || op.kind === 'keyBy');
     this.#reportsWatermark = window !== undefined && this.#stage === 1 && options.plan.repartitionTopic !== undefined;
@@ -305,7 +372,8 @@ export class PartitionProcessor {
           this.#lastBusyWall = wallNow;
           if (eventTime > this.#sourceStreamTime) this.#sourceStreamTime = eventTime;
         }
-        const key = record.key === null ? null : utf8Lenient.decode(record.key);
+        // The Kafka key as text only when it stays the key (a keyBy replaces it).
+        const key = record.key === null || this.#keyReplaced ? null : utf8Lenient.decode(record.key);
         const elements = applyOps(plan.stage1, { key, value, rawKey: record.key });
         if (repartition) {
           for (let seq = 0; seq < elements.length; seq++) {
@@ -511,16 +579,19 @@ export class PartitionProcessor {
   #eventTime(record: CodecRecord, value: unknown): number {
     const extract = this.#plan.eventTime;
     if (!extract) return record.timestamp;
-    const headers: Record<string, string> = {};
-    for (const [name, v] of record.headers) headers[name] = utf8Lenient.decode(v);
-    const meta: RecordMeta = {
-      topic: this.topic,
-      partition: this.partition,
-      offset: String(record.offset),
-      timestamp: record.timestamp,
-      key: record.key === null ? null : utf8Lenient.decode(record.key),
-      headers,
-    };
+    // Most extractors take a field of the value and never declare `meta`: theirs decodes only what is read.
+    const lazy = new LazyMeta(this.topic, this.partition, record);
+    const meta: RecordMeta =
+      extract.length >= 2
+        ? {
+            topic: lazy.topic,
+            partition: lazy.partition,
+            offset: lazy.offset,
+            timestamp: lazy.timestamp,
+            key: lazy.key,
+            headers: lazy.headers,
+          }
+        : lazy;
     let t: unknown;
     try {
       t = extract(value, meta);

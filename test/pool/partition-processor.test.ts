@@ -384,6 +384,25 @@ describe('stateless jobs', () => {
     ]);
   });
 
+  test('an extractor that does not declare meta still reads it, decoded on demand', () => {
+    const seen: unknown[] = [];
+    const plan = jobPlan<View>((s) => s, {
+      // One declared parameter: meta arrives as the second argument all the same.
+      eventTime: function (this: unknown, _v: View): number {
+        // eslint-disable-next-line prefer-rest-params
+        const meta = arguments[1] as { offset: string; timestamp: number; key: string | null; headers: object };
+        seen.push([meta.offset, meta.timestamp, meta.key, meta.headers]);
+        return meta.timestamp;
+      },
+    });
+    processor(plan, { topic: 'in', partition: 0 }).process(
+      pack([{ offset: 5, timestamp: 99, key: 'k', value: {}, headers: [['h', 'v']] }]),
+      WALL,
+      WALL,
+    );
+    expect(seen).toEqual([['5', 99, 'k', { h: 'v' }]]);
+  });
+
   test('the commit is null when nothing new was processed', () => {
     const p = processor(jobPlan<View>((s) => s));
     expect(p.process(pack([{ offset: 0, value: {} }]), WALL, WALL).commit).toEqual({ offset: 1, metadata: null });
