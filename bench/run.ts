@@ -19,7 +19,14 @@ import { Kafka, logLevel } from 'kafkajs';
 import { kafkaVersion, startLocalBroker } from '../scripts/kafka/local-broker.ts';
 import { checkWindows, createTopics, fillInput, type BenchData } from './lib/data.ts';
 import { runLatency, type LatencyResult, type LatencySystem } from './lib/latency.ts';
-import { ceilingJava, ceilingKafkajs, readOutputs, startSluice, type Throughput } from './lib/systems.ts';
+import {
+  ceilingJava,
+  ceilingKafkajs,
+  readOutputs,
+  startSluice,
+  type BatchRecord,
+  type Throughput,
+} from './lib/systems.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({
@@ -192,6 +199,7 @@ async function sluiceWindowed(
     return distinct.size >= expected;
   });
   const first = await service.firstBatchAt();
+  if (profileDir) logBatches('page-views', await service.batches(), first, lastAt);
   const rss = await service.stop();
   const check = checkWindows(
     out.map(
@@ -209,6 +217,23 @@ async function sluiceWindowed(
     peakRssMb: Math.round(mb(rss)),
     note: `first record read → last result acknowledged; workers ${workers ?? 'default'}`,
   };
+}
+
+/** With --profile: how the run's time splits between batches' processing and the gaps between them. */
+function logBatches(job: string, all: BatchRecord[], first: number, lastAt: number): void {
+  const batches = all.filter((b) => b.startedAt >= first && b.startedAt <= lastAt);
+  if (batches.length === 0) return;
+  const busy = batches.reduce((n, b) => n + b.processingMs, 0);
+  const records = batches.reduce((n, b) => n + b.records, 0);
+  const span = lastAt - first;
+  const biggest = Math.max(...batches.map((b) => b.records));
+  log(
+    `${job}: ${batches.length} batches in ${span} ms, ${Math.round(busy)} ms inside batches ` +
+      `(${Math.round((100 * busy) / span)} %), ${records} records incl. repartition, largest batch ${biggest}`,
+  );
+  for (const b of batches) {
+    log(`  batch ${b.id}: +${b.startedAt - first} ms, ${b.records} records, ${Math.round(b.processingMs)} ms`);
+  }
 }
 
 async function sluiceStateless(

@@ -74,7 +74,19 @@ export interface SluiceRun {
   pid: number;
   /** startedAt of the first batch that had records. */
   firstBatchAt(): Promise<number>;
+  /** The service's batch history (`/api/batches`), oldest first. */
+  batches(): Promise<BatchRecord[]>;
   stop(): Promise<number>;
+}
+
+export interface BatchRecord {
+  id: number;
+  scheduledAt: number;
+  startedAt: number;
+  records: number;
+  inputRecords: number;
+  processingMs: number;
+  schedulingDelayMs: number;
 }
 
 /** Starts the built service (`bin/sluice.js`, as in the container) on a job of bench/jobs. */
@@ -112,6 +124,12 @@ export async function startSluice(job: string, env: Record<string, string>, prof
         }
         await new Promise((r) => setTimeout(r, 100));
       }
+    },
+    async batches() {
+      const { batches } = (await (await fetch(`${url}/api/batches?limit=10000`)).json()) as {
+        batches: BatchRecord[];
+      };
+      return batches;
     },
     async stop() {
       child.kill('SIGTERM');

@@ -81,13 +81,13 @@ class WorkerBatchError extends Error {
 /**
  * When the batch after one that was due at `due` (started at `startedAt`, done at `now`) is due.
  * Spark's rule: one interval after this one was due; if that time has passed, it starts at once and
- * its scheduling delay grows. One refinement: after a full batch with more records waiting (a
- * backlog), the next starts at once — `batchInterval` sets how often a caught-up job emits, it does not
- * throttle catching up (Spark's DStreams would wait; Structured Streaming's default trigger does not).
+ * its scheduling delay grows. One refinement: behind a backlog (`atOnce`), the next starts at once —
+ * `batchInterval` sets how often a caught-up job emits, it does not throttle catching up (Spark's
+ * DStreams would wait; Structured Streaming's default trigger does not).
  */
-export function nextDue(due: number, interval: number, startedAt: number, now: number, backlogged: boolean): number {
+export function nextDue(due: number, interval: number, startedAt: number, now: number, atOnce: boolean): number {
   let next = due + interval;
-  if (backlogged) next = Math.min(next, now);
+  if (atOnce) next = Math.min(next, now);
   if (next < startedAt - 10 * interval) next = startedAt; // after a long stall, do not replay a storm of ticks
   return next;
 }
@@ -203,8 +203,13 @@ export class Scheduler {
     });
   }
 
-  /** The last cut was full (maxBatchRecords) with more waiting: the next batch starts at once. */
+  /**
+   * The batch found a backlog: its cut was full (maxBatchRecords), or a partition it read was still
+   * behind its high watermark. The next batch then starts at once.
+   */
   #backlogged = false;
+  /** The batch wrote repartition records: the aggregating stage has work from it. */
+  #wroteRepartition = false;
 
   async #run(): Promise<void> {
     const interval = this.#o.batchIntervalMs;
@@ -213,9 +218,14 @@ export class Scheduler {
       await this.#sleep(due - Date.now());
       if (this.#state !== 'running') break;
       const startedAt = Date.now();
+      const previousBacklogged = this.#backlogged;
       this.#backlogged = false;
+      this.#wroteRepartition = false;
       await this.#runBatch(due, startedAt);
-      due = nextDue(due, interval, startedAt, Date.now(), this.#backlogged);
+      // Catching up, the batch after the last behind one also starts at once when it has the
+      // aggregating stage's share of that backlog to do (a re-keyed job's repartition records).
+      const atOnce = this.#backlogged || (previousBacklogged && this.#wroteRepartition);
+      due = nextDue(due, interval, startedAt, Date.now(), atOnce);
     }
   }
 
@@ -265,6 +275,7 @@ export class Scheduler {
         info.highWatermark !== undefined &&
         info.position !== undefined &&
         info.position >= info.highWatermark;
+      if (hasRecords && !caughtUp) this.#backlogged = true;
       const work: PartitionWork = {
         caughtUp,
         topic: info.topic,
@@ -314,6 +325,7 @@ export class Scheduler {
       if (answers.length > 0) metrics.publishLatency.observe(Math.max(...answers.map((a) => a.publishMs)) / 1000);
       await this.#commit(epoch, results);
       this.#account(results, info);
+      if (results.some((r) => r.repartitionCount > 0)) this.#wroteRepartition = true;
       if (failedWorkers.length > 0) {
         const failure = settled.find((s) => s.status === 'rejected') as PromiseRejectedResult;
         throw new WorkerBatchError(failedWorkers, failure.reason);
