@@ -131,14 +131,17 @@ async function main(): Promise<void> {
           systems.push({ kind: 'sluice', setting: interval, rate: Math.round(max * fraction), fraction, workers });
         }
       }
+      // Peers at Sluice's two lower rates: compared at equal input, including one they can sustain.
       for (const peer of peers) {
         for (const setting of [1000, 250, 100]) {
-          systems.push({
-            kind: peer as 'kafka-streams' | 'spark',
-            setting,
-            rate: Math.round(max * 0.5),
-            fraction: 0.5,
-          });
+          for (const fraction of [0.2, 0.5]) {
+            systems.push({
+              kind: peer as 'kafka-streams' | 'spark',
+              setting,
+              rate: Math.round(max * fraction),
+              fraction,
+            });
+          }
         }
       }
       for (const system of systems) {
