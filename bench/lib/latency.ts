@@ -173,9 +173,11 @@ export async function runLatency(
   const check =
     readError instanceof Error
       ? `incomplete: ${latencies.size}/${expectedWindows} windows`
-      : mismatches === 0
-        ? 'exact'
-        : `${mismatches} windows differ`;
+      : latencies.size === 0
+        ? 'no window measured (input fell behind)'
+        : mismatches === 0
+          ? 'exact'
+          : `${mismatches} windows differ`;
   return {
     system: system.kind,
     setting: system.setting,
