@@ -6,20 +6,23 @@
  * dead-letter topic: duplicates allowed, none missing, none that should not be there.
  */
 import { describe, expect, test } from '@jest/globals';
-import { type PageView } from '../../examples/generator/clickstream.ts';
 import { admin, onCleanup, uniqueName, waitFor } from '../helpers.ts';
 import {
   countPerKeyReference,
   followJob,
   malformedIds,
+  pageAccountingProblems,
   parseOutput,
+  pageTally,
+  perPageWindow,
   produceClickstreamInput,
   readInput,
   validEvents,
+  waitForPageAccounting,
   waitForReference,
 } from '../support/clickstream-input.ts';
 import { metricValue, startService, type RunningService } from '../support/service.ts';
-import { follow, newTopic, readAll, sourceId } from '../support/topics.ts';
+import { newTopic, readAll, sourceId } from '../support/topics.ts';
 
 /** A dead member is waited for this long before its partitions move (the default is 30 s). */
 const SESSION = { SLUICE_SESSION_TIMEOUT: '10s' };
@@ -156,13 +159,7 @@ describe('SIGKILL mid-stream, then restart (at-least-once)', () => {
     const inputRecords = await readAll(input);
     const valid = validEvents(inputRecords);
     const expectedMalformed = new Set(malformedIds(inputRecords, valid));
-    const windowOf = (ts: number): number => Math.floor(ts / WINDOW_MS) * WINDOW_MS;
-    const expectedAll = new Map<string, number>();
-    for (const { event } of valid) {
-      if (event.page.startsWith('/flush-')) continue; // their windows never close
-      const id = `${event.page}|${windowOf(event.ts)}`;
-      expectedAll.set(id, (expectedAll.get(id) ?? 0) + 1);
-    }
+    const expectedAll = perPageWindow(valid, WINDOW_MS);
     expect(expectedAll.size).toBeGreaterThan(500);
 
     // Long idle timeout: windows close by event time only (the flush records), never by the clock.
@@ -181,52 +178,13 @@ describe('SIGKILL mid-stream, then restart (at-least-once)', () => {
 
     // Read the results while the new process waits for the group to drop the dead member (its
     // session timeout, SESSION below): the restart cannot be faster than that.
-    const seen = await follow([output, dlqTopic]);
+    const seen = await followJob(output, dlqTopic);
     const second = await startService({ job: 'test/fixtures/jobs/page-windows.ts', env });
     onCleanup(() => second.stop('SIGKILL'));
     await second.waitReady();
     const readyAt = Date.now();
 
-    /** Per (page, window): every value emitted for it, and the distinct late records (by origin). */
-    const tally = (): { values: Map<string, number[]>; late: Map<string, Set<string>> } => {
-      const values = new Map<string, number[]>();
-      const late = new Map<string, Set<string>>();
-      for (const r of seen.records) {
-        if (r.topic === output) {
-          const o = parseOutput(r);
-          const id = `${o.key}|${o.windowStart}`;
-          values.set(id, [...(values.get(id) ?? []), o.value]);
-        } else if (r.headers['sluice-error-code'] === 'SLUICE_LATE_RECORD') {
-          const e = JSON.parse(r.value!.toString()) as PageView;
-          const id = `${e.page}|${windowOf(e.ts)}`;
-          const set = late.get(id) ?? new Set<string>();
-          set.add(`${r.headers['sluice-src']}|${r.headers['sluice-pos']}`);
-          late.set(id, set);
-        }
-      }
-      return { values, late };
-    };
-    const accounted = (id: string, t: ReturnType<typeof tally>): number =>
-      (t.values.get(id)?.[0] ?? 0) + (t.late.get(id)?.size ?? 0);
-
-    await waitFor(
-      'every valid record counted or dead-lettered as late',
-      () => {
-        const t = tally();
-        // Counted twice, or two different results for one window: never right later, fail at once.
-        const over = [...expectedAll].find(([id, total]) => accounted(id, t) > total);
-        if (over) throw new Error(`${over[0]}: ${accounted(over[0], t)} counted or late of ${over[1]}`);
-        const split = [...t.values].find(([, vs]) => new Set(vs).size > 1);
-        if (split) throw new Error(`${split[0]}: different results ${JSON.stringify(split[1])}`);
-        return [...expectedAll].every(([id, total]) => accounted(id, t) === total) ? true : undefined;
-      },
-      60_000,
-    ).catch((error: unknown) => {
-      const t = tally();
-      const off = [...expectedAll].filter(([id, total]) => accounted(id, t) !== total).slice(0, 10);
-      console.log(
-        `not accounted (id, expected, counted+late): ${JSON.stringify(off.map(([id, n]) => [id, n, accounted(id, t)]))}`,
-      );
+    await waitForPageAccounting(seen, expectedAll, WINDOW_MS).catch((error: unknown) => {
       console.log(second.output().slice(-3000));
       throw error;
     });
@@ -234,25 +192,15 @@ describe('SIGKILL mid-stream, then restart (at-least-once)', () => {
     await new Promise((r) => setTimeout(r, 2000));
     await seen.stop();
 
-    const t = tally();
-    // Every duplicate of a result agrees with the first one.
-    const disagreeing = [...t.values].filter(([, vs]) => new Set(vs).size > 1);
-    expect(disagreeing).toEqual([]);
-    // Nothing lost, nothing counted twice: counted + distinct late = valid records, per (page, window).
-    const off = [...expectedAll].flatMap(([id, total]) =>
-      accounted(id, t) === total
-        ? []
-        : [`${id}: ${t.values.get(id)?.[0] ?? 0} + ${t.late.get(id)?.size ?? 0} ≠ ${total}`],
-    );
-    expect(off).toEqual([]);
-    expect([...t.values.keys()].filter((id) => !expectedAll.has(id))).toEqual([]);
-    expect([...t.late.keys()].filter((id) => !expectedAll.has(id))).toEqual([]);
-    const bad = seen.records.filter((r) => r.headers['sluice-error-code'] === 'SLUICE_DESERIALIZE_FAILED');
+    // Nothing lost, nothing counted twice, every duplicate of a result agrees with the first one.
+    const t = pageTally(seen, WINDOW_MS);
+    expect(pageAccountingProblems(t, expectedAll)).toEqual([]);
+    const bad = seen.deadLetters('SLUICE_DESERIALIZE_FAILED');
     expect(new Set(bad.map(sourceId))).toEqual(expectedMalformed);
 
     const metrics = await second.metrics();
     const results = [...t.values.values()].reduce((n, vs) => n + vs.length, 0);
-    const lateLetters = seen.records.filter((r) => r.headers['sluice-error-code'] === 'SLUICE_LATE_RECORD').length;
+    const lateLetters = seen.deadLetters('SLUICE_LATE_RECORD').length;
     console.log(
       `page windows: ${results} results for ${t.values.size} windows, ${lateLetters} late letters for ` +
         `${[...t.late.values()].reduce((n, s) => n + s.size, 0)} late records; second run: ` +

@@ -176,3 +176,93 @@ export async function produceClickstreamInput(
   await produceWithFlush(topic, records, flushPages(partitions));
   return records;
 }
+
+/**
+ * At-least-once accounting of the page-windows job (count per page through the repartition topic),
+ * for runs where the group changes mid-stream (crash, scale out, scale in): per (page, window) the
+ * first result plus the distinct late records must equal the valid records, every duplicate of a
+ * result must agree, nothing may appear that the input does not have.
+ */
+export interface PageTally {
+  /** Per `page|windowStart`: every value published for it, in order. */
+  values: Map<string, number[]>;
+  /** Per `page|windowStart`: the distinct late records (by upstream origin). */
+  late: Map<string, Set<string>>;
+}
+
+/** Valid records per `page|windowStart` (flush pages excluded: their windows never close). */
+export function perPageWindow(valid: ValidEvent[], windowMs: number): Map<string, number> {
+  const expected = new Map<string, number>();
+  for (const { event } of valid) {
+    if (event.page.startsWith('/flush-')) continue;
+    const id = `${event.page}|${Math.floor(event.ts / windowMs) * windowMs}`;
+    expected.set(id, (expected.get(id) ?? 0) + 1);
+  }
+  return expected;
+}
+
+export function pageTally(job: JobOutput, windowMs: number): PageTally {
+  const values = new Map<string, number[]>();
+  const late = new Map<string, Set<string>>();
+  for (const o of job.outputs()) {
+    const id = `${o.key}|${o.windowStart}`;
+    values.set(id, [...(values.get(id) ?? []), o.value as number]);
+  }
+  for (const r of job.deadLetters('SLUICE_LATE_RECORD')) {
+    const e = JSON.parse(r.value!.toString()) as PageView;
+    const id = `${e.page}|${Math.floor(e.ts / windowMs) * windowMs}`;
+    const set = late.get(id) ?? new Set<string>();
+    set.add(`${r.headers['sluice-src']}|${r.headers['sluice-pos']}`);
+    late.set(id, set);
+  }
+  return { values, late };
+}
+
+/** Counted (first result) + distinct late records of one (page, window). */
+export const pageAccounted = (id: string, t: PageTally): number =>
+  (t.values.get(id)?.[0] ?? 0) + (t.late.get(id)?.size ?? 0);
+
+/** What is wrong with a finished tally: an empty list when every record is accounted for exactly once. */
+export function pageAccountingProblems(t: PageTally, expected: ReadonlyMap<string, number>): string[] {
+  const problems: string[] = [];
+  for (const [id, vs] of t.values) if (new Set(vs).size > 1) problems.push(`${id}: different results ${vs}`);
+  for (const [id, total] of expected) {
+    if (pageAccounted(id, t) !== total) {
+      problems.push(`${id}: ${t.values.get(id)?.[0] ?? 0} + ${t.late.get(id)?.size ?? 0} ≠ ${total}`);
+    }
+  }
+  for (const id of [...t.values.keys(), ...t.late.keys()])
+    if (!expected.has(id)) problems.push(`${id}: not in the input`);
+  return problems;
+}
+
+/**
+ * Waits until every valid record is counted or dead-lettered as late; an over-count or two different
+ * results for one window never become right later, so they fail at once.
+ */
+export async function waitForPageAccounting(
+  job: JobOutput,
+  expected: ReadonlyMap<string, number>,
+  windowMs: number,
+  timeoutMs = 60_000,
+): Promise<void> {
+  await waitFor(
+    'every valid record counted or dead-lettered as late',
+    () => {
+      const t = pageTally(job, windowMs);
+      const over = [...expected].find(([id, total]) => pageAccounted(id, t) > total);
+      if (over) throw new Error(`${over[0]}: ${pageAccounted(over[0], t)} counted or late of ${over[1]}`);
+      const split = [...t.values].find(([, vs]) => new Set(vs).size > 1);
+      if (split) throw new Error(`${split[0]}: different results ${JSON.stringify(split[1])}`);
+      return [...expected].every(([id, total]) => pageAccounted(id, t) === total) ? true : undefined;
+    },
+    timeoutMs,
+  ).catch((error: unknown) => {
+    const t = pageTally(job, windowMs);
+    const off = [...expected].filter(([id, total]) => pageAccounted(id, t) !== total).slice(0, 10);
+    console.log(
+      `not accounted (id, expected, counted+late): ${JSON.stringify(off.map(([id, n]) => [id, n, pageAccounted(id, t)]))}`,
+    );
+    throw error;
+  });
+}
