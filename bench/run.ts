@@ -45,7 +45,8 @@ const smoke = values.smoke;
 const records = smoke ? 20_000 : Number(values.records);
 const partitions = Number(values.partitions);
 const recordSize = Number(values['record-size']);
-const latencySeconds = smoke ? 8 : Number(values['latency-seconds']);
+// 30 s: the first measured window starts 10–20 s in and must end before production stops.
+const latencySeconds = smoke ? 30 : Number(values['latency-seconds']);
 const peers = smoke || values.peers === 'none' ? [] : (values.peers ?? '').split(',').filter(Boolean);
 const workers = values.workers;
 

@@ -174,7 +174,7 @@ export async function runLatency(
     readError instanceof Error
       ? `incomplete: ${latencies.size}/${expectedWindows} windows`
       : latencies.size === 0
-        ? 'no window measured (input fell behind)'
+        ? 'no window measured'
         : mismatches === 0
           ? 'exact'
           : `${mismatches} windows differ`;
