@@ -33,6 +33,7 @@ import {
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const utf8Lenient = new TextDecoder();
 const encoder = new TextEncoder();
+const EMPTY = new Uint8Array(0);
 
 export { SOURCE_HEADER, POSITION_HEADER, WATERMARK_HEADER, IDLE_HEADER };
 
@@ -379,7 +380,7 @@ export class PartitionProcessor {
           for (let seq = 0; seq < elements.length; seq++) {
             const el = elements[seq]!;
             const v = el.value;
-            const k = keyBytes(el) ?? new Uint8Array(0);
+            const k = el.rawKey !== undefined ? (el.rawKey ?? EMPTY) : (el.key ?? '');
             if (v === value && v !== null && this.#passThrough && record.value !== null) {
               // The value the input record held, unchanged: its bytes, not a re-serialization.
               repartition.add(k, record.offset, seq, eventTime, 'json', record.value);

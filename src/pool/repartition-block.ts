@@ -79,6 +79,7 @@ export class BlockWriter {
   readonly #open = new Map<number, OpenBlock>();
   readonly #sealed: RepartitionBlock[] = [];
   #count = 0;
+  #scratch = new Uint8Array(256);
 
   constructor(partitions: number) {
     if (!(partitions > 0)) throw new RangeError(`BlockWriter: partitions must be positive (got ${partitions})`);
@@ -91,17 +92,24 @@ export class BlockWriter {
   }
 
   /**
-   * Adds an entry for the partition Kafka's default partitioner would choose for `key`. `payload`:
+   * Adds an entry for the partition Kafka's default partitioner would choose for the key (bytes, or
+   * text written as UTF-8). `payload`:
    * the value as text (json, string) or bytes, null for the null encoding.
    */
   add(
-    key: Uint8Array,
+    keyOrText: Uint8Array | string,
     offset: number,
     sequence: number,
     eventTime: number,
     encoding: ValueEncoding,
     payload: string | Uint8Array | null,
   ): void {
+    let key: Uint8Array;
+    if (typeof keyOrText === 'string') {
+      // Encoded into a reused buffer (then copied into the block): no allocation per record.
+      if (keyOrText.length * 3 > this.#scratch.length) this.#scratch = new Uint8Array(keyOrText.length * 3);
+      key = this.#scratch.subarray(0, encoder.encodeInto(keyOrText, this.#scratch).written);
+    } else key = keyOrText;
     const partition = partitionFor(key, this.#partitions);
     let block = this.#open.get(partition);
     if (!block) this.#open.set(partition, (block = new OpenBlock()));

@@ -120,6 +120,25 @@ describe('BlockWriter and readBlock', () => {
     expect(sizes.filter((s) => s === big.length)).toHaveLength(1);
   });
 
+  test('a key given as text is written and partitioned as its UTF-8 bytes, long and non-ASCII included', () => {
+    const keys = ['', 'home', 'é✓ü', 'x'.repeat(300), '€'.repeat(200), 'k-7'];
+    const asText = new BlockWriter(5);
+    const asBytes = new BlockWriter(5);
+    keys.forEach((k, i) => {
+      asText.add(k, i, 0, 0, 'null', null);
+      asBytes.add(enc.encode(k), i, 0, 0, 'null', null);
+    });
+    const flat = (w: BlockWriter): Array<[number, number, string]> =>
+      w
+        .finish()
+        .flatMap((b) =>
+          [...readBlock(b.data)].map((e) => [b.partition, e.offset, dec.decode(e.key!)] as [number, number, string]),
+        );
+    const text = flat(asText);
+    expect(text).toEqual(flat(asBytes));
+    expect(text.map(([, , k]) => k).sort()).toEqual([...keys].sort());
+  });
+
   test('finish() empties the writer', () => {
     const writer = new BlockWriter(2);
     writer.add(enc.encode('a'), 1, 0, 0, 'null', null);
