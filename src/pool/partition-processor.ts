@@ -73,7 +73,6 @@ function keyBytes(el: Element): Uint8Array | null {
 }
 
 function applyOps(ops: readonly Op[], input: Element): Element[] {
-  if (ops.every(isOneToOne)) return applyOneToOne(ops, input);
   let current: Element[] = [input];
   for (const op of ops) {
     const next: Element[] = [];
@@ -118,7 +117,14 @@ function applyOps(ops: readonly Op[], input: Element): Element[] {
   return current;
 }
 
-const isOneToOne = (op: Op): boolean => op.kind !== 'flatMap';
+type Runner = (input: Element) => Element[];
+
+/** How a stage runs its operators, chosen once: without flatMap, no arrays per operator. */
+function runnerFor(ops: readonly Op[]): Runner {
+  if (ops.length === 0) return (input) => [input];
+  if (ops.every((op) => op.kind !== 'flatMap')) return (input) => applyOneToOne(ops, input);
+  return (input) => applyOps(ops, input);
+}
 
 /** applyOps for pipelines without flatMap: one element at most, no arrays per operator. */
 function applyOneToOne(ops: readonly Op[], input: Element): Element[] {
@@ -261,6 +267,10 @@ export class PartitionProcessor {
    * parsed input value itself (filter and keyBy receive it read-only), so its input bytes are written.
    */
   readonly #passThrough: boolean;
+  /** Stage 2 is a bare count(): nothing reads the values. */
+  readonly #skipStage2Values: boolean;
+  readonly #runStage1: Runner;
+  readonly #runStage2: Runner;
   /** Stage 1 has a keyBy: the input's key is never read as text. */
   readonly #keyReplaced: boolean;
   #sourceStreamTime = -Infinity;
@@ -284,6 +294,9 @@ export class PartitionProcessor {
     const windowed = window !== undefined && (this.#stage === 2 || options.plan.repartitionTopic === undefined);
     this.#repartitionPartitions = options.repartitionPartitions;
     this.#keyReplaced = options.plan.stage1.some((op) => op.kind === 'keyBy');
+    this.#skipStage2Values = options.plan.stage2.length === 0 && options.plan.window?.aggregator.ignoresValue === true;
+    this.#runStage1 = runnerFor(options.plan.stage1);
+    this.#runStage2 = runnerFor(options.plan.stage2);
     this.#passThrough =
       options.plan.format === 'json' && options.plan.stage1.every((op) => op.kind === 'filter' || op.kind === 'keyBy');
     this.#reportsWatermark = window !== undefined && this.#stage === 1 && options.plan.repartitionTopic !== undefined;
@@ -358,7 +371,7 @@ export class PartitionProcessor {
           const value = upstream.encoding === 'null' ? null : this.#deserialize(record, upstream.encoding);
           const eventTime = processingTime ? batchTime : record.timestamp;
           const key = record.key === null ? null : utf8Lenient.decode(record.key);
-          for (const el of applyOps(plan.stage2, { key, value })) {
+          for (const el of this.#runStage2({ key, value })) {
             if (this.#toWindow(el, eventTime, record.offset, wallNow, replay, stats)) {
               dead.push(this.#lateLetter(record, eventTime));
             }
@@ -375,7 +388,7 @@ export class PartitionProcessor {
         }
         // The Kafka key as text only when it stays the key (a keyBy replaces it).
         const key = record.key === null || this.#keyReplaced ? null : utf8Lenient.decode(record.key);
-        const elements = applyOps(plan.stage1, { key, value, rawKey: record.key });
+        const elements = this.#runStage1({ key, value, rawKey: record.key });
         if (repartition) {
           for (let seq = 0; seq < elements.length; seq++) {
             const el = elements[seq]!;
@@ -669,8 +682,6 @@ export class PartitionProcessor {
     into: { dead: DeadLetter[]; stats: PartitionStats },
   ): void {
     const { dead, stats } = into;
-    const stage2 = this.#plan.stage2;
-    const skipValues = stage2.length === 0 && this.#plan.window?.aggregator.ignoresValue === true;
     let maxEventTime = -Infinity;
     for (const entry of readBlock(record.value)) {
       stats.recordsIn++;
@@ -683,9 +694,9 @@ export class PartitionProcessor {
       try {
         this.#checkSize(entry.key, entry.value);
         // Values are decoded only when something reads them (not for a bare count()).
-        const value = skipValues ? undefined : this.#decodeEntry(entry);
+        const value = this.#skipStage2Values ? undefined : this.#decodeEntry(entry);
         const key = entry.key === null ? null : utf8Lenient.decode(entry.key);
-        const elements = stage2.length === 0 ? [{ key, value }] : applyOps(stage2, { key, value });
+        const elements = this.#runStage2({ key, value });
         for (const el of elements) {
           if (this.#toWindow(el, eventTime, record.offset, wallNow, replay, stats)) {
             dead.push(this.#lateLetter(entryRecord(record, source, entry), eventTime));

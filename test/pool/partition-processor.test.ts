@@ -1357,26 +1357,27 @@ describe('stage 2 of a re-keyed job', () => {
     ).toBe(30_000);
   });
 
+  /** The dead letter of B's record 4:0 (event time 1 000), late at repartition offset 2 (stream time 30 000). */
+  const lateAt2FromB4: HeaderView[] = [
+    ...sourceHeaders(
+      'SLUICE_LATE_RECORD',
+      'event time 1000 is behind stream time 30000 by more than the allowed lateness',
+      2,
+      1_000,
+      'job-repartition',
+      0,
+    ),
+    ['sluice-event-time', '1000'],
+    [SOURCE_HEADER, { bytes: B }],
+    [POSITION_HEADER, { bytes: '4:0' }],
+  ];
+
   test('a late record in stage 2 is dead-lettered against the stage’s stream time', () => {
     const p = stage2();
     p.process(pack([control(0, A, 30_000), control(1, B, 30_000)]), WALL, WALL);
     const result = p.process(pack([data(2, B, '4:0', 'home', 1_000)]), WALL, WALL);
     expect(result.stats.late).toBe(1);
-    expect(result.dead.map(headersOf)).toEqual([
-      [
-        ...sourceHeaders(
-          'SLUICE_LATE_RECORD',
-          'event time 1000 is behind stream time 30000 by more than the allowed lateness',
-          2,
-          1_000,
-          'job-repartition',
-          0,
-        ),
-        ['sluice-event-time', '1000'],
-        [SOURCE_HEADER, { bytes: B }],
-        [POSITION_HEADER, { bytes: '4:0' }],
-      ],
-    ]);
+    expect(result.dead.map(headersOf)).toEqual([lateAt2FromB4]);
   });
 
   test('skips duplicates: the same or a lower position from the same source', () => {
@@ -1555,22 +1556,7 @@ describe('stage 2 of a re-keyed job', () => {
       WALL,
     );
     expect(result.stats).toMatchObject({ recordsIn: 2, late: 1, openWindows: 1 });
-    expect(result.dead.map(headersOf)).toEqual([
-      [
-        ...sourceHeaders(
-          'SLUICE_LATE_RECORD',
-          'event time 1000 is behind stream time 30000 by more than the allowed lateness',
-          2,
-          1_000,
-          'job-repartition',
-          0,
-        ),
-        ['sluice-event-time', '1000'],
-        [SOURCE_HEADER, { bytes: B }],
-        [POSITION_HEADER, { bytes: '4:0' }],
-        ['sluice-enc', { bytes: 'json' }],
-      ],
-    ]);
+    expect(result.dead.map(headersOf)).toEqual([[...lateAt2FromB4, ['sluice-enc', { bytes: 'json' }]]]);
     expect(text(result.dead[0]!.key)).toBe('home');
     expect(JSON.parse(text(result.dead[0]!.value)!)).toEqual({ page: 'home', ts: 1_000 });
   });
