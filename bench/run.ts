@@ -25,6 +25,7 @@ import {
   readOutputs,
   startSluice,
   type BatchRecord,
+  type SluiceRun,
   type Throughput,
 } from './lib/systems.ts';
 
@@ -170,6 +171,28 @@ function recompute(r: Row, aRate: number, bRate: number): Partial<Row> {
   return { ratioA: Number((r.recordsPerSec / aRate).toFixed(2)), ratioB: Number((r.recordsPerSec / bRate).toFixed(2)) };
 }
 
+/** Starts the built service on `bench/jobs/<job>.ts`, reading the bench input, writing a fresh output topic. */
+async function launchSluice(
+  kafka: Kafka,
+  brokers: string,
+  data: BenchData,
+  job: 'page-views' | 'stateless',
+  name: string,
+  profileDir?: string,
+): Promise<{ service: SluiceRun; output: string }> {
+  const output = `${name}-out`;
+  await createOutput(kafka, output);
+  const env = {
+    KAFKA_BROKERS: brokers,
+    BENCH_JOB_NAME: name,
+    BENCH_INPUT: data.topic,
+    BENCH_OUTPUT: output,
+    BENCH_BATCH_INTERVAL_MS: '1000',
+    ...(workers ? { SLUICE_WORKERS: workers } : {}),
+  };
+  return { service: await startSluice(`bench/jobs/${job}.ts`, env, profileDir), output };
+}
+
 async function sluiceWindowed(
   kafka: Kafka,
   brokers: string,
@@ -177,22 +200,8 @@ async function sluiceWindowed(
   run: string,
   profileDir?: string,
 ): Promise<Row> {
-  const name = `bench-pv-${run}`;
-  const output = `${name}-out`;
   log('Sluice: page-views job (keyBy page → repartition → tumbling 10 s count, final)');
-  await createOutput(kafka, output);
-  const service = await startSluice(
-    'bench/jobs/page-views.ts',
-    {
-      KAFKA_BROKERS: brokers,
-      BENCH_JOB_NAME: name,
-      BENCH_INPUT: data.topic,
-      BENCH_OUTPUT: output,
-      BENCH_BATCH_INTERVAL_MS: '1000',
-      ...(workers ? { SLUICE_WORKERS: workers } : {}),
-    },
-    profileDir,
-  );
+  const { service, output } = await launchSluice(kafka, brokers, data, 'page-views', `bench-pv-${run}`, profileDir);
   const expected = data.expectedWindows.size;
   const distinct = new Set<string>();
   const { records: out, lastAt } = await readOutputs(kafka, output, (recs) => {
@@ -247,21 +256,8 @@ async function sluiceStateless(
   run: string,
   profileDir?: string,
 ): Promise<Row> {
-  const name = `bench-sl-${run}`;
-  const output = `${name}-out`;
   log('Sluice: stateless map/filter job');
-  await createOutput(kafka, output);
-  const service = await startSluice(
-    'bench/jobs/stateless.ts',
-    {
-      KAFKA_BROKERS: brokers,
-      BENCH_JOB_NAME: name,
-      BENCH_INPUT: data.topic,
-      BENCH_OUTPUT: output,
-      ...(workers ? { SLUICE_WORKERS: workers } : {}),
-    },
-    profileDir,
-  );
+  const { service, output } = await launchSluice(kafka, brokers, data, 'stateless', `bench-sl-${run}`, profileDir);
   const { records: out, lastAt } = await readOutputs(kafka, output, (recs) => recs.length >= data.expectedStateless);
   const first = await service.firstBatchAt();
   const rss = await service.stop();
