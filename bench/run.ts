@@ -8,7 +8,7 @@
  *          --smoke (small and quick: 20000 records, no peers, one short latency run) --profile
  */
 // First, before kafkajs loads: the harness's producers (input fill, live input) publish like Sluice's workers.
-import '../src/sink/kafkajs-fixes.ts';
+import '../src/kafka/kafkajs-fixes.ts';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -4,47 +4,24 @@
  * the running batch — publish and commit — leave the group, stop the workers, close HTTP).
  */
 import { type FastifyInstance } from 'fastify';
-import {
-  Kafka,
-  logLevel as kafkaLogLevel,
-  type Admin,
-  type KafkaConfig as KafkaJsConfig,
-  type SASLOptions,
-} from 'kafkajs';
+import { Kafka, logLevel as kafkaLogLevel, type Admin } from 'kafkajs';
 import pino from 'pino';
 import { type ResolvedConfig, redactConfig } from './config/resolve.ts';
-import { JobValidationError, KafkaAuthError, KafkaError, describeError } from './errors.ts';
-import { MAX_SOURCES } from './state/checkpoint.ts';
+import { JobValidationError, KafkaAuthError, KafkaError, describeError, type FatalError } from './errors.ts';
+import { MAX_SOURCES } from './wire/checkpoint.ts';
 import { buildHttpServer, type Check } from './http/server.ts';
 import { loadJobPlan } from './job/loader.ts';
 import { type JobPlan } from './job/plan.ts';
 import { Metrics } from './metrics/registry.ts';
 import { WorkerPool } from './pool/worker-pool.ts';
 import { BufferQueue } from './queue/buffer-queue.ts';
-import { kafkaLogCreator, Receiver } from './receiver/receiver.ts';
+import { Receiver } from './receiver/receiver.ts';
+import { kafkaClientConfig } from './kafka/client.ts';
 import { BatchHistory } from './scheduler/batch-history.ts';
 import { Scheduler } from './scheduler/scheduler.ts';
-import { ensureTopics } from './sink/topics.ts';
+import { ensureTopics } from './kafka/topics.ts';
 
 export type AppState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';
-
-export function kafkaClientConfig(config: ResolvedConfig, logger: pino.Logger): KafkaJsConfig {
-  const { kafka } = config;
-  const sasl: SASLOptions | undefined = kafka.sasl
-    ? ({ mechanism: kafka.sasl.mechanism, username: kafka.sasl.username, password: kafka.sasl.password } as SASLOptions)
-    : undefined;
-  return {
-    clientId: kafka.clientId,
-    brokers: [...kafka.brokers],
-    ...(kafka.ssl ? { ssl: { ...kafka.ssl } } : {}),
-    ...(sasl ? { sasl } : {}),
-    connectionTimeout: 5_000,
-    requestTimeout: 30_000,
-    retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 10_000 },
-    logLevel: kafkaLogLevel.INFO,
-    logCreator: kafkaLogCreator(logger.child({ component: 'kafkajs' })),
-  };
-}
 
 /** Authentication failures are configuration problems: say so in one line instead of retrying forever. */
 export function classifyKafkaError(error: unknown, brokers: readonly string[]): Error {
@@ -79,6 +56,7 @@ export class App {
   #http: FastifyInstance;
   #brokerReachable = true;
   #brokerProbe: NodeJS.Timeout | undefined;
+  #probeAdmin: Admin | undefined;
   #loopLag = 0;
   #loopProbe: NodeJS.Timeout | undefined;
 
@@ -93,7 +71,7 @@ export class App {
     this.logger = logger;
     this.groupId = config.groupId ?? plan.name;
     this.history = new BatchHistory(config.batchHistory);
-    this.#kafka = new Kafka(kafkaClientConfig(config, logger));
+    this.#kafka = new Kafka(kafkaClientConfig(config.kafka, logger));
     this.#queue = new BufferQueue({ maxRecords: config.buffer.maxRecords, maxBytes: config.buffer.maxBytes });
     this.#http = buildHttpServer({
       logger: logger.child({ component: 'http' }),
@@ -112,6 +90,11 @@ export class App {
         repartitionTopic: this.plan.repartitionTopic ?? null,
         workers: this.#pool?.size ?? 0,
         workerRestarts: this.#pool?.restarts ?? 0,
+        tasks: (this.#pool?.held() ?? []).map((held, worker) => ({
+          worker,
+          partitions: held.map((t) => ({ topic: t.topic, partition: t.partition, kind: t.kind })),
+          openWindows: held.reduce((n, t) => n + t.openWindows, 0),
+        })),
         buffer: { records: this.#queue.records, bytes: this.#queue.bytes, paused: this.#queue.pausedPartitions.length },
         partitions: this.#scheduler?.partitions() ?? [],
       }),
@@ -123,6 +106,20 @@ export class App {
     const log = logger ?? pino({ level: config.logLevel, base: { service: 'sluice' } });
     const plan = await loadJobPlan(jobPath);
     return new App(config, plan, jobPath, log.child({ job: plan.name }));
+  }
+
+  /**
+   * Called once when a component fails beyond repair (the batch loop, a consumer kafkajs will not
+   * restart): liveness fails from then on, and the process owner (main.ts) stops the service and
+   * exits non-zero so the orchestrator restarts it.
+   */
+  onFatal: (error: FatalError) => void = () => undefined;
+  #fatal: FatalError | undefined;
+
+  #failFatally(error: FatalError): void {
+    if (this.#fatal) return;
+    this.#fatal = error;
+    this.onFatal(error);
   }
 
   get state(): AppState {
@@ -169,12 +166,12 @@ export class App {
       Array.from({ length: n }, (_, p) => `${topic}:${p}`),
     );
     if (plan.repartitionTopic && plan.window && sources.length > MAX_SOURCES) {
-      // Each checkpoint of the aggregating stage stores a mark per input partition (state/checkpoint.ts).
+      // Each checkpoint of the aggregating stage stores a mark per input partition (wire/checkpoint.ts).
       throw new JobValidationError([
         `a re-keyed windowed job reads at most ${MAX_SOURCES} input partitions; ${plan.inputTopics.join(', ')} have ${sources.length}`,
       ]);
     }
-    this.#startBrokerProbe(admin);
+    this.#startBrokerProbe();
 
     this.#pool = await WorkerPool.create({
       size: config.workers,
@@ -183,10 +180,7 @@ export class App {
       batchIntervalMs: config.batchIntervalMs,
       sources,
       kafka: {
-        clientId: config.kafka.clientId,
-        brokers: [...config.kafka.brokers],
-        ssl: config.kafka.ssl ? { ...config.kafka.ssl } : false,
-        sasl: config.kafka.sasl ? { ...config.kafka.sasl } : undefined,
+        connection: config.kafka,
         topics: {
           output: plan.outputTopic,
           dlq: plan.dlqTopic,
@@ -195,6 +189,7 @@ export class App {
         },
         logLevel: config.logLevel,
       },
+      recordTimeoutMs: config.recordTimeoutMs,
       onCrash: (index, error) => {
         this.metrics.workerRestarts.inc();
         logger.warn(
@@ -218,6 +213,7 @@ export class App {
       onAssignment: (assignment) => this.#scheduler?.onAssignment(assignment),
       onHighWatermark: (topic, partition, hw) => this.#scheduler?.onHighWatermark(topic, partition, hw),
       onRecords: (topic, _partition, _count, bytes) => this.metrics.bytesIn.inc({ topic }, bytes),
+      onFatal: (error) => this.#failFatally(error),
     });
     this.#receiver = receiver;
     const scheduler = new Scheduler({
@@ -233,6 +229,7 @@ export class App {
       metrics: this.metrics,
       history: this.history,
       logger: logger.child({ component: 'scheduler' }),
+      onFatal: (error) => this.#failFatally(error),
     });
     this.#scheduler = scheduler;
     scheduler.start();
@@ -249,16 +246,35 @@ export class App {
     );
   }
 
-  #startBrokerProbe(admin: Admin): void {
+  /**
+   * Asks the cluster for its brokers every 2 s with a client that does not retry, so that readiness
+   * turns 503 within seconds of an outage (the service's own clients retry for much longer).
+   */
+  #startBrokerProbe(): void {
+    const client = new Kafka({
+      ...kafkaClientConfig(this.config.kafka, this.logger, `${this.config.kafka.clientId}-probe`),
+      retry: { retries: 0 },
+      connectionTimeout: 2_000,
+      requestTimeout: 2_000,
+      logLevel: kafkaLogLevel.NOTHING,
+    });
+    const admin = client.admin();
+    this.#probeAdmin = admin;
+    let running = false;
     const probe = async (): Promise<void> => {
+      if (running) return;
+      running = true;
       try {
+        await admin.connect();
         await admin.describeCluster();
         this.#brokerReachable = true;
       } catch {
         this.#brokerReachable = false;
+      } finally {
+        running = false;
       }
     };
-    this.#brokerProbe = setInterval(() => void probe(), 5_000);
+    this.#brokerProbe = setInterval(() => void probe(), 2_000);
     this.#brokerProbe.unref();
   }
 
@@ -274,6 +290,7 @@ export class App {
   }
 
   liveness(): Check {
+    if (this.#fatal) return { ok: false, reason: `[${this.#fatal.code}] ${this.#fatal.message}` };
     if (this.#loopLag > 10_000) return { ok: false, reason: `event loop blocked for ${this.#loopLag} ms` };
     const scheduler = this.#scheduler;
     if (scheduler && this.#state === 'running') {
@@ -293,6 +310,10 @@ export class App {
     if (this.#state !== 'running') return { ok: false, reason: `service is ${this.#state}` };
     if (!this.#brokerReachable) return { ok: false, reason: 'Kafka brokers unreachable' };
     if (!this.#receiver?.joined) return { ok: false, reason: 'consumer group not joined' };
+    // Only partitions that are not paused are fetched: with all of them paused (a full buffer) the
+    // brokers have nothing to answer.
+    const fetching = this.#receiver.assignment.partitions.length > this.#queue.pausedPartitions.length;
+    if (fetching && !this.#receiver.fetchHealthy()) return { ok: false, reason: 'Kafka brokers do not answer fetches' };
     if (this.#receiver.assignment.partitions.length === 0) return { ok: false, reason: 'no partitions assigned' };
     if (!this.#scheduler?.ready) return { ok: false, reason: 'partition state not restored yet' };
     if (this.#pool?.state !== 'running') return { ok: false, reason: 'worker pool not running' };
@@ -310,7 +331,7 @@ export class App {
         ['finish the running batch', () => this.#scheduler?.stop()],
         ['leave the group', () => this.#receiver?.stop()],
         ['flush the producers and stop the workers', () => this.#pool?.close()],
-        ['disconnect admin', () => this.#admin?.disconnect()],
+        ['disconnect admin', () => Promise.all([this.#admin?.disconnect(), this.#probeAdmin?.disconnect()])],
         ['close HTTP', () => this.#http.close()],
       ];
       clearInterval(this.#brokerProbe);

@@ -8,6 +8,7 @@ export const ErrorCodes = [
   'SLUICE_JOB_INVALID',
   'SLUICE_JOB_LOAD_FAILED',
   'SLUICE_USER_CODE_FAILED',
+  'SLUICE_USER_CODE_TIMEOUT',
   'SLUICE_DESERIALIZE_FAILED',
   'SLUICE_RECORD_TOO_LARGE',
   'SLUICE_LATE_RECORD',
@@ -16,6 +17,8 @@ export const ErrorCodes = [
   'SLUICE_KAFKA_AUTH_FAILED',
   'SLUICE_ILLEGAL_STATE',
   'SLUICE_SHUTDOWN_TIMEOUT',
+  'SLUICE_BATCH_FAILED',
+  'SLUICE_FATAL',
 ] as const;
 export type ErrorCode = (typeof ErrorCodes)[number];
 
@@ -74,6 +77,14 @@ export class UserCodeError extends SluiceError {
   }
 }
 
+/** User code ran longer than SLUICE_RECORD_TIMEOUT on one record: its worker was replaced. */
+export class UserCodeTimeoutError extends SluiceError {
+  static readonly code = 'SLUICE_USER_CODE_TIMEOUT';
+  constructor(message: string, cause?: unknown) {
+    super(UserCodeTimeoutError.code, message, { cause, retryable: true });
+  }
+}
+
 export class DeserializeError extends SluiceError {
   static readonly code = 'SLUICE_DESERIALIZE_FAILED';
   constructor(message: string, cause?: unknown) {
@@ -106,6 +117,28 @@ export class IllegalStateError extends SluiceError {
   static readonly code = 'SLUICE_ILLEGAL_STATE';
   constructor(message: string) {
     super(IllegalStateError.code, message);
+  }
+}
+
+/** Some workers failed their part of a batch: every one's error is kept. */
+export class BatchFailedError extends SluiceError {
+  static readonly code = 'SLUICE_BATCH_FAILED';
+  readonly errors: readonly Error[];
+  constructor(errors: readonly Error[]) {
+    super(
+      BatchFailedError.code,
+      `${errors.length} worker(s) failed: ${errors.map((e) => `[${(e as { code?: string }).code ?? e.name}] ${e.message}`).join('; ')}`,
+      { retryable: errors.every((e) => isRetryable(e)) },
+    );
+    this.errors = errors;
+  }
+}
+
+/** The batch loop or the consumer failed in a way it cannot recover from: the process must restart. */
+export class FatalError extends SluiceError {
+  static readonly code = 'SLUICE_FATAL';
+  constructor(message: string, cause?: unknown) {
+    super(FatalError.code, message, { cause });
   }
 }
 
@@ -151,11 +184,13 @@ const rebuild: Record<string, (message: string, cause: Error | undefined) => Slu
   JobValidationError: (m) => Object.assign(new JobValidationError([m]), { message: m }),
   JobLoadError: (m, c) => new JobLoadError(m, c),
   UserCodeError: (m, c) => new UserCodeError(m, c),
+  UserCodeTimeoutError: (m, c) => new UserCodeTimeoutError(m, c),
   DeserializeError: (m, c) => new DeserializeError(m, c),
   WorkerCrashedError: (m, c) => new WorkerCrashedError(m, c),
   KafkaError: (m, c) => new KafkaError(m, c),
   KafkaAuthError: (m, c) => new KafkaAuthError(m, c),
   IllegalStateError: (m) => new IllegalStateError(m),
+  FatalError: (m, c) => new FatalError(m, c),
 };
 
 /**

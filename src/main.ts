@@ -39,6 +39,18 @@ export async function main(argv: string[]): Promise<void> {
   }
 
   let signals = 0;
+  let exiting = false;
+  /** Stops the service within the shutdown timeout and exits with `code`. */
+  const stop = (code: number): void => {
+    if (exiting) return;
+    exiting = true;
+    const timer = setTimeout(() => {
+      logger.error({ timeoutMs: config.shutdownTimeoutMs }, 'graceful shutdown timed out');
+      process.exit(1);
+    }, config.shutdownTimeoutMs);
+    timer.unref();
+    void app.close().then(() => process.exit(code));
+  };
   const shutdown = (signal: string): void => {
     signals++;
     if (signals > 1) {
@@ -46,12 +58,13 @@ export async function main(argv: string[]): Promise<void> {
       process.exit(130);
     }
     logger.info({ signal }, 'shutting down');
-    const timer = setTimeout(() => {
-      logger.error({ timeoutMs: config.shutdownTimeoutMs }, 'graceful shutdown timed out');
-      process.exit(1);
-    }, config.shutdownTimeoutMs);
-    timer.unref();
-    void app.close().then(() => process.exit(0));
+    stop(0);
+  };
+  // A component failed beyond repair: stop and exit non-zero, so the orchestrator restarts us.
+  app.onFatal = (error) => {
+    logger.error({ err: error, code: error.code }, 'fatal error: stopping the service');
+    process.stderr.write(`sluice: [${error.code}] ${error.message}\n`);
+    stop(1);
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));

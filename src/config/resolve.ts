@@ -34,6 +34,8 @@ export interface ResolvedConfig {
   readonly buffer: { readonly maxRecords: number; readonly maxBytes: number };
   readonly maxRecordBytes: number;
   readonly shutdownTimeoutMs: number;
+  /** User code on one record longer than this: the worker is hung (replaced, the record suspected). */
+  readonly recordTimeoutMs: number;
   readonly http: { readonly host: string; readonly port: number };
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   readonly stallFactor: number;
@@ -118,6 +120,7 @@ export function resolveConfig(env: Readonly<Record<string, string | undefined>> 
     },
     maxRecordBytes: values.SLUICE_MAX_RECORD_BYTES as number,
     shutdownTimeoutMs: values.SLUICE_SHUTDOWN_TIMEOUT as number,
+    recordTimeoutMs: values.SLUICE_RECORD_TIMEOUT as number,
     http: { host: values.SLUICE_HTTP_HOST as string, port: values.SLUICE_HTTP_PORT as number },
     logLevel: values.SLUICE_LOG_LEVEL as ResolvedConfig['logLevel'],
     stallFactor: values.SLUICE_STALL_FACTOR as number,

@@ -118,6 +118,12 @@ export const ENV = {
     default: '1MiB',
     schema: bytes,
   },
+  SLUICE_RECORD_TIMEOUT: {
+    description:
+      'How long user code may run on one record before its worker thread is replaced; a record that hangs or kills its worker twice is dead-lettered.',
+    default: '30s',
+    schema: duration.refine((ms) => ms >= 100, 'must be at least 100ms'),
+  },
   SLUICE_SHUTDOWN_TIMEOUT: {
     description: 'Time allowed for a graceful stop (finish the batch, publish, commit, leave the group).',
     default: '30s',

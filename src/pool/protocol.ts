@@ -2,15 +2,13 @@
  * The typed messages between the main thread and a worker thread. Both sides import this module.
  * Requests carry a `requestId`; the worker answers each with exactly one `result` or `error`.
  */
-import { type SerializedError } from '../errors.ts';
-import { type RepartitionBlock } from './repartition-block.ts';
+import { type KafkaConfig } from '../config/resolve.ts';
+import { type ErrorCode, type SerializedError } from '../errors.ts';
+import { type RepartitionBlock } from '../wire/repartition-block.ts';
 
 /** How a worker reaches Kafka: each worker publishes its own partitions' results. */
 export interface WorkerKafka {
-  clientId: string;
-  brokers: string[];
-  ssl: false | { ca?: string; cert?: string; key?: string; rejectUnauthorized: boolean };
-  sasl: undefined | { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string };
+  connection: KafkaConfig;
   topics: { output: string; dlq: string; repartition: string | undefined; repartitionPartitions: number };
   logLevel: string;
 }
@@ -24,6 +22,19 @@ export interface WorkerInit {
   kafka: WorkerKafka;
   /** Every input partition (`topic:partition`): the upstream sources of a repartitioned stage. */
   sources: string[];
+  /** Shared with the main thread: where the worker is in its batch (progress.ts). */
+  progress: SharedArrayBuffer;
+}
+
+/**
+ * A record that hung or killed its worker twice: it is dead-lettered with `code` instead of being
+ * run again (`sub`: the entry of a repartition block, -1 for a record of its own).
+ */
+export interface Poison {
+  offset: number;
+  sub: number;
+  code: Extract<ErrorCode, 'SLUICE_USER_CODE_TIMEOUT' | 'SLUICE_WORKER_CRASHED'>;
+  message: string;
 }
 
 /** The committed position of a partition, read when the partition is (re)assigned. */
@@ -47,6 +58,8 @@ export interface PartitionWork {
    * watermark. Only a caught-up partition can be idle (a paused or lagging one is merely behind).
    */
   caughtUp: boolean;
+  /** Records not to run again: dead-lettered as poison pills. */
+  poison?: Poison[];
 }
 
 export interface BatchRequest {
@@ -130,16 +143,19 @@ export type WorkerResponse =
       processingMs: number;
       /** Time to publish the batch's records and get every acknowledgement. */
       publishMs: number;
+      /** Every task the worker holds after the batch. */
+      held: HeldTask[];
     }
-  | { type: 'dropped'; requestId: number }
+  | { type: 'dropped'; requestId: number; held: HeldTask[] }
   | { type: 'closed'; requestId: number }
   | { type: 'error'; requestId: number; error: SerializedError };
 
-/** Headers of repartition records: which upstream record a re-keyed record came from. */
-export const SOURCE_HEADER = 'sluice-src';
-export const POSITION_HEADER = 'sluice-pos';
-/** On a repartition-topic control record: the upstream partition's stream time (and idleness). */
-export const WATERMARK_HEADER = 'sluice-wm';
-export const IDLE_HEADER = 'sluice-idle';
+/** A partition a worker holds a task for. */
+export interface HeldTask {
+  topic: string;
+  partition: number;
+  kind: string;
+  openWindows: number;
+}
 
 export const partitionId = (topic: string, partition: number): string => `${topic}:${partition}`;

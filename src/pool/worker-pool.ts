@@ -2,14 +2,28 @@
  * The main-thread side of the worker threads: spawns them, waits for READY, sends requests and
  * matches answers by `requestId`. A worker that exits or fails rejects its pending requests with
  * WorkerCrashedError and is replaced under the same index (the caller replays its partitions).
+ *
+ * A watchdog reads each worker's shared progress (progress.ts): a worker that stays on one record
+ * in user code for longer than `recordTimeoutMs` is hung — it is terminated and replaced, and its
+ * batch fails with UserCodeTimeoutError. Publishing is never timed here: a slow publish is Kafka's
+ * to retry. Either failure names the record that was in user code (`suspectOf`), so the scheduler
+ * can tell a poison pill from bad luck.
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { deserializeError, IllegalStateError, JobLoadError, WorkerCrashedError } from '../errors.ts';
+import {
+  deserializeError,
+  IllegalStateError,
+  JobLoadError,
+  UserCodeTimeoutError,
+  WorkerCrashedError,
+} from '../errors.ts';
+import { Progress } from './progress.ts';
 import {
   type BatchRequest,
+  type HeldTask,
   type PartitionResult,
   type WorkerInit,
   type WorkerKafka,
@@ -27,8 +41,19 @@ export interface WorkerPoolOptions {
   sources: string[];
   /** How workers reach Kafka to publish their results. */
   kafka: WorkerKafka;
+  /** User code on one record longer than this: the worker is hung. */
+  recordTimeoutMs: number;
   router?: Router;
   onCrash?: (workerIndex: number, error: Error) => void;
+}
+
+/** The record a failed worker was running user code on. */
+export interface Suspect {
+  topic: string;
+  partition: number;
+  offset: number;
+  /** Entry of a repartition block, -1 for a record of its own. */
+  sub: number;
 }
 
 export interface BatchAnswer {
@@ -43,6 +68,14 @@ interface Slot {
   worker: Worker;
   pending: Map<number, Pending>;
   busyMs: number;
+  progress: Progress;
+  /** The batch in flight: its partitions by index, to name a suspect. */
+  batch: { requestId: number; partitions: Array<{ topic: string; partition: number }> } | undefined;
+  /** Watchdog: the progress counter last seen, and since when it has not moved while processing. */
+  lastCounter: number;
+  stalledSince: number | undefined;
+  /** The tasks the worker reported holding. */
+  held: HeldTask[];
 }
 
 export type PoolState = 'starting' | 'running' | 'closing' | 'closed';
@@ -50,7 +83,7 @@ export type PoolState = 'starting' | 'running' | 'closing' | 'closed';
 const fromSources = import.meta.url.endsWith('.ts');
 
 function spawn(init: WorkerInit): Worker {
-  const entry = new URL(fromSources ? './worker-entry.ts' : './worker-entry.js', import.meta.url);
+  const entry = new URL(fromSources ? '../worker/worker-entry.ts' : '../worker/worker-entry.js', import.meta.url);
   if (!fromSources) return new Worker(entry, { workerData: init });
   // Running from TypeScript sources (tests, development): Node 20 cannot load `.ts` in a worker by
   // itself, so a two-line bootstrap registers tsx first, and `sluice` resolves to its sources.
@@ -67,6 +100,8 @@ export class WorkerPool {
   #nextRequestId = 1;
   #state: PoolState = 'starting';
   #restarts = 0;
+  readonly #suspects = new WeakMap<Error, Suspect>();
+  #watchdog: NodeJS.Timeout | undefined;
 
   private constructor(options: WorkerPoolOptions) {
     this.#options = options;
@@ -83,7 +118,52 @@ export class WorkerPool {
       throw error;
     }
     pool.#state = 'running';
+    const every = Math.max(20, Math.min(1000, Math.floor(options.recordTimeoutMs / 4)));
+    pool.#watchdog = setInterval(() => pool.#watch(), every);
+    pool.#watchdog.unref();
     return pool;
+  }
+
+  /** The record a failed batch's worker was in user code on, when it hung or died there. */
+  suspectOf(error: unknown): Suspect | undefined {
+    return error instanceof Error ? this.#suspects.get(error) : undefined;
+  }
+
+  /** Per worker, the partitions it holds tasks for (as last reported). */
+  held(): HeldTask[][] {
+    return this.#slots.map((s) => s.held);
+  }
+
+  #watch(): void {
+    const now = Date.now();
+    this.#slots.forEach((slot, index) => {
+      const counter = slot.progress.counter;
+      if (slot.batch === undefined || slot.progress.current !== 'processing' || counter !== slot.lastCounter) {
+        slot.lastCounter = counter;
+        slot.stalledSince = undefined;
+        return;
+      }
+      slot.stalledSince ??= now;
+      const stalled = now - slot.stalledSince;
+      if (stalled < this.#options.recordTimeoutMs) return;
+      const at = this.#suspect(slot);
+      const where = at
+        ? ` on ${at.topic}:${at.partition} offset ${at.offset}${at.sub >= 0 ? ` entry ${at.sub}` : ''}`
+        : '';
+      this.#crashed(
+        index,
+        slot,
+        new UserCodeTimeoutError(`user code ran for more than ${this.#options.recordTimeoutMs} ms${where}`),
+      );
+    });
+  }
+
+  #suspect(slot: Slot): Suspect | undefined {
+    const position = slot.progress.position;
+    const batch = slot.batch;
+    if (!position || !batch) return undefined;
+    const p = batch.partitions[position.partitionIndex];
+    return p ? { topic: p.topic, partition: p.partition, offset: position.offset, sub: position.sub } : undefined;
   }
 
   get state(): PoolState {
@@ -112,9 +192,19 @@ export class WorkerPool {
       batchIntervalMs: this.#options.batchIntervalMs,
       sources: this.#options.sources,
       kafka: this.#options.kafka,
+      progress: new SharedArrayBuffer(64),
     };
     const worker = spawn(init);
-    const slot: Slot = { worker, pending: new Map(), busyMs: 0 };
+    const slot: Slot = {
+      worker,
+      pending: new Map(),
+      busyMs: 0,
+      progress: new Progress(init.progress),
+      batch: undefined,
+      lastCounter: 0,
+      stalledSince: undefined,
+      held: [],
+    };
     this.#slots[index] = slot;
     return new Promise<void>((resolve, reject) => {
       let ready = false;
@@ -130,6 +220,7 @@ export class WorkerPool {
           void worker.terminate();
           return;
         }
+        if (message.type === 'result' || message.type === 'dropped') slot.held = message.held;
         const pending = slot.pending.get(message.requestId);
         if (!pending) return;
         slot.pending.delete(message.requestId);
@@ -162,9 +253,12 @@ export class WorkerPool {
   #crashed(index: number, slot: Slot, error: Error): void {
     if (this.#slots[index] !== slot) return; // already replaced ('error' then 'exit')
     const crash =
-      error instanceof WorkerCrashedError
+      error instanceof WorkerCrashedError || error instanceof UserCodeTimeoutError
         ? error
         : new WorkerCrashedError(`worker ${index} failed: ${error.message}`, error);
+    const suspect = this.#suspect(slot);
+    if (suspect) this.#suspects.set(crash, suspect);
+    slot.batch = undefined;
     for (const pending of slot.pending.values()) pending.reject(crash);
     slot.pending.clear();
     void slot.worker.terminate();
@@ -188,13 +282,20 @@ export class WorkerPool {
 
   async runBatch(index: number, batch: Omit<BatchRequest, 'type' | 'requestId'>): Promise<BatchAnswer> {
     const request: BatchRequest = { type: 'batch', requestId: this.#nextRequestId++, ...batch };
-    const response = await this.#request(
-      index,
-      request,
-      batch.partitions.map((p) => p.records),
-    );
-    if (response.type !== 'result') throw new IllegalStateError(`unexpected answer ${response.type}`);
     const slot = this.#slots[index];
+    const partitions = batch.partitions.map((p) => ({ topic: p.topic, partition: p.partition }));
+    if (slot) slot.batch = { requestId: request.requestId, partitions };
+    let response: WorkerResponse;
+    try {
+      response = await this.#request(
+        index,
+        request,
+        batch.partitions.map((p) => p.records),
+      );
+    } finally {
+      if (slot?.batch?.requestId === request.requestId) slot.batch = undefined;
+    }
+    if (response.type !== 'result') throw new IllegalStateError(`unexpected answer ${response.type}`);
     if (slot) slot.busyMs += response.processingMs;
     return { partitions: response.partitions, processingMs: response.processingMs, publishMs: response.publishMs };
   }
@@ -211,6 +312,7 @@ export class WorkerPool {
   #closing: Promise<void> | undefined;
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      clearInterval(this.#watchdog);
       // Workers disconnect their producers first (nothing is in flight between batches), then stop.
       await Promise.all(
         this.#slots.map((_, index) =>

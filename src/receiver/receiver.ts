@@ -5,9 +5,9 @@
  * *epoch*: kafkajs restarts each assigned partition from its committed offset, so the buffer is
  * emptied and the scheduler rebuilds partition state from the committed positions.
  */
-import { type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, type Logger } from 'kafkajs';
+import { type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage } from 'kafkajs';
 import type pino from 'pino';
-import { KafkaError } from '../errors.ts';
+import { FatalError, KafkaError } from '../errors.ts';
 import { type BufferQueue, type RawRecord } from '../queue/buffer-queue.ts';
 
 export interface Assignment {
@@ -30,7 +30,16 @@ export interface ReceiverOptions {
   onAssignment: (assignment: Assignment) => void;
   onHighWatermark?: (topic: string, partition: number, highWatermark: number) => void;
   onRecords?: (topic: string, partition: number, count: number, bytes: number) => void;
+  /** The consumer crashed and kafkajs will not restart it: the service must stop. */
+  onFatal?: (error: FatalError) => void;
 }
+
+/**
+ * How recent a fetch answer must be for the broker to count as answering. kafkajs fetches every
+ * `maxWaitTimeInMs` (100 ms) when nothing is new; a few seconds without an answer means it cannot
+ * reach the leader, and then no partition may be taken for caught up (or idle).
+ */
+export const FETCH_FRESHNESS_MS = 3_000;
 
 export type ReceiverState = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
 
@@ -65,6 +74,11 @@ export class Receiver {
   #assignment: Assignment = { epoch: 0, partitions: [] };
   #joined = false;
   #rebalances = 0;
+  /** Partitions being rewound: paused, and whatever is fetched for them is dropped. */
+  readonly #held = new Set<string>();
+  /** Per broker node: when its last fetch started and answered. */
+  readonly #fetchStarted = new Map<number, number>();
+  readonly #fetchAnswered = new Map<number, number>();
 
   constructor(options: ReceiverOptions) {
     this.#options = options;
@@ -80,7 +94,9 @@ export class Receiver {
       rebalanceTimeout: Math.max(60_000, options.sessionTimeoutMs),
       heartbeatInterval: Math.max(500, Math.min(3_000, Math.floor(options.sessionTimeoutMs / 3))),
     });
-    const { GROUP_JOIN, REBALANCING, CRASH } = this.#consumer.events;
+    const { GROUP_JOIN, REBALANCING, CRASH, FETCH_START, FETCH } = this.#consumer.events;
+    this.#consumer.on(FETCH_START, (event) => this.#fetchStarted.set(event.payload.nodeId, Date.now()));
+    this.#consumer.on(FETCH, (event) => this.#fetchAnswered.set(event.payload.nodeId, Date.now()));
     this.#consumer.on(GROUP_JOIN, (event) => {
       this.#epoch++;
       this.#joined = true;
@@ -92,6 +108,7 @@ export class Receiver {
       // Paused partitions stay paused across a rejoin in kafkajs; a new epoch starts unpaused and empty.
       const paused = this.#consumer.paused();
       if (paused.length > 0) this.#consumer.resume(paused);
+      this.#held.clear();
       options.queue.setPartitions(partitions.map((p) => tp(p.topic, p.partition)));
       options.queue.clearAll();
       options.logger.info(
@@ -105,8 +122,18 @@ export class Receiver {
       options.logger.info('consumer group rebalancing');
     });
     this.#consumer.on(CRASH, (event) => {
-      options.logger.error({ err: event.payload.error, restart: event.payload.restart }, 'consumer crashed');
-      if (!event.payload.restart) this.#joined = false;
+      const { error, restart } = event.payload;
+      if (restart) {
+        options.logger.warn({ err: error }, 'consumer crashed; kafkajs restarts it');
+        return;
+      }
+      this.#joined = false;
+      if (this.#state === 'stopping' || this.#state === 'stopped') return;
+      // kafkajs gave up on this consumer (a non-retriable error): a replica that no longer consumes
+      // must not stay up looking alive.
+      const fatal = new FatalError(`consumer stopped: ${error.name}: ${error.message}`, error);
+      options.logger.error({ err: error, code: fatal.code }, 'consumer stopped and will not restart');
+      options.onFatal?.(fatal);
     });
   }
 
@@ -149,6 +176,7 @@ export class Receiver {
     // A seek or rebalance since this fetch: the records belong to a position we have left.
     if (isStale() || batch.messages.length === 0) return;
     const id = tp(batch.topic, batch.partition);
+    if (this.#held.has(id)) return; // being rewound: these records come from a position being left
     const records = batch.messages.map(toRaw);
     const queue = this.#options.queue;
     queue.push(id, records);
@@ -173,14 +201,42 @@ export class Receiver {
     }
   }
 
-  /** Moves partitions back to the given offsets (after a failed batch): their buffered records are dropped. */
+  /**
+   * Holds partitions that are about to be rewound: pauses them and drops their buffered records and
+   * whatever is still fetched for them, until `seek()` moves them.
+   */
+  hold(partitions: ReadonlyArray<{ topic: string; partition: number }>): void {
+    for (const p of partitions) {
+      const id = tp(p.topic, p.partition);
+      this.#held.add(id);
+      this.#options.queue.clear(id);
+      this.#consumer.pause([{ topic: p.topic, partitions: [p.partition] }]);
+    }
+  }
+
+  /** Moves partitions to the given offsets (a rewind): their buffered records are dropped, fetching resumes. */
   seek(positions: ReadonlyArray<{ topic: string; partition: number; offset: number }>): void {
     for (const p of positions) {
-      this.#options.queue.clear(tp(p.topic, p.partition));
+      const id = tp(p.topic, p.partition);
+      this.#options.queue.clear(id);
       this.#consumer.seek({ topic: p.topic, partition: p.partition, offset: String(p.offset) });
+      this.#held.delete(id);
+      this.#consumer.resume([{ topic: p.topic, partitions: [p.partition] }]);
     }
-    const paused = this.#consumer.paused();
-    if (paused.length > 0) this.#consumer.resume(paused);
+  }
+
+  /**
+   * The brokers answer fetches: some fetch answered within FETCH_FRESHNESS_MS and no broker has
+   * had a fetch outstanding for longer. Only then can a partition be known to have nothing new.
+   */
+  fetchHealthy(now = Date.now()): boolean {
+    let answered = false;
+    for (const [node, started] of this.#fetchStarted) {
+      const last = this.#fetchAnswered.get(node) ?? 0;
+      if (now - last < FETCH_FRESHNESS_MS) answered = true;
+      else if (started > last && now - started >= FETCH_FRESHNESS_MS) return false;
+    }
+    return answered;
   }
 
   /** Commits offsets (with metadata) for the current group generation. */
@@ -214,20 +270,3 @@ export class Receiver {
     if (topics.length > 0) this.#consumer.pause(topics.map((topic) => ({ topic })));
   }
 }
-
-/** kafkajs log lines through pino, so the service logs JSON only. */
-export function kafkaLogCreator(
-  logger: pino.Logger,
-): () => (entry: { level: number; log: { message: string } & Record<string, unknown> }) => void {
-  return () =>
-    ({ level, log }) => {
-      const { message, ...rest } = log;
-      // kafkajs levels: 1 error, 2 warn, 4 info, 5 debug
-      if (level <= 1) logger.error(rest, message);
-      else if (level === 2) logger.warn(rest, message);
-      else if (level === 4) logger.debug(rest, message);
-      else logger.trace(rest, message);
-    };
-}
-
-export type { Logger };

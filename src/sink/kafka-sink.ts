@@ -4,17 +4,12 @@
  * them — the scheduler commits offsets after that, never before.
  */
 import { type Kafka, type Message, type Producer, CompressionTypes } from 'kafkajs';
-import { fastDefaultPartitioner } from './kafkajs-fixes.ts';
+import { fastDefaultPartitioner } from '../kafka/kafkajs-fixes.ts';
 import { KafkaError } from '../errors.ts';
-import {
-  IDLE_HEADER,
-  SOURCE_HEADER,
-  WATERMARK_HEADER,
-  type DeadLetter,
-  type SourceWatermark,
-} from '../pool/protocol.ts';
-import { readRecords, type CodecRecord } from '../pool/record-codec.ts';
-import { BLOCK_HEADER, BLOCK_VERSION, type RepartitionBlock } from '../pool/repartition-block.ts';
+import { type DeadLetter, type SourceWatermark } from '../pool/protocol.ts';
+import { BLOCK_HEADER, IDLE_HEADER, SOURCE_HEADER, WATERMARK_HEADER } from '../wire/headers.ts';
+import { readRecords, type CodecRecord } from '../wire/record-codec.ts';
+import { BLOCK_VERSION, type RepartitionBlock } from '../wire/repartition-block.ts';
 
 export interface SinkTopics {
   output: string;

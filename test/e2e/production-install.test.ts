@@ -202,7 +202,7 @@ describe('the production package, installed and run as the image runs it', () =>
         'bin/sluice.js',
         'dist/main.js',
         'dist/index.js',
-        'dist/pool/worker-entry.js',
+        'dist/worker/worker-entry.js',
       ]),
     );
     expect(files.filter((f) => /^(src|test|examples|node_modules)\//.test(f))).toEqual([]);
@@ -271,7 +271,7 @@ describe('the production package, installed and run as the image runs it', () =>
     expect(await runProbe(port)).toBe(0);
     expect(await runProbe(await freePort())).not.toBe(0);
 
-    // Records go through both stages on the worker threads (dist/pool/worker-entry.js + tsx for the job).
+    // Records go through both stages on the worker threads (dist/worker/worker-entry.js + tsx for the job).
     const producer = await testProducer();
     const count = 200;
     await producer.send({

@@ -51,8 +51,20 @@ const partitions: PartitionStatus[] = [
     lag: 5,
     streamTime: 1_700_000_000_000,
     buffered: 2,
+    kind: 'windowed',
+    rewinding: false,
   },
-  { topic: 'clicks', partition: 1, position: null, highWatermark: null, lag: null, streamTime: null, buffered: 0 },
+  {
+    topic: 'clicks',
+    partition: 1,
+    kind: 'windowed',
+    position: null,
+    highWatermark: null,
+    lag: null,
+    streamTime: null,
+    buffered: 0,
+    rewinding: true,
+  },
 ];
 
 let app: FastifyInstance;

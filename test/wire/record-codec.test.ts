@@ -1,6 +1,6 @@
 /** The packed record format that crosses the thread boundary: every field survives a round trip. */
 import { describe, expect, test } from '@jest/globals';
-import { readRecords, RecordWriter, type CodecRecord } from '../../src/pool/record-codec.ts';
+import { readRecords, RecordWriter, type CodecRecord } from '../../src/wire/record-codec.ts';
 
 const enc = new TextEncoder();
 const bytes = (text: string): Uint8Array => enc.encode(text);

@@ -6,7 +6,7 @@ import {
   encodeCheckpoint,
   MAX_SOURCES,
   METADATA_LIMIT_BYTES,
-} from '../../src/state/checkpoint.ts';
+} from '../../src/wire/checkpoint.ts';
 
 function checkpoint(extra: Partial<Checkpoint> = {}): Checkpoint {
   return { end: 0, streamTime: null, dedupe: new Map(), sources: new Map(), ...extra };

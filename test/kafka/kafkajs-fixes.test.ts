@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { describe, expect, test } from '@jest/globals';
 import { Partitioners, type Message, type PartitionMetadata } from 'kafkajs';
-import { fastDefaultPartitioner, groupMessagesPerPartition } from '../../src/sink/kafkajs-fixes.ts';
+import { fastDefaultPartitioner, groupMessagesPerPartition } from '../../src/kafka/kafkajs-fixes.ts';
 
 const require = createRequire(import.meta.url);
 const root = new URL('../../', import.meta.url).pathname;
@@ -94,7 +94,7 @@ describe('fastDefaultPartitioner', () => {
 describe('installing the fix', () => {
   test('imported before kafkajs, kafkajs’s producer uses the linear grouping', () => {
     const script = [
-      "const fixes = await import('./src/sink/kafkajs-fixes.ts');",
+      "const fixes = await import('./src/kafka/kafkajs-fixes.ts');",
       "await import('kafkajs');",
       'console.log(JSON.stringify([fixes.kafkajsFixes, fixes.kafkajsFixesActive()]));',
     ].join('\n');
@@ -108,7 +108,7 @@ describe('installing the fix', () => {
   test('imported after kafkajs, it changes nothing and says so', () => {
     const script = [
       "await import('kafkajs');",
-      "const fixes = await import('./src/sink/kafkajs-fixes.ts');",
+      "const fixes = await import('./src/kafka/kafkajs-fixes.ts');",
       'console.log(JSON.stringify([fixes.kafkajsFixes, fixes.kafkajsFixesActive()]));',
     ].join('\n');
     const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
@@ -119,8 +119,8 @@ describe('installing the fix', () => {
   });
 
   test('the worker thread imports the fix before anything loads kafkajs', () => {
-    const source = readFileSync(new URL('../../src/pool/worker-entry.ts', import.meta.url), 'utf8');
+    const source = readFileSync(new URL('../../src/worker/worker-entry.ts', import.meta.url), 'utf8');
     const imports = [...source.matchAll(/^import .* from '([^']+)';$/gm)].map((m) => m[1]);
-    expect(imports[0]).toBe('../sink/kafkajs-fixes.ts');
+    expect(imports[0]).toBe('../kafka/kafkajs-fixes.ts');
   });
 });

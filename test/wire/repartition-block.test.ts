@@ -6,7 +6,6 @@
 import { createRequire } from 'node:module';
 import { describe, expect, test } from '@jest/globals';
 import {
-  BLOCK_HEADER,
   BLOCK_TARGET_BYTES,
   BlockFormatError,
   BlockWriter,
@@ -15,11 +14,19 @@ import {
   partitionFor,
   readBlock,
   repartitionRecords,
-} from '../../src/pool/repartition-block.ts';
-import { WATERMARK_HEADER } from '../../src/pool/protocol.ts';
+  type EntryPosition,
+} from '../../src/wire/repartition-block.ts';
+import { BLOCK_HEADER, WATERMARK_HEADER } from '../../src/wire/headers.ts';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
+/** An entry's upstream position; its input timestamp a fixed distance from its event time. */
+const at = (offset: number, sequence: number, eventTime: number): EntryPosition => ({
+  offset,
+  sequence,
+  eventTime,
+  timestamp: eventTime + 3,
+});
 
 function seeded(seed: number): () => number {
   let s = seed >>> 0;
@@ -59,7 +66,7 @@ describe('BlockWriter and readBlock', () => {
   test('entries round-trip exactly, per partition in write order', () => {
     const writer = new BlockWriter(3);
     const written: Array<{ key: string; offset: number; sequence: number; eventTime: number }> = [];
-    const payloads: Array<[Parameters<BlockWriter['add']>[4], string | Uint8Array | null]> = [
+    const payloads: Array<[Parameters<BlockWriter['add']>[2], string | Uint8Array | null]> = [
       ['json', '{"a":1,"é":"ü"}'],
       ['string', 'plain text, not JSON — ✓'],
       ['bytes', new Uint8Array([0, 255, 128, 7])],
@@ -71,7 +78,7 @@ describe('BlockWriter and readBlock', () => {
       const key = i % 10 === 0 ? '' : `key-${i % 13}`;
       const [encoding, payload] = payloads[i % payloads.length]!;
       const eventTime = i === 5 ? -1 : 1_700_000_000_000 + i * 17;
-      writer.add(enc.encode(key), 2 ** 40 + i, i % 3, eventTime, encoding, payload);
+      writer.add(enc.encode(key), at(2 ** 40 + i, i % 3, eventTime), encoding, payload);
       written.push({ key, offset: 2 ** 40 + i, sequence: i % 3, eventTime });
     }
     expect(writer.count).toBe(60);
@@ -90,6 +97,7 @@ describe('BlockWriter and readBlock', () => {
           eventTime: e.eventTime,
           encoding: e.encoding,
         });
+        expect(e.timestamp).toBe(e.eventTime + 3);
         if (payload === null) expect(e.value).toBeNull();
         else if (typeof payload === 'string') expect(dec.decode(e.value!)).toBe(payload);
         else expect([...e.value!]).toEqual([...payload]);
@@ -109,9 +117,9 @@ describe('BlockWriter and readBlock', () => {
     const big = 'y'.repeat(BLOCK_TARGET_BYTES + 10);
     const small = 'x'.repeat(1_000);
     let n = 0;
-    for (; n < 600; n++) writer.add(enc.encode('k'), n, 0, 0, 'string', small);
-    writer.add(enc.encode('k'), n++, 0, 0, 'string', big);
-    writer.add(enc.encode('k'), n++, 0, 0, 'string', small);
+    for (; n < 600; n++) writer.add(enc.encode('k'), at(n, 0, 0), 'string', small);
+    writer.add(enc.encode('k'), at(n++, 0, 0), 'string', big);
+    writer.add(enc.encode('k'), at(n++, 0, 0), 'string', small);
     const blocks = writer.finish();
     expect(blocks.length).toBeGreaterThanOrEqual(3);
     const offsets = blocks.flatMap((b) => [...readBlock(b.data)].map((e) => e.offset));
@@ -125,8 +133,8 @@ describe('BlockWriter and readBlock', () => {
     const asText = new BlockWriter(5);
     const asBytes = new BlockWriter(5);
     keys.forEach((k, i) => {
-      asText.add(k, i, 0, 0, 'null', null);
-      asBytes.add(enc.encode(k), i, 0, 0, 'null', null);
+      asText.add(k, at(i, 0, 0), 'null', null);
+      asBytes.add(enc.encode(k), at(i, 0, 0), 'null', null);
     });
     const flat = (w: BlockWriter): Array<[number, number, string]> =>
       w
@@ -139,27 +147,56 @@ describe('BlockWriter and readBlock', () => {
     expect(text.map(([, , k]) => k).sort()).toEqual([...keys].sort());
   });
 
+  test('version 1 blocks (written before entries carried the input timestamp) are still read', () => {
+    // u8 version 1 | u32 count | f64 offset | u32 sequence | f64 eventTime | u8 encoding | key | value
+    const key = enc.encode('page-7');
+    const value = enc.encode('{"n":1}');
+    const data = new Uint8Array(5 + 21 + 4 + key.length + 4 + value.length);
+    const view = new DataView(data.buffer);
+    view.setUint8(0, 1);
+    view.setUint32(1, 1, true);
+    view.setFloat64(5, 42, true);
+    view.setUint32(13, 2, true);
+    view.setFloat64(17, 1_700_000_000_123, true);
+    view.setUint8(25, 0);
+    view.setInt32(26, key.length, true);
+    data.set(key, 30);
+    view.setInt32(30 + key.length, value.length, true);
+    data.set(value, 34 + key.length);
+    expect(blockEntryCount(data)).toBe(1);
+    const [entry] = [...readBlock(data)];
+    expect({ ...entry, key: dec.decode(entry!.key!), value: dec.decode(entry!.value!) }).toEqual({
+      offset: 42,
+      sequence: 2,
+      eventTime: 1_700_000_000_123,
+      timestamp: undefined,
+      encoding: 'json',
+      key: 'page-7',
+      value: '{"n":1}',
+    });
+  });
+
   test('finish() empties the writer', () => {
     const writer = new BlockWriter(2);
-    writer.add(enc.encode('a'), 1, 0, 0, 'null', null);
+    writer.add(enc.encode('a'), at(1, 0, 0), 'null', null);
     expect(writer.finish()).toHaveLength(1);
     expect(writer.finish()).toEqual([]);
   });
 
   test('malformed blocks are refused with BlockFormatError', () => {
     const writer = new BlockWriter(1);
-    writer.add(enc.encode('key'), 1, 0, 5, 'json', '{"v":1}');
+    writer.add(enc.encode('key'), at(1, 0, 5), 'json', '{"v":1}');
     const good = writer.finish()[0]!.data;
     const cases: Array<Uint8Array | null> = [
       null,
       new Uint8Array(0),
       new Uint8Array([1, 1, 0]),
-      Uint8Array.from([2, ...good.subarray(1)]), // unknown version
+      Uint8Array.from([3, ...good.subarray(1)]), // unknown version
       good.subarray(0, good.length - 1), // truncated value
       Uint8Array.from([...good, 0]), // trailing bytes
       (() => {
         const c = good.slice();
-        c[5 + 20] = 9; // unknown encoding
+        c[5 + 28] = 9; // unknown encoding
         return c;
       })(),
       (() => {
@@ -172,9 +209,9 @@ describe('BlockWriter and readBlock', () => {
     expect([...readBlock(good)]).toHaveLength(1);
   });
 
-  test('repartitionRecords counts block entries, no control records, and per-record records one each', () => {
+  test('repartitionRecords counts block entries, no control records, and anything else one each', () => {
     const writer = new BlockWriter(1);
-    for (let i = 0; i < 5; i++) writer.add(enc.encode('k'), i, 0, 0, 'null', null);
+    for (let i = 0; i < 5; i++) writer.add(enc.encode('k'), at(i, 0, 0), 'null', null);
     const data = writer.finish()[0]!.data;
     expect(
       repartitionRecords([

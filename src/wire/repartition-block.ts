@@ -6,19 +6,21 @@
  * again in decoding; a block is one record, and its entries are read here in a tight loop.
  *
  * Layout (little endian):
- *   u8 version (1) | u32 count | entries
- *   entry: f64 offset | u32 sequence | f64 eventTime | u8 encoding | i32 keyLen (-1 = null) | key |
- *          i32 valueLen (-1 = null) | value
- * `offset`/`sequence` is the entry's upstream position (the de-duplication mark), `encoding` how the
- * value is read back (a string stays a string, bytes stay bytes). The block record carries the
- * upstream partition in `sluice-src` and the version in `sluice-block`.
+ *   u8 version (2) | u32 count | entries
+ *   entry: f64 offset | u32 sequence | f64 eventTime | f64 timestamp | u8 encoding |
+ *          i32 keyLen (-1 = null) | key | i32 valueLen (-1 = null) | value
+ * `offset`/`sequence` is the entry's upstream position (the de-duplication mark), `timestamp` the
+ * input record's Kafka timestamp (for its dead letter), `encoding` how the value is read back (a
+ * string stays a string, bytes stay bytes). Version 1 blocks (no timestamp) are still read. The
+ * block record carries the upstream partition in `sluice-src` and the version in `sluice-block`.
  * Hand-written: it is the hot path of re-keyed jobs and no maintained library packs this layout.
  */
 
-import { WATERMARK_HEADER } from './protocol.ts';
+import { BLOCK_HEADER, WATERMARK_HEADER } from './headers.ts';
 
-export const BLOCK_HEADER = 'sluice-block';
-export const BLOCK_VERSION = 1;
+export const BLOCK_VERSION = 2;
+/** Version 1 entries have no input timestamp. */
+const V1 = 1;
 /** A block is closed once it reaches this size; an entry never spans two blocks. */
 export const BLOCK_TARGET_BYTES = 256 * 1024;
 
@@ -30,6 +32,8 @@ export interface BlockEntry {
   offset: number;
   sequence: number;
   eventTime: number;
+  /** The input record's Kafka timestamp; undefined in version 1 blocks. */
+  timestamp: number | undefined;
   encoding: ValueEncoding;
   key: Uint8Array | null;
   /** A view into the block. */
@@ -46,8 +50,16 @@ export interface RepartitionBlock {
 
 export class BlockFormatError extends Error {}
 
+/** Where an entry comes from upstream, and its times. */
+export interface EntryPosition {
+  offset: number;
+  sequence: number;
+  eventTime: number;
+  timestamp: number;
+}
+
 const HEADER_BYTES = 5;
-const ENTRY_FIXED_BYTES = 8 + 4 + 8 + 1 + 4 + 4;
+const ENTRY_FIXED_BYTES = 8 + 4 + 8 + 8 + 1 + 4 + 4;
 const encoder = new TextEncoder();
 
 class OpenBlock {
@@ -98,9 +110,7 @@ export class BlockWriter {
    */
   add(
     keyOrText: Uint8Array | string,
-    offset: number,
-    sequence: number,
-    eventTime: number,
+    at: EntryPosition,
     encoding: ValueEncoding,
     payload: string | Uint8Array | null,
   ): void {
@@ -117,13 +127,14 @@ export class BlockWriter {
     block.ensure(ENTRY_FIXED_BYTES + key.length + payloadMax);
     const { view, buf } = block;
     let pos = block.pos;
-    view.setFloat64(pos, offset, true);
-    view.setUint32(pos + 8, sequence, true);
-    view.setFloat64(pos + 12, eventTime, true);
-    view.setUint8(pos + 20, ENCODING_CODES[encoding]);
-    view.setInt32(pos + 21, key.length, true);
-    buf.set(key, pos + 25);
-    pos += 25 + key.length;
+    view.setFloat64(pos, at.offset, true);
+    view.setUint32(pos + 8, at.sequence, true);
+    view.setFloat64(pos + 12, at.eventTime, true);
+    view.setFloat64(pos + 20, at.timestamp, true);
+    view.setUint8(pos + 28, ENCODING_CODES[encoding]);
+    view.setInt32(pos + 29, key.length, true);
+    buf.set(key, pos + 33);
+    pos += 33 + key.length;
     if (payload === null) {
       view.setInt32(pos, -1, true);
       pos += 4;
@@ -157,13 +168,13 @@ export class BlockWriter {
 
 /** Entries of a block, or undefined when `data` is not a block of a known version. */
 export function blockEntryCount(data: Uint8Array | null): number | undefined {
-  if (data === null || data.length < HEADER_BYTES || data[0] !== BLOCK_VERSION) return undefined;
+  if (data === null || data.length < HEADER_BYTES || (data[0] !== BLOCK_VERSION && data[0] !== V1)) return undefined;
   return new DataView(data.buffer, data.byteOffset, data.length).getUint32(1, true);
 }
 
 /**
  * How many records some repartition-topic records hold: a block its entries, a control record
- * (upstream stream time) none, a record of the per-record format one.
+ * (upstream stream time) none, anything else one (it will be dead-lettered as it is).
  */
 export function repartitionRecords(
   records: ReadonlyArray<{ value: Uint8Array | null; headers: ReadonlyArray<readonly [string, unknown]> }>,
@@ -185,7 +196,12 @@ export function repartitionRecords(
 /** Iterates a block's entries; keys and values are views. Throws BlockFormatError on a malformed block. */
 export function* readBlock(data: Uint8Array | null): Generator<BlockEntry> {
   if (data === null || data.length < HEADER_BYTES) throw new BlockFormatError('block is empty or truncated');
-  if (data[0] !== BLOCK_VERSION) throw new BlockFormatError(`block version ${data[0]} is not ${BLOCK_VERSION}`);
+  const version = data[0];
+  if (version !== BLOCK_VERSION && version !== V1) {
+    throw new BlockFormatError(`block version ${version} is not ${V1} or ${BLOCK_VERSION}`);
+  }
+  const withTimestamp = version !== V1;
+  const fixed = withTimestamp ? 29 : 21;
   const view = new DataView(data.buffer, data.byteOffset, data.length);
   const count = view.getUint32(1, true);
   let pos = HEADER_BYTES;
@@ -200,16 +216,18 @@ export function* readBlock(data: Uint8Array | null): Generator<BlockEntry> {
     return out;
   };
   for (let i = 0; i < count; i++) {
-    if (pos + 21 > data.length) throw new BlockFormatError('block is truncated');
+    if (pos + fixed > data.length) throw new BlockFormatError('block is truncated');
     const offset = view.getFloat64(pos, true);
     const sequence = view.getUint32(pos + 8, true);
     const eventTime = view.getFloat64(pos + 12, true);
-    const encoding = ENCODINGS[view.getUint8(pos + 20)];
-    if (encoding === undefined) throw new BlockFormatError(`unknown value encoding ${view.getUint8(pos + 20)}`);
-    pos += 21;
+    const timestamp = withTimestamp ? view.getFloat64(pos + 20, true) : undefined;
+    const code = view.getUint8(pos + fixed - 1);
+    const encoding = ENCODINGS[code];
+    if (encoding === undefined) throw new BlockFormatError(`unknown value encoding ${code}`);
+    pos += fixed;
     const key = bytes();
     const value = bytes();
-    yield { offset, sequence, eventTime, encoding, key, value };
+    yield { offset, sequence, eventTime, timestamp, encoding, key, value };
   }
   if (pos !== data.length) throw new BlockFormatError(`${data.length - pos} bytes after the last entry`);
 }

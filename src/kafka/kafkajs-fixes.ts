@@ -14,7 +14,7 @@
  */
 import { createRequire } from 'node:module';
 import type { ICustomPartitioner, Message, PartitionMetadata } from 'kafkajs';
-import { partitionFor } from '../pool/repartition-block.ts';
+import { partitionFor } from '../wire/repartition-block.ts';
 
 const require = createRequire(import.meta.url);
 const FIXED_FOR = '2.2.4';

@@ -1,0 +1,224 @@
+/**
+ * What every task does to one input record before its role takes over: check its size, decode its
+ * value, extract its event time and run the stage's operators. Failures are `RecordFailure`s with
+ * the code their dead letter carries.
+ */
+import { describeError, type ErrorCode } from '../errors.ts';
+import { type Format, type JobPlan, type Op, type RecordMeta } from '../job/plan.ts';
+import { type CodecRecord } from '../wire/record-codec.ts';
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+const utf8Lenient = new TextDecoder();
+const encoder = new TextEncoder();
+
+/** One record refused: dead-lettered with `errorCode`, and the batch goes on. */
+export class RecordFailure extends Error {
+  readonly errorCode: ErrorCode;
+  constructor(errorCode: ErrorCode, message: string) {
+    super(message);
+    this.errorCode = errorCode;
+  }
+}
+
+/** A poison pill's failure: the record is dead-lettered without running user code again. */
+export function poisonFailure(poison: { code: ErrorCode; message: string }): RecordFailure {
+  return new RecordFailure(poison.code, poison.message);
+}
+
+/** A record on its way through the operators. */
+export interface Element {
+  key: string | null;
+  value: unknown;
+  /** The Kafka key's original bytes while no keyBy changed it (binary keys pass through untouched). */
+  rawKey?: Uint8Array | null;
+}
+
+export type Runner = (input: Element) => Element[];
+
+export function keyBytes(el: Element): Uint8Array | null {
+  if (el.rawKey !== undefined) return el.rawKey;
+  return el.key === null ? null : encoder.encode(el.key);
+}
+
+export function decodeText(bytes: Uint8Array | null): string | null {
+  return bytes === null ? null : utf8Lenient.decode(bytes);
+}
+
+function callOp(op: Op, value: unknown): unknown {
+  try {
+    return op.fn(value);
+  } catch (error) {
+    throw new RecordFailure('SLUICE_USER_CODE_FAILED', `${op.label} threw ${describeError(error)}`);
+  }
+}
+
+function keyOf(op: Op, out: unknown): string {
+  if (typeof out !== 'string' && typeof out !== 'number') {
+    throw new RecordFailure('SLUICE_USER_CODE_FAILED', `${op.label} returned ${typeof out}, not a string or number`);
+  }
+  return String(out);
+}
+
+function applyOps(ops: readonly Op[], input: Element): Element[] {
+  let current: Element[] = [input];
+  for (const op of ops) {
+    const next: Element[] = [];
+    for (const el of current) {
+      const out = callOp(op, el.value);
+      switch (op.kind) {
+        case 'map':
+          next.push({ ...el, value: out });
+          break;
+        case 'filter':
+          if (out) next.push(el);
+          break;
+        case 'flatMap':
+          if (out === null || typeof out !== 'object' || !(Symbol.iterator in out)) {
+            throw new RecordFailure('SLUICE_USER_CODE_FAILED', `${op.label} did not return an iterable`);
+          }
+          try {
+            for (const v of out as Iterable<unknown>) next.push({ ...el, value: v });
+          } catch (error) {
+            throw new RecordFailure('SLUICE_USER_CODE_FAILED', `${op.label} iteration threw ${describeError(error)}`);
+          }
+          break;
+        case 'keyBy':
+          next.push({ key: keyOf(op, out), value: el.value });
+          break;
+      }
+    }
+    current = next;
+    if (current.length === 0) break;
+  }
+  return current;
+}
+
+/** applyOps for pipelines without flatMap: one element at most, no arrays per operator. */
+function applyOneToOne(ops: readonly Op[], input: Element): Element[] {
+  let el = input;
+  for (const op of ops) {
+    const out = callOp(op, el.value);
+    if (op.kind === 'filter') {
+      if (!out) return [];
+    } else if (op.kind === 'map') el = { ...el, value: out };
+    else el = { key: keyOf(op, out), value: el.value };
+  }
+  return [el];
+}
+
+/** How a stage runs its operators, chosen once per task: without flatMap, no arrays per operator. */
+export function runnerFor(ops: readonly Op[]): Runner {
+  if (ops.length === 0) return (input) => [input];
+  if (ops.every((op) => op.kind !== 'flatMap')) return (input) => applyOneToOne(ops, input);
+  return (input) => applyOps(ops, input);
+}
+
+export function checkSize(key: Uint8Array | null, value: Uint8Array | null, maxRecordBytes: number): void {
+  const size = (key?.length ?? 0) + (value?.length ?? 0);
+  if (size > maxRecordBytes) {
+    throw new RecordFailure(
+      'SLUICE_RECORD_TOO_LARGE',
+      `record of ${size} bytes exceeds SLUICE_MAX_RECORD_BYTES (${maxRecordBytes})`,
+    );
+  }
+}
+
+/** A value as the job's format reads it: bytes as a Buffer, text, or parsed JSON. */
+export function deserialize(value: Uint8Array | null, format: Format): unknown {
+  if (format === 'bytes') return value === null ? null : Buffer.from(value.buffer, value.byteOffset, value.length);
+  if (value === null) throw new RecordFailure('SLUICE_DESERIALIZE_FAILED', 'record has no value');
+  let text: string;
+  try {
+    text = utf8.decode(value);
+  } catch {
+    throw new RecordFailure('SLUICE_DESERIALIZE_FAILED', 'value is not valid UTF-8');
+  }
+  if (format === 'string') return text;
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new RecordFailure('SLUICE_DESERIALIZE_FAILED', `value is not valid JSON: ${(error as Error).message}`);
+  }
+}
+
+/** An output value: strings as UTF-8, bytes as they are, `null` as a tombstone, anything else as JSON. */
+export function encodeValue(value: unknown): Uint8Array | null {
+  if (value === null) return null;
+  if (typeof value === 'string') return encoder.encode(value);
+  if (value instanceof Uint8Array) return value;
+  return encoder.encode(toJson(value));
+}
+
+export function toJson(value: unknown): string {
+  const json = JSON.stringify(value);
+  if (json === undefined) {
+    throw new RecordFailure('SLUICE_USER_CODE_FAILED', `result is not serialisable: ${typeof value}`);
+  }
+  return json;
+}
+
+/** The `meta` argument of an event-time extractor: key, offset and headers decoded on first read. */
+class LazyMeta implements RecordMeta {
+  readonly topic: string;
+  readonly partition: number;
+  readonly #record: CodecRecord;
+  #headers: Record<string, string> | undefined;
+
+  constructor(topic: string, partition: number, record: CodecRecord) {
+    this.topic = topic;
+    this.partition = partition;
+    this.#record = record;
+  }
+  get offset(): string {
+    return String(this.#record.offset);
+  }
+  get timestamp(): number {
+    return this.#record.timestamp;
+  }
+  get key(): string | null {
+    return decodeText(this.#record.key);
+  }
+  get headers(): Readonly<Record<string, string>> {
+    if (this.#headers === undefined) {
+      this.#headers = {};
+      for (const [name, v] of this.#record.headers) this.#headers[name] = utf8Lenient.decode(v);
+    }
+    return this.#headers;
+  }
+}
+
+export type EventTimeOf = (record: CodecRecord, value: unknown, batchTime: number) => number;
+
+/** How a task reads a record's event time, chosen once: batch time, the Kafka timestamp, or the extractor. */
+export function eventTimeFor(plan: JobPlan, topic: string, partition: number): EventTimeOf {
+  if (plan.window?.time === 'processing') return (_record, _value, batchTime) => batchTime;
+  const extract = plan.eventTime;
+  if (!extract) return (record) => record.timestamp;
+  // Most extractors take a field of the value and never declare `meta`: theirs decodes only what is read.
+  const plain = extract.length >= 2;
+  return (record, value) => {
+    const lazy = new LazyMeta(topic, partition, record);
+    const meta: RecordMeta = plain
+      ? {
+          topic,
+          partition,
+          offset: lazy.offset,
+          timestamp: lazy.timestamp,
+          key: lazy.key,
+          headers: lazy.headers,
+        }
+      : lazy;
+    let t: unknown;
+    try {
+      t = extract(value, meta);
+    } catch (error) {
+      throw new RecordFailure('SLUICE_USER_CODE_FAILED', `eventTime threw ${describeError(error)}`);
+    }
+    const ms = t instanceof Date ? t.getTime() : t;
+    if (typeof ms !== 'number' || !Number.isFinite(ms)) {
+      const shown = typeof t === 'number' ? String(t) : JSON.stringify(t);
+      throw new RecordFailure('SLUICE_USER_CODE_FAILED', `eventTime returned ${shown}, not a time`);
+    }
+    return ms;
+  };
+}

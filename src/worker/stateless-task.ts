@@ -1,0 +1,136 @@
+/**
+ * A partition of a job without a window: each record is decoded, run through the operators and its
+ * results are written out at once. The commit is the end of what was processed.
+ */
+import { type PartitionResult, type PartitionStart, type PartitionStats, type Poison } from '../pool/protocol.ts';
+import { readRecords, RecordWriter } from '../wire/record-codec.ts';
+import { DeadLetters } from './dead-letters.ts';
+import {
+  checkSize,
+  decodeText,
+  deserialize,
+  encodeValue,
+  eventTimeFor,
+  keyBytes,
+  poisonFailure,
+  runnerFor,
+  type EventTimeOf,
+  type Runner,
+} from './record-functions.ts';
+import { poisonIndex, type Task, type TaskContext } from './task.ts';
+
+export function emptyStats(): PartitionStats {
+  return {
+    recordsIn: 0,
+    recordsOut: 0,
+    late: 0,
+    dead: 0,
+    duplicates: 0,
+    replayed: 0,
+    openWindows: 0,
+    streamTime: null,
+  };
+}
+
+/** The end offset to commit, or null when it did not move since the last commit. */
+export class EndOffset {
+  #end: number;
+  #committed: number | undefined;
+  constructor(start: PartitionStart) {
+    this.#end = start.committedOffset ?? 0;
+  }
+  get end(): number {
+    return this.#end;
+  }
+  saw(offset: number): void {
+    if (offset + 1 > this.#end) this.#end = offset + 1;
+  }
+  commit(): { offset: number; metadata: null } | null {
+    if (this.#committed === this.#end) return null;
+    this.#committed = this.#end;
+    return { offset: this.#end, metadata: null };
+  }
+}
+
+export class StatelessTask implements Task {
+  readonly kind = 'stateless';
+  readonly topic: string;
+  readonly partition: number;
+  readonly openWindows = 0;
+  readonly #ctx: TaskContext;
+  readonly #run: Runner;
+  readonly #letters: DeadLetters;
+  readonly #end: EndOffset;
+  /** A keyBy replaces the key: the input's key is never read as text. */
+  readonly #keyReplaced: boolean;
+  /**
+   * The job's event-time extractor, run although no window needs the time: a record it refuses
+   * (throws, no time) is dead-lettered as in a windowed job, so the extractor validates the input.
+   */
+  readonly #eventTime: EventTimeOf | undefined;
+
+  constructor(ctx: TaskContext, topic: string, partition: number, start: PartitionStart) {
+    this.#ctx = ctx;
+    this.topic = topic;
+    this.partition = partition;
+    this.#run = runnerFor(ctx.plan.stage1);
+    this.#letters = new DeadLetters(ctx.plan.name);
+    this.#end = new EndOffset(start);
+    this.#keyReplaced = ctx.plan.stage1.some((op) => op.kind === 'keyBy');
+    this.#eventTime = ctx.plan.eventTime ? eventTimeFor(ctx.plan, topic, partition) : undefined;
+  }
+
+  process(
+    records: ArrayBuffer,
+    batchTime: number,
+    _wallNow: number,
+    _caughtUp: boolean,
+    poison?: readonly Poison[],
+  ): PartitionResult {
+    const { plan, maxRecordBytes, progress } = this.#ctx;
+    const pills = poisonIndex(poison);
+    const outputs = new RecordWriter();
+    const dead = [];
+    const stats = emptyStats();
+    for (const record of readRecords(records)) {
+      stats.recordsIn++;
+      this.#end.saw(record.offset);
+      try {
+        const pill = pills?.get(`${record.offset}:-1`);
+        if (pill) throw poisonFailure(pill);
+        progress.at(record.offset);
+        checkSize(record.key, record.value, maxRecordBytes);
+        const value = deserialize(record.value, plan.format);
+        this.#eventTime?.(record, value, batchTime);
+        const key = this.#keyReplaced ? null : decodeText(record.key);
+        for (const el of this.#run({ key, value, rawKey: record.key })) {
+          // The input's Kafka timestamp, not an event time: an old event time would make the
+          // output's time-based retention delete the record at once.
+          outputs.write(0, record.timestamp, keyBytes(el), encodeValue(el.value));
+        }
+      } catch (error) {
+        const origin = {
+          topic: this.topic,
+          partition: this.partition,
+          offset: record.offset,
+          timestamp: record.timestamp,
+        };
+        dead.push(this.#letters.failure(record, origin, error));
+      }
+    }
+    stats.recordsOut = outputs.count;
+    stats.dead = dead.length;
+    return {
+      topic: this.topic,
+      partition: this.partition,
+      outputs: outputs.finish(),
+      outputCount: outputs.count,
+      repartition: [],
+      repartitionCount: 0,
+      dead,
+      watermark: null,
+      commit: this.#end.commit(),
+      stats,
+    };
+  }
+}

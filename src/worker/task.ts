@@ -1,0 +1,77 @@
+/**
+ * A task is one partition's processing inside a worker thread (Kafka Streams' StreamTask): it owns
+ * the partition's state and turns a batch of its records into outputs, repartition blocks, dead
+ * letters and the offset to commit. Its role is chosen once, from the plan and the partition's
+ * topic — never by flags checked per record:
+ *
+ * - `stateless`: no window; each result is published as it is computed.
+ * - `windowed`: a window without re-keying; the input partition aggregates.
+ * - `shuffle-writer`: stage 1 of a re-keyed windowed job; writes repartition blocks and reports
+ *   its stream time downstream.
+ * - `shuffle-reader`: stage 2; reads the repartition topic's blocks and aggregates.
+ */
+import { type JobPlan } from '../job/plan.ts';
+import { type Progress } from '../pool/progress.ts';
+import { type PartitionResult, type Poison } from '../pool/protocol.ts';
+
+export type TaskKind = 'stateless' | 'windowed' | 'shuffle-writer' | 'shuffle-reader';
+
+export function taskKindFor(plan: JobPlan, topic: string): TaskKind {
+  if (plan.repartitionTopic !== undefined) return topic === plan.repartitionTopic ? 'shuffle-reader' : 'shuffle-writer';
+  return plan.window !== undefined ? 'windowed' : 'stateless';
+}
+
+/**
+ * Whether a partition of this kind takes part in every batch, records or not: aggregating tasks
+ * (idle advancement closes windows when traffic stops) once their state is rebuilt, and shuffle
+ * writers (they report their stream time downstream).
+ */
+export function tickFor(kind: TaskKind): 'never' | 'after-start' | 'always' {
+  switch (kind) {
+    case 'stateless':
+      return 'never';
+    case 'shuffle-writer':
+      return 'always';
+    case 'windowed':
+    case 'shuffle-reader':
+      return 'after-start';
+  }
+}
+
+/** What every task of a worker shares. */
+export interface TaskContext {
+  plan: JobPlan;
+  maxRecordBytes: number;
+  /** Every input partition (`topic:partition`): the upstream sources of a shuffle reader. */
+  sources: readonly string[];
+  /** Partitions of the repartition topic (a shuffle writer chooses among them). */
+  repartitionPartitions: number;
+  /** Where the worker is: set before user code runs for each record. */
+  progress: Progress;
+}
+
+export interface Task {
+  readonly kind: TaskKind;
+  readonly topic: string;
+  readonly partition: number;
+  readonly openWindows: number;
+  /**
+   * Processes one batch of the partition's packed records. `caughtUp`: nothing else is waiting for
+   * the partition, so it may be idle (see PartitionWork). `poison`: records not to run again.
+   */
+  process(
+    records: ArrayBuffer,
+    batchTime: number,
+    wallNow: number,
+    caughtUp: boolean,
+    poison?: readonly Poison[],
+  ): PartitionResult;
+}
+
+/** Poison pills by position (`offset:sub`), or undefined when there are none. */
+export type PoisonIndex = Map<string, Poison> | undefined;
+
+export function poisonIndex(poison: readonly Poison[] | undefined): PoisonIndex {
+  if (!poison || poison.length === 0) return undefined;
+  return new Map(poison.map((p) => [`${p.offset}:${p.sub}`, p]));
+}

@@ -1,0 +1,69 @@
+/**
+ * A partition of a windowed job without re-keying: the group key is the Kafka key, the input
+ * partition aggregates, and its stream time is the largest event time it has seen.
+ */
+import { type DeadLetter, type PartitionResult, type PartitionStart, type Poison } from '../pool/protocol.ts';
+import { readRecords } from '../wire/record-codec.ts';
+import { AggregatingTask } from './aggregating-task.ts';
+import {
+  checkSize,
+  decodeText,
+  deserialize,
+  eventTimeFor,
+  poisonFailure,
+  runnerFor,
+  type EventTimeOf,
+  type Runner,
+} from './record-functions.ts';
+import { poisonIndex, type Task, type TaskContext } from './task.ts';
+
+export class WindowedTask extends AggregatingTask implements Task {
+  readonly kind = 'windowed';
+  readonly #run: Runner;
+  readonly #eventTime: EventTimeOf;
+
+  constructor(ctx: TaskContext, topic: string, partition: number, start: PartitionStart) {
+    super(ctx, topic, partition, start, false);
+    this.#run = runnerFor(ctx.plan.stage1);
+    this.#eventTime = eventTimeFor(ctx.plan, topic, partition);
+  }
+
+  process(
+    records: ArrayBuffer,
+    batchTime: number,
+    wallNow: number,
+    caughtUp: boolean,
+    poison?: readonly Poison[],
+  ): PartitionResult {
+    const { plan, maxRecordBytes, progress } = this.ctx;
+    const pills = poisonIndex(poison);
+    const dead: DeadLetter[] = [];
+    const stats = this.newStats();
+    for (const record of readRecords(records)) {
+      stats.recordsIn++;
+      const replay = this.saw(record.offset);
+      if (replay) stats.replayed++;
+      const origin = {
+        topic: this.topic,
+        partition: this.partition,
+        offset: record.offset,
+        timestamp: record.timestamp,
+      };
+      try {
+        const pill = pills?.get(`${record.offset}:-1`);
+        if (pill) throw poisonFailure(pill);
+        progress.at(record.offset);
+        checkSize(record.key, record.value, maxRecordBytes);
+        const value = deserialize(record.value, plan.format);
+        const eventTime = this.#eventTime(record, value, batchTime);
+        for (const el of this.#run({ key: decodeText(record.key), value, rawKey: record.key })) {
+          const late = this.addToWindows(el, eventTime, record, origin, wallNow, replay, stats);
+          if (late) dead.push(late);
+        }
+      } catch (error) {
+        if (!replay) dead.push(this.letters.failure(record, origin, error)); // else: dead-lettered before the restart
+      }
+    }
+    return this.finish(dead, stats, wallNow, caughtUp, true);
+  }
+}
