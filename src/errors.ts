@@ -8,7 +8,6 @@ export const ErrorCodes = [
   'SLUICE_JOB_INVALID',
   'SLUICE_JOB_LOAD_FAILED',
   'SLUICE_USER_CODE_FAILED',
-  'SLUICE_USER_CODE_TIMEOUT',
   'SLUICE_DESERIALIZE_FAILED',
   'SLUICE_RECORD_TOO_LARGE',
   'SLUICE_LATE_RECORD',
@@ -17,6 +16,7 @@ export const ErrorCodes = [
   'SLUICE_KAFKA_AUTH_FAILED',
   'SLUICE_ILLEGAL_STATE',
   'SLUICE_SHUTDOWN_TIMEOUT',
+  'SLUICE_USER_CODE_TIMEOUT',
   'SLUICE_BATCH_FAILED',
   'SLUICE_FATAL',
 ] as const;
@@ -77,14 +77,6 @@ export class UserCodeError extends SluiceError {
   }
 }
 
-/** User code ran longer than SLUICE_RECORD_TIMEOUT on one record: its worker was replaced. */
-export class UserCodeTimeoutError extends SluiceError {
-  static readonly code = 'SLUICE_USER_CODE_TIMEOUT';
-  constructor(message: string, cause?: unknown) {
-    super(UserCodeTimeoutError.code, message, { cause, retryable: true });
-  }
-}
-
 export class DeserializeError extends SluiceError {
   static readonly code = 'SLUICE_DESERIALIZE_FAILED';
   constructor(message: string, cause?: unknown) {
@@ -120,21 +112,49 @@ export class IllegalStateError extends SluiceError {
   }
 }
 
-/** Some workers failed their part of a batch: every one's error is kept. */
-export class BatchFailedError extends SluiceError {
-  static readonly code = 'SLUICE_BATCH_FAILED';
-  readonly errors: readonly Error[];
-  constructor(errors: readonly Error[]) {
-    super(
-      BatchFailedError.code,
-      `${errors.length} worker(s) failed: ${errors.map((e) => `[${(e as { code?: string }).code ?? e.name}] ${e.message}`).join('; ')}`,
-      { retryable: errors.every((e) => isRetryable(e)) },
-    );
-    this.errors = errors;
+/**
+ * User code did not finish a batch within the worker's deadline. Not retryable: the record that hangs
+ * would hang again, so it is dead-lettered with this code (a poison pill).
+ */
+export class UserCodeTimeoutError extends SluiceError {
+  static readonly code = 'SLUICE_USER_CODE_TIMEOUT';
+  constructor(message: string, cause?: unknown) {
+    super(UserCodeTimeoutError.code, message, { cause });
   }
 }
 
-/** The batch loop or the consumer failed in a way it cannot recover from: the process must restart. */
+/** Summaries of a fan-out failure name at most this many of its errors (all are kept in `errors`). */
+const SUMMARISED_ERRORS = 5;
+
+/**
+ * A fan-out (one batch over several workers) in which one or more parts failed. Like Node's
+ * `AggregateError` it keeps every failure in `errors`, not just the first, and its message
+ * summarises them with their codes. Retryable only when every failure is: retrying the batch
+ * cannot help if one part fails for good.
+ */
+export class BatchFailedError extends SluiceError {
+  static readonly code = 'SLUICE_BATCH_FAILED';
+  readonly errors: Error[];
+
+  /** @param summary what failed, e.g. `batch 12`; the message continues with the failures. */
+  constructor(errors: Iterable<unknown>, summary = 'batch failed', options: { cause?: unknown } = {}) {
+    const list = Array.from(errors, (e) => (e instanceof Error ? e : new Error(describeError(e), { cause: e })));
+    const shown = list.slice(0, SUMMARISED_ERRORS).map(describeWithCode);
+    if (list.length > shown.length) shown.push(`and ${list.length - shown.length} more`);
+    const count = `${list.length} ${list.length === 1 ? 'failure' : 'failures'}`;
+    const message = shown.length > 0 ? `${summary}: ${count}: ${shown.join('; ')}` : `${summary}: ${count}`;
+    super(BatchFailedError.code, message, {
+      cause: options.cause,
+      retryable: list.length > 0 && list.every((e) => isRetryable(e)),
+    });
+    this.errors = list;
+  }
+}
+
+/**
+ * An unexpected failure of the batch loop or the consumer, after which the process cannot go on:
+ * it exits and the orchestrator restarts it (the committed offsets say where to resume).
+ */
 export class FatalError extends SluiceError {
   static readonly code = 'SLUICE_FATAL';
   constructor(message: string, cause?: unknown) {
@@ -144,11 +164,90 @@ export class FatalError extends SluiceError {
 
 /** True for errors made by Sluice, even when created in another thread's copy of this module. */
 export function isSluiceError(error: unknown): error is SluiceError {
-  return typeof error === 'object' && error !== null && (error as Record<symbol, unknown>)[brand] === true;
+  if (typeof error !== 'object' || error === null) return false;
+  try {
+    return (error as Record<symbol, unknown>)[brand] === true;
+  } catch {
+    return false; // a revoked proxy or a throwing trap
+  }
 }
 
+/** How deep {@link findErrorBy} follows `cause` and `errors`, and how many values it looks at in all. */
+const MAX_SEARCH_DEPTH = 16;
+const MAX_SEARCH_VISITS = 1000;
+
+/** Reads a property of any value without letting a throwing getter or proxy trap escape. */
+function read(value: object, key: string): unknown {
+  try {
+    return (value as Record<string, unknown>)[key];
+  } catch {
+    return undefined;
+  }
+}
+
+/** What an error wraps: its `cause`, then the `errors` of an aggregate; empty for anything unreadable. */
+function nested(value: object): unknown[] {
+  const inner: unknown[] = [];
+  const cause = read(value, 'cause');
+  if (cause !== undefined) inner.push(cause);
+  const errors = read(value, 'errors');
+  try {
+    if (Array.isArray(errors)) inner.push(...errors.slice(0, MAX_SEARCH_VISITS));
+  } catch {
+    // A revoked proxy or a throwing array-like: nothing to follow.
+  }
+  return inner;
+}
+
+/** `[code] message` (foreign errors: `[code] Name: message`), on one line, for summaries. */
+function describeWithCode(error: Error): string {
+  const code = isSluiceError(error) ? error.code : read(error, 'code');
+  const text = isSluiceError(error) ? String(read(error, 'message')) : describeError(error);
+  const line = (typeof code === 'string' ? `[${code}] ${text}` : text).replace(/\s*\n\s*/g, ' ');
+  return line.length > 300 ? `${line.slice(0, 299)}…` : line;
+}
+
+/**
+ * The first value, nearest first (breadth-first), among `error`, its `cause` chain and the `errors`
+ * of aggregates (`AggregateError`, {@link BatchFailedError}, foreign errors shaped alike) for which
+ * `predicate` holds. Total: safe on any thrown value, on cycles, on throwing getters, and on a
+ * predicate that throws (that value does not match); bounded in depth and in values visited.
+ */
+export function findErrorBy<T>(error: unknown, predicate: (candidate: unknown) => candidate is T): T | undefined;
+export function findErrorBy(error: unknown, predicate: (candidate: unknown) => boolean): unknown;
+export function findErrorBy(error: unknown, predicate: (candidate: unknown) => boolean): unknown {
+  const seen = new Set<unknown>();
+  const queue: Array<{ value: unknown; depth: number }> = [{ value: error, depth: 0 }];
+  for (let i = 0; i < queue.length && i < MAX_SEARCH_VISITS; i++) {
+    const { value, depth } = queue[i]!;
+    if (seen.has(value)) continue;
+    seen.add(value);
+    let matches = false;
+    try {
+      matches = predicate(value);
+    } catch {
+      // A predicate that cannot judge a value does not match it.
+    }
+    if (matches) return value;
+    if ((typeof value !== 'object' && typeof value !== 'function') || value === null || depth >= MAX_SEARCH_DEPTH) {
+      continue;
+    }
+    for (const inner of nested(value)) {
+      if (queue.length >= MAX_SEARCH_VISITS) break;
+      queue.push({ value: inner, depth: depth + 1 });
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Whether retrying may help, decided by the nearest Sluice error in `error`, its causes and its
+ * aggregated errors ({@link findErrorBy}); false when there is none (a foreign error is not known to
+ * be transient).
+ */
 export function isRetryable(error: unknown): boolean {
-  return isSluiceError(error) ? error.retryable : false;
+  const found = findErrorBy(error, isSluiceError);
+  return found !== undefined && read(found, 'retryable') === true;
 }
 
 export interface SerializedError {
@@ -158,38 +257,66 @@ export interface SerializedError {
   stack?: string;
   retryable?: boolean;
   cause?: SerializedError;
+  /** The errors of an aggregate (`AggregateError`, {@link BatchFailedError}). */
+  errors?: SerializedError[];
 }
 
+/**
+ * How deep causes and aggregated errors are serialized, and how many errors in all: nested aggregates
+ * would otherwise multiply (100 errors of 100 errors…) in what crosses the thread boundary.
+ */
+const SERIALIZED_DEPTH = 5;
+const SERIALIZED_ERRORS = 200;
+
+/**
+ * The plain-data form of any thrown value, for `postMessage`. An error met a second time (a cycle,
+ * or one error in two places) is written again without what it wraps.
+ */
 export function serializeError(error: unknown, depth = 0): SerializedError {
-  if (error instanceof Error) {
-    const code = (error as { code?: unknown }).code;
-    const cause = (error as { cause?: unknown }).cause;
-    return {
-      name: error.name,
-      message: error.message,
-      ...(typeof code === 'string' ? { code } : {}),
-      ...(error.stack ? { stack: error.stack } : {}),
-      ...(isSluiceError(error) ? { retryable: error.retryable } : {}),
-      ...(cause !== undefined && depth < 5 ? { cause: serializeError(cause, depth + 1) } : {}),
-    };
+  return serializeWithin(error, depth, { left: SERIALIZED_ERRORS, seen: new Set() });
+}
+
+function serializeWithin(error: unknown, depth: number, budget: { left: number; seen: Set<unknown> }): SerializedError {
+  budget.left--;
+  if (!(error instanceof Error)) return { name: 'Error', message: String(error) };
+  const code = (error as { code?: unknown }).code;
+  const cause = (error as { cause?: unknown }).cause;
+  const errors = (error as { errors?: unknown }).errors;
+  const followed = depth < SERIALIZED_DEPTH && !budget.seen.has(error);
+  budget.seen.add(error);
+  const data: SerializedError = {
+    name: error.name,
+    message: error.message,
+    ...(typeof code === 'string' ? { code } : {}),
+    ...(error.stack ? { stack: error.stack } : {}),
+    ...(isSluiceError(error) ? { retryable: error.retryable } : {}),
+  };
+  if (followed && cause !== undefined && budget.left > 0) data.cause = serializeWithin(cause, depth + 1, budget);
+  if (followed && Array.isArray(errors)) {
+    data.errors = [];
+    for (const inner of errors) {
+      if (budget.left <= 0) break;
+      data.errors.push(serializeWithin(inner, depth + 1, budget));
+    }
   }
-  return { name: 'Error', message: String(error) };
+  return data;
 }
 
 const codes = new Set<string>(ErrorCodes);
 
 /** How each Sluice error class is rebuilt on the other side of a thread boundary. */
-const rebuild: Record<string, (message: string, cause: Error | undefined) => SluiceError> = {
+const rebuild: Record<string, (message: string, cause: Error | undefined, errors: Error[]) => SluiceError> = {
   ConfigError: (m) => Object.assign(new ConfigError([m]), { message: m }),
   JobValidationError: (m) => Object.assign(new JobValidationError([m]), { message: m }),
   JobLoadError: (m, c) => new JobLoadError(m, c),
   UserCodeError: (m, c) => new UserCodeError(m, c),
-  UserCodeTimeoutError: (m, c) => new UserCodeTimeoutError(m, c),
   DeserializeError: (m, c) => new DeserializeError(m, c),
   WorkerCrashedError: (m, c) => new WorkerCrashedError(m, c),
   KafkaError: (m, c) => new KafkaError(m, c),
   KafkaAuthError: (m, c) => new KafkaAuthError(m, c),
   IllegalStateError: (m) => new IllegalStateError(m),
+  UserCodeTimeoutError: (m, c) => new UserCodeTimeoutError(m, c),
+  BatchFailedError: (m, c, e) => Object.assign(new BatchFailedError(e, m, { cause: c }), { message: m }),
   FatalError: (m, c) => new FatalError(m, c),
 };
 
@@ -199,10 +326,11 @@ const rebuild: Record<string, (message: string, cause: Error | undefined) => Slu
  */
 export function deserializeError(data: SerializedError): Error {
   const cause = data.cause ? deserializeError(data.cause) : undefined;
+  const errors = data.errors?.map(deserializeError);
   let error: Error;
   const make = rebuild[data.name];
   if (make && data.code !== undefined && codes.has(data.code)) {
-    error = make(data.message, cause);
+    error = make(data.message, cause, errors ?? []);
     if (data.retryable !== undefined) Object.defineProperty(error, 'retryable', { value: data.retryable });
   } else if (data.code !== undefined && codes.has(data.code)) {
     error = new SluiceError(data.code as ErrorCode, data.message, {
@@ -210,10 +338,16 @@ export function deserializeError(data: SerializedError): Error {
       ...(data.retryable !== undefined ? { retryable: data.retryable } : {}),
     });
     error.name = data.name;
+  } else if (errors) {
+    // A foreign aggregate stays an AggregateError, under its own name.
+    error = Object.assign(new AggregateError(errors, data.message, cause ? { cause } : undefined), { name: data.name });
+    if (data.code !== undefined) Object.assign(error, { code: data.code });
   } else {
     error = Object.assign(new Error(data.message, cause ? { cause } : undefined), { name: data.name });
     if (data.code !== undefined) Object.assign(error, { code: data.code });
   }
+  // A Sluice error of a class this side does not know keeps its aggregated errors too.
+  if (errors && !('errors' in error)) Object.defineProperty(error, 'errors', { value: errors, enumerable: true });
   if (data.stack) error.stack = data.stack;
   return error;
 }

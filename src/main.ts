@@ -10,8 +10,9 @@ import { describeError, isSluiceError } from './errors.ts';
 const USAGE = 'usage: sluice run <job-module>\n  Configuration comes from environment variables (see README).';
 
 function fail(message: string, code = 1): never {
-  // One clear line, no stack trace: start-up errors are configuration errors.
-  process.stderr.write(`sluice: ${message}\n`);
+  // One clear line, no stack trace: start-up errors are configuration errors. Messages of foreign
+  // errors (a compiler's, a client library's) may span lines: fold them.
+  process.stderr.write(`sluice: ${message.replace(/\s*\n\s*/g, ' ').trim()}\n`);
   process.exit(code);
 }
 

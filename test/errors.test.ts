@@ -2,11 +2,14 @@
 import { describe, expect, test } from '@jest/globals';
 import type * as errors from '../src/errors.ts';
 import {
+  BatchFailedError,
   ConfigError,
   describeError,
   DeserializeError,
   deserializeError,
   ErrorCodes,
+  FatalError,
+  findErrorBy,
   IllegalStateError,
   isRetryable,
   isSluiceError,
@@ -14,9 +17,11 @@ import {
   JobValidationError,
   KafkaAuthError,
   KafkaError,
+  type SerializedError,
   serializeError,
   SluiceError,
   UserCodeError,
+  UserCodeTimeoutError,
   WorkerCrashedError,
 } from '../src/errors.ts';
 
@@ -37,6 +42,9 @@ describe('error classes', () => {
       [new KafkaError('m'), 'KafkaError', 'SLUICE_KAFKA_FAILED'],
       [new KafkaAuthError('m'), 'KafkaAuthError', 'SLUICE_KAFKA_AUTH_FAILED'],
       [new IllegalStateError('m'), 'IllegalStateError', 'SLUICE_ILLEGAL_STATE'],
+      [new UserCodeTimeoutError('m'), 'UserCodeTimeoutError', 'SLUICE_USER_CODE_TIMEOUT'],
+      [new BatchFailedError([new Error('m')]), 'BatchFailedError', 'SLUICE_BATCH_FAILED'],
+      [new FatalError('m'), 'FatalError', 'SLUICE_FATAL'],
     ];
     for (const [error, name, code] of cases) {
       expect(error.name).toBe(name);
@@ -65,6 +73,131 @@ describe('error classes', () => {
   });
 });
 
+describe('BatchFailedError: every failure of a fan-out, AggregateError-style', () => {
+  const user = new UserCodeError('map#1 threw');
+  const crash = new WorkerCrashedError('worker 2 exited with code 1');
+  const foreign = Object.assign(new Error('connect failed'), { code: 'ECONNREFUSED' });
+
+  test('keeps every error, in order, and names each with its code in the message', () => {
+    const error = new BatchFailedError([user, crash, foreign, new TypeError('t')], 'batch 12 failed');
+    expect(error.errors).toEqual([user, crash, foreign, expect.any(TypeError)]);
+    expect(error.errors[0]).toBe(user);
+    expect(error.message).toBe(
+      'batch 12 failed: 4 failures: [SLUICE_USER_CODE_FAILED] map#1 threw; ' +
+        '[SLUICE_WORKER_CRASHED] worker 2 exited with code 1; [ECONNREFUSED] Error: connect failed; TypeError: t',
+    );
+  });
+
+  test('the message stays one bounded line: at most 5 errors shown, newlines folded', () => {
+    const many = Array.from({ length: 8 }, (_, i) => new UserCodeError(`part ${i}\nsecond line`));
+    const error = new BatchFailedError(many);
+    expect(error.errors).toHaveLength(8);
+    expect(error.message).toMatch(/^batch failed: 8 failures: \[SLUICE_USER_CODE_FAILED\] part 0 second line; /);
+    expect(error.message).toMatch(/part 4 second line; and 3 more$/);
+    expect(error.message).not.toContain('\n');
+    expect(new BatchFailedError([new Error('x'.repeat(5000))]).message.length).toBeLessThan(400);
+  });
+
+  test('thrown non-errors become Errors (the value kept as cause); an iterable is accepted', () => {
+    const error = new BatchFailedError(new Set(['text', 42]));
+    expect(error.errors.map((e) => e.message)).toEqual(['text', '42']);
+    expect(error.errors[1]!.cause).toBe(42);
+    expect(error.errors.every((e) => e instanceof Error)).toBe(true);
+  });
+
+  test('retryable only if every failure is', () => {
+    expect(isRetryable(new BatchFailedError([crash, new KafkaError('k')]))).toBe(true);
+    expect(new BatchFailedError([crash, new KafkaError('k')]).retryable).toBe(true);
+    expect(isRetryable(new BatchFailedError([crash, user]))).toBe(false);
+    expect(isRetryable(new BatchFailedError([crash, foreign]))).toBe(false);
+    expect(isRetryable(new BatchFailedError([]))).toBe(false);
+    // A failure is judged like isRetryable judges it: through its causes.
+    expect(isRetryable(new BatchFailedError([new Error('wrapped', { cause: crash })]))).toBe(true);
+  });
+
+  test('a cause may be given', () => {
+    const cause = new Error('scheduler');
+    expect(new BatchFailedError([user], 'batch 3 failed', { cause }).cause).toBe(cause);
+  });
+});
+
+describe('findErrorBy', () => {
+  const isCode = (code: string) => (e: unknown) => isSluiceError(e) && e.code === code;
+
+  test('finds the error itself, along cause chains and inside errors arrays (AggregateError and ours)', () => {
+    const crash = new WorkerCrashedError('crash');
+    expect(findErrorBy(crash, isSluiceError)).toBe(crash);
+    const chain = new Error('a', { cause: new Error('b', { cause: crash }) });
+    expect(findErrorBy(chain, isSluiceError)).toBe(crash);
+    const aggregate = new AggregateError([new Error('x'), new Error('y', { cause: crash })], 'many');
+    expect(findErrorBy(aggregate, isSluiceError)).toBe(crash);
+    const timeout = new UserCodeTimeoutError('slow');
+    const batch = new BatchFailedError([new Error('x'), new AggregateError([timeout])]);
+    expect(findErrorBy(batch, isCode('SLUICE_USER_CODE_TIMEOUT'))).toBe(timeout);
+    expect(findErrorBy(batch, isCode('SLUICE_FATAL'))).toBeUndefined();
+    // Foreign aggregates shaped like AggregateError (a plain `errors` array) are searched too.
+    expect(findErrorBy({ errors: [{ cause: timeout }] }, isSluiceError)).toBe(timeout);
+  });
+
+  test('nearest first: a shallow match wins over a deeper one found earlier in a depth-first walk', () => {
+    const deep = new KafkaError('deep');
+    const shallow = new UserCodeError('shallow');
+    const error = new AggregateError([new Error('first', { cause: new Error('x', { cause: deep }) }), shallow]);
+    expect(findErrorBy(error, isSluiceError)).toBe(shallow);
+    expect(isRetryable(error)).toBe(false);
+  });
+
+  test('any value may match, not only errors; the predicate is typed', () => {
+    expect(findErrorBy(new Error('x', { cause: 'text' }), (v) => v === 'text')).toBe('text');
+    const found = findErrorBy(new Error('x', { cause: new FatalError('f') }), isSluiceError);
+    expect(found?.code).toBe('SLUICE_FATAL');
+  });
+
+  test('total: cycles, depth, huge aggregates, throwing getters and proxies, throwing predicates', () => {
+    const a = new Error('a');
+    const b = new Error('b', { cause: a });
+    Object.assign(a, { cause: b, errors: [a, b] });
+    expect(findErrorBy(a, isSluiceError)).toBeUndefined();
+
+    let deep: unknown = new KafkaError('bottom');
+    for (let i = 0; i < 1000; i++) deep = new Error(`level ${i}`, { cause: deep });
+    expect(findErrorBy(deep, isSluiceError)).toBeUndefined(); // beyond the depth limit: not followed
+    let shallow: unknown = new KafkaError('bottom');
+    for (let i = 0; i < 10; i++) shallow = new Error(`level ${i}`, { cause: shallow });
+    expect(isRetryable(shallow)).toBe(true);
+
+    const huge = new AggregateError(Array.from({ length: 20_000 }, (_, i) => new Error(String(i))));
+    expect(findErrorBy(huge, isSluiceError)).toBeUndefined();
+
+    const getter = Object.defineProperty(new Error('g'), 'cause', {
+      get() {
+        throw new Error('getter');
+      },
+    });
+    expect(findErrorBy(getter, isSluiceError)).toBeUndefined();
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    expect(findErrorBy(proxy, isSluiceError)).toBeUndefined();
+    expect(isSluiceError(proxy)).toBe(false);
+    expect(isRetryable(new AggregateError([proxy, new WorkerCrashedError('w')]))).toBe(true);
+    const trap = new Proxy(new Error('p'), {
+      get() {
+        throw new Error('trap');
+      },
+    });
+    expect(findErrorBy(trap, isSluiceError)).toBeUndefined();
+    expect(
+      findErrorBy(new Error('x', { cause: new KafkaError('k') }), (v) => {
+        if (!isSluiceError(v)) throw new Error('cannot judge');
+        return true;
+      }),
+    ).toBeInstanceOf(KafkaError);
+    for (const value of [null, undefined, 'text', 42, Symbol('s'), () => undefined, Object.create(null)]) {
+      expect(findErrorBy(value, isSluiceError)).toBeUndefined();
+    }
+  });
+});
+
 describe('isSluiceError / isRetryable', () => {
   test('retryable: worker crashes and Kafka failures by default; not user code, config, auth', () => {
     expect(isRetryable(new WorkerCrashedError('x'))).toBe(true);
@@ -74,6 +207,14 @@ describe('isSluiceError / isRetryable', () => {
     expect(isRetryable(new UserCodeError('x'))).toBe(false);
     expect(isRetryable(new ConfigError(['x']))).toBe(false);
     expect(isRetryable(new SluiceError('SLUICE_ILLEGAL_STATE', 'x', { retryable: true }))).toBe(true);
+  });
+
+  test('decided by the nearest Sluice error: a foreign wrapper or aggregate of a retryable error is retryable', () => {
+    expect(isRetryable(new Error('wrapper', { cause: new WorkerCrashedError('x') }))).toBe(true);
+    expect(isRetryable(new AggregateError([new Error('plain'), new KafkaError('x')]))).toBe(true);
+    expect(isRetryable(new UserCodeError('not retryable', new KafkaError('retryable cause')))).toBe(false);
+    expect(isRetryable(new UserCodeTimeoutError('x'))).toBe(false);
+    expect(isRetryable(new FatalError('x'))).toBe(false);
   });
 
   test('total on foreign values: never throws, always false', () => {
@@ -177,6 +318,79 @@ describe('serializeError / deserializeError', () => {
   test('round trip keeps a non-default retryable flag', () => {
     const fatal = new KafkaError('producer failed to connect', undefined, false);
     expect(isRetryable(acrossThreads(fatal))).toBe(false);
+  });
+
+  test('round trip of the new classes: UserCodeTimeoutError, FatalError (with cause), BatchFailedError', () => {
+    for (const original of [new UserCodeTimeoutError('map#1 exceeded 30000 ms'), new FatalError('loop died')]) {
+      const rebuilt = acrossThreads(original);
+      expect(rebuilt).toBeInstanceOf(original.constructor as new (...args: never[]) => Error);
+      expect((rebuilt as SluiceError).code).toBe(original.code);
+      expect(rebuilt.message).toBe(original.message);
+    }
+    const fatal = acrossThreads(new FatalError('consumer crashed', new TypeError('x is undefined')));
+    expect((fatal.cause as Error).name).toBe('TypeError');
+  });
+
+  test('round trip of a BatchFailedError keeps EVERY error (class, code, cause), the message and retryability', () => {
+    const original = new BatchFailedError(
+      [
+        new UserCodeError('map#1 threw', new RangeError('bad index')),
+        new WorkerCrashedError('worker 1 exited'),
+        Object.assign(new Error('econn'), { code: 'ECONNREFUSED' }),
+      ],
+      'batch 7 failed',
+    );
+    const data = serializeError(original);
+    expect(data.errors).toHaveLength(3);
+    expect(structuredClone(data)).toEqual(data);
+    const rebuilt = acrossThreads(original);
+    expect(rebuilt).toBeInstanceOf(BatchFailedError);
+    const batch = rebuilt as BatchFailedError;
+    expect(batch.message).toBe(original.message);
+    expect(batch.code).toBe('SLUICE_BATCH_FAILED');
+    expect(batch.errors.map((e) => e.name)).toEqual(['UserCodeError', 'WorkerCrashedError', 'Error']);
+    expect(batch.errors[0]).toBeInstanceOf(UserCodeError);
+    expect((batch.errors[0]!.cause as Error).message).toBe('bad index');
+    expect(batch.errors[1]).toBeInstanceOf(WorkerCrashedError);
+    expect((batch.errors[2] as Error & { code?: string }).code).toBe('ECONNREFUSED');
+    expect(isRetryable(batch)).toBe(false);
+    expect(isRetryable(acrossThreads(new BatchFailedError([new WorkerCrashedError('a'), new KafkaError('b')])))).toBe(
+      true,
+    );
+  });
+
+  test('a foreign AggregateError comes back as an AggregateError with its errors', () => {
+    const original = new AggregateError([new TypeError('t'), new KafkaError('k')], 'two');
+    const rebuilt = acrossThreads(original);
+    expect(rebuilt).toBeInstanceOf(AggregateError);
+    expect(rebuilt.name).toBe('AggregateError');
+    expect(rebuilt.message).toBe('two');
+    const errors = (rebuilt as AggregateError).errors as Error[];
+    expect(errors.map((e) => e.name)).toEqual(['TypeError', 'KafkaError']);
+    expect(errors[1]).toBeInstanceOf(KafkaError);
+    expect(isRetryable(rebuilt)).toBe(true);
+  });
+
+  test('nested aggregates serialize within a bound (100 × 100 × 100 errors do not become a million)', () => {
+    const leaf = () => new Error('leaf');
+    const level = (make: () => Error) => new AggregateError(Array.from({ length: 100 }, make), 'level');
+    const top = level(() => level(() => level(leaf)));
+    let count = 0;
+    const walk = (data: SerializedError): void => {
+      count++;
+      if (data.cause) walk(data.cause);
+      data.errors?.forEach(walk);
+    };
+    walk(serializeError(top));
+    expect(count).toBeLessThanOrEqual(200);
+  });
+
+  test('serializing a cyclic aggregate terminates', () => {
+    const a = new AggregateError([], 'a');
+    (a.errors as unknown[]).push(a);
+    Object.assign(a, { cause: a });
+    expect(() => structuredClone(serializeError(a))).not.toThrow();
+    expect(acrossThreads(a)).toBeInstanceOf(AggregateError);
   });
 
   test('round trip keeps the cause (what a wrapped user error was)', () => {

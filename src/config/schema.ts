@@ -3,16 +3,32 @@
  * table and the deployment manifests are checked against this one list.
  */
 import { z } from 'zod';
-import { parseDuration } from '../util/duration.ts';
+import { MIN_BATCH_INTERVAL_MS } from '../job/plan.ts';
+import { isUnitlessNumber, parseDuration } from '../util/duration.ts';
 
-const duration = z.string().transform((value, ctx) => {
-  const ms = parseDuration(/^\d+(\.\d+)?$/.test(value) ? Number(value) : value);
-  if (ms === undefined) {
-    ctx.addIssue({ code: 'custom', message: `"${value}" is not a duration (e.g. 500ms, 10s, 5m)` });
-    return z.NEVER;
-  }
-  return ms;
-});
+/**
+ * A duration with a unit (`500ms`, `10s`, `5m`; `0` alone may omit it), at least `minMs`, or more than
+ * zero when `positive`. A bare number other than 0 is refused rather than read as milliseconds: in
+ * an environment variable `30` is as likely meant as seconds.
+ */
+const durationOf = ({ minMs = 0, positive = false }: { minMs?: number; positive?: boolean } = {}) =>
+  z.string().transform((value, ctx) => {
+    const ms = parseDuration(value);
+    const issue = (message: string): typeof z.NEVER => {
+      ctx.addIssue({ code: 'custom', message });
+      return z.NEVER;
+    };
+    if (ms === undefined) {
+      return issue(
+        isUnitlessNumber(value)
+          ? `"${value}" has no unit (e.g. ${value.trim()}ms or ${value.trim()}s; only 0 may omit it)`
+          : `"${value}" is not a duration (e.g. 500ms, 10s, 5m)`,
+      );
+    }
+    if (positive && ms <= 0) return issue(`must be more than 0 (got "${value}")`);
+    if (ms < minMs) return issue(`must be at least ${minMs}ms (got ${ms} ms)`);
+    return ms;
+  });
 const positiveInt = z.string().transform((value, ctx) => {
   const n = Number(value);
   if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n <= 0) {
@@ -84,7 +100,7 @@ export const ENV = {
     description:
       'Consumer group session timeout: how long a replica that died is waited for before its partitions move (the broker allows 6s to 5m by default).',
     default: '30s',
-    schema: duration,
+    schema: durationOf({ positive: true }),
   },
   SLUICE_START_FROM: {
     description: 'Where a partition without a committed offset starts: earliest or latest.',
@@ -101,7 +117,10 @@ export const ENV = {
     computedDefault: 'cores − 1, at least 1',
     schema: positiveInt,
   },
-  SLUICE_BATCH_INTERVAL: { description: 'Overrides the job’s batchInterval.', schema: duration },
+  SLUICE_BATCH_INTERVAL: {
+    description: 'Overrides the job’s batchInterval.',
+    schema: durationOf({ minMs: MIN_BATCH_INTERVAL_MS }),
+  },
   SLUICE_MAX_BATCH_RECORDS: { description: 'Overrides the job’s maxBatchRecords.', schema: positiveInt },
   SLUICE_BUFFER_MAX_RECORDS: {
     description: 'Records the receiver may buffer across all partitions before pausing them.',
@@ -122,12 +141,12 @@ export const ENV = {
     description:
       'How long user code may run on one record before its worker thread is replaced; a record that hangs or kills its worker twice is dead-lettered.',
     default: '30s',
-    schema: duration.refine((ms) => ms >= 100, 'must be at least 100ms'),
+    schema: durationOf({ minMs: 100 }),
   },
   SLUICE_SHUTDOWN_TIMEOUT: {
     description: 'Time allowed for a graceful stop (finish the batch, publish, commit, leave the group).',
     default: '30s',
-    schema: duration,
+    schema: durationOf({ positive: true }),
   },
   SLUICE_HTTP_HOST: { description: 'Address the HTTP server binds.', default: '0.0.0.0', schema: z.string().min(1) },
   SLUICE_HTTP_PORT: {

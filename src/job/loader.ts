@@ -8,6 +8,7 @@ import { pathToFileURL } from 'node:url';
 import { JobLoadError, JobValidationError } from '../errors.ts';
 import { isJobDefinition } from './define-job.ts';
 import { compileJob, type JobPlan } from './plan.ts';
+import { findSyntaxError } from './syntax-error.ts';
 
 const TYPESCRIPT_EXTENSIONS = new Set(['.ts', '.mts', '.cts', '.tsx']);
 
@@ -36,8 +37,21 @@ function ensureTypeScriptLoader(): Promise<void> {
   return typescriptLoader;
 }
 
+/** One line: start-up prints load failures as a single line, and compilers' messages span several. */
 function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  const text = error instanceof Error ? error.message : String(error);
+  const line = text.replace(/\s*\n\s*/g, ' ').trim();
+  return error instanceof SyntaxError ? `SyntaxError: ${line}` : line;
+}
+
+/** The error for a module whose import failed: where it does not parse, when that is what failed. */
+async function loadError(error: unknown, file: string, cwd: string): Promise<JobLoadError> {
+  const syntax = await findSyntaxError(error, file, cwd);
+  if (!syntax) return new JobLoadError(`failed to load job module ${file}: ${messageOf(error)}`, error);
+  const what = syntax.kind === 'unsupported' ? 'unsupported TypeScript syntax' : 'syntax error';
+  const where = `${syntax.file}:${syntax.line}:${syntax.column}`;
+  const importedBy = syntax.file === file ? '' : ` (imported by job module ${file})`;
+  return new JobLoadError(`${what} in ${where}${importedBy}: ${syntax.message}`, error);
 }
 
 /** The job a module exports: `default`, else a named `job`. */
@@ -58,8 +72,9 @@ function pickJob(namespace: Record<string, unknown>, file: string): unknown {
  * Loads the job module at `modulePath` (relative paths are resolved against `cwd`) and compiles its
  * default export (or its named export `job`).
  *
- * @throws JobLoadError when the file does not exist or importing it fails (the cause's message is
- * included, the error itself kept as `cause`).
+ * @throws JobLoadError when the file does not exist or importing it fails: for a module that does
+ * not parse, `syntax error in <file>:<line>:<column>: <message>`, else the cause's message; the
+ * error itself is kept as `cause`. The message is one line.
  * @throws JobValidationError when the module does not export a valid job.
  */
 export async function loadJobPlan(modulePath: string, cwd: string = process.cwd()): Promise<JobPlan> {
@@ -77,7 +92,7 @@ export async function loadJobPlan(modulePath: string, cwd: string = process.cwd(
   try {
     namespace = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
   } catch (error) {
-    throw new JobLoadError(`failed to load job module ${file}: ${messageOf(error)}`, error);
+    throw await loadError(error, file, cwd);
   }
   return compileJob(pickJob(namespace, file));
 }

@@ -5,7 +5,7 @@
  * topic.
  */
 import { describeError, JobValidationError } from '../errors.ts';
-import { parseDuration } from '../util/duration.ts';
+import { isUnitlessNumber, parseDuration } from '../util/duration.ts';
 import { type Aggregator, reducer } from '../windows/aggregators.ts';
 import { type ResolvedAssigner, resolveAssigner, type WindowAssigner } from '../windows/assigners.ts';
 import { type Format, type RecordMeta } from './define-job.ts';
@@ -68,7 +68,8 @@ const NAME_PATTERN = /^[a-zA-Z0-9._-]{1,200}$/;
 const TOPIC_PATTERN = /^[a-zA-Z0-9._-]{1,249}$/;
 
 const DEFAULT_BATCH_INTERVAL_MS = 1000;
-const MIN_BATCH_INTERVAL_MS = 10;
+/** The shortest batch interval, for the job's `batchInterval` and its override `SLUICE_BATCH_INTERVAL`. */
+export const MIN_BATCH_INTERVAL_MS = 10;
 const DEFAULT_MAX_BATCH_RECORDS = 50_000;
 const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
 
@@ -161,6 +162,12 @@ function checkInternalTopics(name: string, inputTopics: readonly string[], outpu
   if (role) issues.push(`output.topic "${output}" is the job's own ${role} topic`);
 }
 
+/** A string like '5' could mean milliseconds or seconds: show both spellings that say which. */
+function unitlessHint(value: string): string {
+  const n = value.trim();
+  return `write ${n} (a number of milliseconds), "${n}ms" or "${n}s" (only "0" may omit its unit)`;
+}
+
 function checkDuration(
   value: unknown,
   field: string,
@@ -171,7 +178,11 @@ function checkDuration(
   if (value === undefined) return defaultMs;
   const ms = parseDuration(value);
   if (ms === undefined) {
-    issues.push(`${field} ${show(value)} is not a valid duration (a number of ms ≥ 0, or e.g. "500ms", "10s", "5m")`);
+    issues.push(
+      isUnitlessNumber(value)
+        ? `${field} ${show(value)} has no unit: ${unitlessHint(value)}`
+        : `${field} ${show(value)} is not a valid duration (a number of ms ≥ 0, or e.g. "500ms", "10s", "5m")`,
+    );
     return undefined;
   }
   if (ms < minMs) {
@@ -187,9 +198,14 @@ function checkAssigner(assigner: unknown, issues: Issues): ResolvedAssigner | un
     return undefined;
   }
   const positive = (field: 'size' | 'slide'): number | undefined => {
-    const ms = parseDuration(assigner[field]);
+    const value = assigner[field];
+    const ms = parseDuration(value);
     if (ms !== undefined && ms > 0) return ms;
-    issues.push(`window: ${field} ${show(assigner[field])} is not a positive duration`);
+    issues.push(
+      isUnitlessNumber(value)
+        ? `window: ${field} ${show(value)} has no unit: ${unitlessHint(value)}`
+        : `window: ${field} ${show(value)} is not a positive duration`,
+    );
     return undefined;
   };
   const sizeMs = positive('size');

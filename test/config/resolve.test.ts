@@ -66,7 +66,7 @@ describe('resolveConfig', () => {
       SLUICE_BUFFER_MAX_RECORDS: '5000',
       SLUICE_BUFFER_MAX_BYTES: '2kib',
       SLUICE_MAX_RECORD_BYTES: '1000',
-      SLUICE_SHUTDOWN_TIMEOUT: '1500',
+      SLUICE_SHUTDOWN_TIMEOUT: '1500ms',
       SLUICE_HTTP_HOST: '127.0.0.1',
       SLUICE_HTTP_PORT: '65535',
       SLUICE_LOG_LEVEL: 'debug',
@@ -137,6 +137,27 @@ describe('resolveConfig', () => {
     expect(error.issues).toContain('SLUICE_BATCH_INTERVAL "soon" is not a duration (e.g. 500ms, 10s, 5m)');
     expect(error.issues).toContain('SLUICE_BUFFER_MAX_BYTES "lots" is not a size (e.g. 1048576, 64MiB)');
     expect(error.message).toBe(`invalid configuration: ${error.issues.join('; ')}`);
+  });
+
+  test('durations need a unit (0 alone may omit it) and respect the minimum the job option has', () => {
+    expect(resolveConfig({ ...base, SLUICE_BATCH_INTERVAL: '10ms' }).batchIntervalMs).toBe(10);
+    const error = configError({
+      ...base,
+      SLUICE_BATCH_INTERVAL: '0',
+      SLUICE_SHUTDOWN_TIMEOUT: '0',
+      SLUICE_SESSION_TIMEOUT: '30',
+    });
+    expect(error.issues).toEqual([
+      'SLUICE_SESSION_TIMEOUT "30" has no unit (e.g. 30ms or 30s; only 0 may omit it)',
+      'SLUICE_BATCH_INTERVAL must be at least 10ms (got 0 ms)',
+      'SLUICE_SHUTDOWN_TIMEOUT must be more than 0 (got "0")',
+    ]);
+    expect(configError({ ...base, SLUICE_BATCH_INTERVAL: '5ms' }).issues).toEqual([
+      'SLUICE_BATCH_INTERVAL must be at least 10ms (got 5 ms)',
+    ]);
+    expect(configError({ ...base, SLUICE_SESSION_TIMEOUT: '0s' }).issues).toEqual([
+      'SLUICE_SESSION_TIMEOUT must be more than 0 (got "0s")',
+    ]);
   });
 
   describe('SASL', () => {

@@ -19,6 +19,7 @@ import {
   readInput,
   waitForReference,
 } from '../support/clickstream-input.ts';
+import { writeBrokenJobs } from '../support/broken-jobs.ts';
 import { metricValue, startService } from '../support/service.ts';
 import { newTopic, readAll, sourceId, testProducer } from '../support/topics.ts';
 
@@ -67,15 +68,18 @@ async function runCli(job: string, env: Record<string, string | undefined>, time
   return { code, signal, stdout, stderr, ms: Date.now() - started };
 }
 
-/** Exits non-zero by itself, with exactly one non-empty stderr line and no stack trace; returns that line. */
-function oneLineFailure(result: CliResult): string {
+/**
+ * Exits non-zero by itself, with exactly one non-empty stderr line and no stack trace; returns that
+ * line. `location`: the line names a source position (`file.ts:6:3`), which is not a stack frame.
+ */
+function oneLineFailure(result: CliResult, { location = false } = {}): string {
   const context = `exit ${result.code}/${result.signal}\nstderr:\n${result.stderr}\nstdout:\n${result.stdout.slice(-2000)}`;
   expect(`${result.signal}`).toBe('null');
   expect(result.code === 0 ? context : 'non-zero').toBe('non-zero');
   const lines = result.stderr.split('\n').filter((l) => l.trim() !== '');
   expect(lines.length === 1 ? 'one line' : context).toBe('one line');
   const line = lines[0]!;
-  expect(line).not.toMatch(/^\s+at |\.ts:\d+|Error:\s*$/);
+  expect(line).not.toMatch(location ? /^\s+at |\(node:|Error:\s*$/ : /^\s+at |\.ts:\d+|Error:\s*$/);
   expect(line.length).toBeLessThan(1000);
   return line;
 }
@@ -260,6 +264,24 @@ describe('start-up failures: non-zero exit, one clear line on stderr', () => {
   ])('%s', async (_what, job, message) => {
     const result = await runCli(job, {});
     expect(oneLineFailure(result)).toMatch(message);
+  });
+
+  test.each([
+    ['TypeScript', 'ts'],
+    ['JavaScript (.js)', 'js'],
+    ['JavaScript (.mjs, compiled by Node itself)', 'mjs'],
+  ] as const)('a %s job with a syntax error: file, line and column, nothing from the compiler', async (_what, kind) => {
+    const broken = writeBrokenJobs();
+    try {
+      const file = broken[kind];
+      const result = await runCli(file, {});
+      expect(result.code).toBe(1);
+      const line = oneLineFailure(result, { location: true });
+      expect(line.startsWith(`sluice: [SLUICE_JOB_LOAD_FAILED] syntax error in ${file}:6:3: `)).toBe(true);
+      expect(line).not.toMatch(/Transform failed|ERROR:|esbuild|tsx/);
+    } finally {
+      broken.remove();
+    }
   });
 
   test('an invalid environment variable is named (all of them at once)', async () => {

@@ -6,9 +6,11 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { describe, expect, test } from '@jest/globals';
+import { afterAll, describe, expect, test } from '@jest/globals';
 import { JobLoadError, JobValidationError } from '../../src/errors.ts';
 import { loadJobPlan } from '../../src/job/loader.ts';
+import { findSyntaxError } from '../../src/job/syntax-error.ts';
+import { BROKEN_AT, writeBrokenJobs } from '../support/broken-jobs.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const fixtures = path.join(root, 'test/fixtures/jobs');
@@ -128,5 +130,77 @@ describe('loadJobPlan (child node process)', () => {
       code: 'SLUICE_JOB_INVALID',
       message: 'invalid job: window: slide (20000 ms) is larger than size (10000 ms)',
     });
+  });
+});
+
+describe('a job module that does not parse: one line naming file, line and column', () => {
+  const broken = writeBrokenJobs();
+  afterAll(() => broken.remove());
+  const at = (file: string): string => `${file}:${BROKEN_AT.line}:${BROKEN_AT.column}`;
+
+  test.each([
+    ['TypeScript (esbuild through tsx)', 'ts'],
+    ['JavaScript .js (esbuild through tsx, which transforms .js once registered)', 'js'],
+    ["an ES module .mjs (Node's own compiler: its SyntaxError has no location)", 'mjs'],
+  ] as const)('%s', async (_what, kind) => {
+    const file = broken[kind];
+    const out = (await runNode(childScript(file))) as { first: { message: string }; second: unknown };
+    expect(out.first).toEqual({
+      ok: false,
+      name: 'JobLoadError',
+      code: 'SLUICE_JOB_LOAD_FAILED',
+      message: expect.stringMatching(/^syntax error in .+:\d+:\d+: \S/),
+    });
+    expect(out.first.message.startsWith(`syntax error in ${at(file)}: `)).toBe(true);
+    expect(out.first.message).not.toMatch(/\n|Transform failed|ERROR:/);
+    expect(out.second).toEqual(out.first);
+  });
+
+  /**
+   * The error a plain `node` throws importing the file, no tsx anywhere: what the built service
+   * meets for a JavaScript job, and for TypeScript where Node strips types itself. SLUICE_TEST_NODE
+   * names another Node binary to check (e.g. a Node 24 for its type stripping).
+   */
+  function nativeImportError(file: string): Promise<{ error: Error; typescript: boolean }> {
+    const script = `
+      const { pathToFileURL } = await import('node:url');
+      let error = null;
+      try { await import(pathToFileURL(${JSON.stringify(file)}).href); } catch (e) {
+        error = { name: e.name, message: e.message, stack: e.stack, code: e.code };
+      }
+      process.stdout.write(JSON.stringify({ error, typescript: Boolean(process.features.typescript) }));`;
+    return new Promise((resolve, reject) => {
+      execFile(
+        process.env['SLUICE_TEST_NODE'] ?? process.execPath,
+        ['--no-warnings', '--input-type=module', '--eval', script],
+        { timeout: 60_000, env: { ...process.env, NODE_OPTIONS: '' } },
+        (error, stdout, stderr) => {
+          if (error) return reject(new Error(`child failed: ${error.message}\n${stderr}`));
+          const out = JSON.parse(stdout) as {
+            error: { name: string; message: string; stack: string; code?: string } | null;
+            typescript: boolean;
+          };
+          if (!out.error) return reject(new Error(`${file} loaded`));
+          const rebuilt = out.error.name === 'SyntaxError' ? new SyntaxError(out.error.message) : new Error();
+          Object.assign(rebuilt, { name: out.error.name, message: out.error.message, stack: out.error.stack });
+          if (out.error.code !== undefined) Object.assign(rebuilt, { code: out.error.code });
+          resolve({ error: rebuilt, typescript: out.typescript });
+        },
+      );
+    });
+  }
+
+  test.each(['js', 'mjs'] as const)("Node's own error for a broken .%s job is located", async (kind) => {
+    const { error } = await nativeImportError(broken[kind]);
+    expect(error.name).toBe('SyntaxError');
+    expect(await findSyntaxError(error, broken[kind])).toMatchObject({ file: broken[kind], ...BROKEN_AT });
+  });
+
+  test("Node's own type stripping (where this Node has it): a broken .ts job is located, an enum is unsupported", async () => {
+    const { error, typescript } = await nativeImportError(broken.ts);
+    if (!typescript) return; // Node 20: only tsx loads TypeScript (covered above)
+    expect(await findSyntaxError(error, broken.ts)).toMatchObject({ file: broken.ts, ...BROKEN_AT, kind: 'syntax' });
+    const unsupported = await nativeImportError(broken.tsEnum);
+    expect(await findSyntaxError(unsupported.error, broken.tsEnum)).toMatchObject({ line: 1, kind: 'unsupported' });
   });
 });

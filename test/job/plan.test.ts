@@ -323,6 +323,13 @@ describe('compileJob: eventTime, batchInterval, maxBatchRecords', () => {
     expectIssue(job({ batchInterval: -1 }), 'batchInterval -1 is not a valid duration');
     expectIssue(job({ batchInterval: '5ms' }), 'batchInterval must be at least 10ms (got 5 ms)');
     expectIssue(job({ batchInterval: 0 }), 'batchInterval must be at least 10ms');
+    expectIssue(job({ batchInterval: '0' }), 'batchInterval must be at least 10ms (got 0 ms)');
+  });
+
+  test('a duration string without a unit is refused with the spellings that say ms or s', () => {
+    expect(issuesOf(job({ batchInterval: '500' }))).toEqual([
+      'batchInterval "500" has no unit: write 500 (a number of milliseconds), "500ms" or "500s" (only "0" may omit its unit)',
+    ]);
   });
 
   test.each([0, -1, 1.5, '10', Number.POSITIVE_INFINITY, Number.NaN])('maxBatchRecords %p', (value) => {
@@ -430,6 +437,12 @@ describe('compileJob: window', () => {
     expectIssue(withWindow(tumbling('ten seconds' as never)), 'window: size "ten seconds" is not a positive duration');
     expectIssue(withWindow(tumbling(0)), 'window: size 0 is not a positive duration');
     expectIssue(withWindow(sliding('10s', 0)), 'window: slide 0 is not a positive duration');
+    expectIssue(withWindow(tumbling('0')), 'window: size "0" is not a positive duration');
+    expectIssue(
+      withWindow(tumbling('10' as never)),
+      'window: size "10" has no unit: write 10 (a number of milliseconds)',
+    );
+    expectIssue(withWindow(sliding('10s', '5' as never)), 'window: slide "5" has no unit');
   });
 
   test('slide ≤ size', () => {
@@ -450,6 +463,7 @@ describe('compileJob: window', () => {
     expectIssue(withWindow(tumbling('1s'), { lateness: -5 }), 'window.lateness -5 is not a valid duration');
     expectIssue(withWindow(tumbling('1s'), { lateness: '-5s' }), 'window.lateness "-5s" is not a valid duration');
     expectIssue(withWindow(tumbling('1s'), { idleTimeout: -1 }), 'window.idleTimeout -1 is not a valid duration');
+    expectIssue(withWindow(tumbling('1s'), { lateness: '5' }), 'window.lateness "5" has no unit: write 5 (a number');
     expectIssue(
       withWindow(tumbling('1s'), { emit: 'always' }),
       'window.emit must be "final" or "update" (got "always")',
@@ -459,6 +473,13 @@ describe('compileJob: window', () => {
       'window.time must be "event" or "processing" (got "wall")',
     );
     expect(compileJob(withWindow(tumbling('1s'), { lateness: 0, idleTimeout: '0s' })).window).toMatchObject({
+      latenessMs: 0,
+      idleTimeoutMs: 0,
+    });
+  });
+
+  test("lateness '0' is zero, like the number 0 (zero needs no unit)", () => {
+    expect(compileJob(withWindow(tumbling('1s'), { lateness: '0', idleTimeout: '0' })).window).toMatchObject({
       latenessMs: 0,
       idleTimeoutMs: 0,
     });
