@@ -12,4 +12,4 @@ fi
 source scripts/use-node.sh
 echo "== build"
 npm run --silent build
-exec node --import tsx scripts/demo.ts "$@"
+exec node scripts/demo.ts "$@"

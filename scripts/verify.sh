@@ -13,7 +13,7 @@ fi
 source scripts/use-node.sh
 bash scripts/system-deps.sh
 echo "== fetching Kafka jars (cached in the Maven repository after the first run)"
-node --import tsx scripts/kafka/local-broker.ts fetch
+node scripts/kafka/local-broker.ts fetch
 echo "== lint"
 npm run --silent lint
 echo "== type-check"

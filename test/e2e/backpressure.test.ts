@@ -31,9 +31,9 @@ const ONE_FETCH_RECORDS = PARTITIONS * (Math.ceil((1024 * 1024) / VALUE_BYTES) +
 const RECORDS_BOUND = BUFFER_MAX_RECORDS + ONE_FETCH_RECORDS;
 const BYTES_BOUND = BUFFER_MAX_BYTES + PARTITIONS * (1024 * 1024 + 1250 * (VALUE_BYTES + 32));
 /**
- * Peak RSS of the whole service process (main thread, 2 worker threads running tsx-compiled
- * sources, kafkajs, Fastify): measured at 300–325 MB on this workload (Node 20, x64). 450 MB leaves
- * room for GC timing while a buffer holding the 16 MB backlog (plus its copies to the workers) and
+ * Peak RSS of the whole service process (main thread, 2 worker threads running the TypeScript
+ * sources, kafkajs, Fastify): measured at 300–325 MB on this workload (Node 20 with tsx, x64). 450 MB
+ * leaves room for GC timing while a buffer holding the 16 MB backlog (plus its copies to the workers) and
  * the garbage it makes would still show.
  */
 const RSS_BOUND_BYTES = 450 * 1024 * 1024;

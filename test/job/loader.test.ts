@@ -1,12 +1,14 @@
 /**
  * The job loader. Inside Jest, `import()` of a `.ts` module goes through Jest's own transform, so
- * the real check is in a child `node` process: tsx registered by the loader, `sluice` resolved
- * through the package's `exports` with the `sluice-source` condition, as worker threads do.
+ * the real check is in a child `node` process: Node's own type stripping, `sluice` resolved through
+ * the package's `exports` with the `sluice-source` condition, as worker threads do.
  */
 import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { describe, expect, test } from '@jest/globals';
+import { afterAll, describe, expect, test } from '@jest/globals';
 import { JobLoadError, JobValidationError } from '../../src/errors.ts';
 import { loadJobPlan } from '../../src/job/loader.ts';
 
@@ -74,7 +76,7 @@ function runNode(script: string): Promise<unknown> {
   return new Promise((resolve, reject) => {
     execFile(
       process.execPath,
-      ['--conditions=sluice-source', '--import', 'tsx', '--input-type=module', '--eval', script],
+      ['--conditions=sluice-source', '--input-type=module', '--eval', script],
       { cwd: root, timeout: 60_000 },
       (error, stdout, stderr) => {
         if (error) reject(new Error(`child failed: ${error.message}\n${stderr}`));
@@ -94,7 +96,7 @@ const report = async (p) => {
     return { ok: false, name: error.name, code: error.code, message: error.message };
   }
 };
-// Twice: the second load must not register tsx again.
+// Twice: a second load in the same process gives the same plan.
 const first = await report(loadJobPlan(${JSON.stringify(jobPath)}));
 const second = await report(loadJobPlan(${JSON.stringify(jobPath)}));
 process.stdout.write(JSON.stringify({ first, second }));
@@ -127,6 +129,70 @@ describe('loadJobPlan (child node process)', () => {
       name: 'JobValidationError',
       code: 'SLUICE_JOB_INVALID',
       message: 'invalid job: window: slide (20000 ms) is larger than size (10000 ms)',
+    });
+  });
+});
+
+describe('loadJobPlan (child node process): jobs outside the project', () => {
+  // A user's folder: no package.json (so no "type": "module"), `sluice` installed in its node_modules.
+  const userDir = mkdtempSync(path.join(tmpdir(), 'sluice-user-job-'));
+  mkdirSync(path.join(userDir, 'node_modules'));
+  symlinkSync(root, path.join(userDir, 'node_modules', 'sluice'), 'dir');
+  afterAll(() => rmSync(userDir, { recursive: true, force: true }));
+  const job = (name: string, lines: string[]): string => {
+    const file = path.join(userDir, name);
+    writeFileSync(file, `${lines.join('\n')}\n`);
+    return file;
+  };
+  const body = `{
+  name: 'user-job',
+  input: { topics: ['in'], format: 'json' },
+  pipeline: (s) => s.keyBy((e: View) => e.page).window(tumbling('10s')).aggregate(count()),
+  output: { topic: 'out' },
+}`;
+  const loaded = {
+    ok: true,
+    name: 'user-job',
+    stage1: ['keyBy#1'],
+    repartition: 'user-job-repartition',
+    window: { kind: 'tumbling', sizeMs: 10_000, slideMs: 10_000 },
+  };
+
+  test('an ES-module `.ts` job in a folder without "type": "module" loads', async () => {
+    const file = job('esm-job.ts', [
+      "import { count, defineJob, tumbling } from 'sluice';",
+      'interface View { page: string }',
+      `export default defineJob<View>(${body});`,
+    ]);
+    expect(await runNode(childScript(file))).toEqual({ first: loaded, second: loaded });
+  });
+
+  test('a CommonJS `.cts` job loads', async () => {
+    const file = job('cjs-job.cts', [
+      "const { count, defineJob, tumbling } = require('sluice') as typeof import('sluice');",
+      'interface View { page: string }',
+      `module.exports = defineJob<View>(${body});`,
+    ]);
+    expect(await runNode(childScript(file))).toEqual({ first: loaded, second: loaded });
+  });
+
+  test('TypeScript that Node cannot strip (an enum) is a JobLoadError saying so', async () => {
+    const file = job('enum-job.ts', [
+      "import { defineJob } from 'sluice';",
+      'enum Kind { A }',
+      'export default defineJob({',
+      "  name: 'enum-job',",
+      "  input: { topics: ['in'] },",
+      '  pipeline: (s) => s.filter(() => Kind.A === 0),',
+      "  output: { topic: 'out' },",
+      '});',
+    ]);
+    const out = (await runNode(childScript(file))) as { first: unknown };
+    expect(out.first).toEqual({
+      ok: false,
+      name: 'JobLoadError',
+      code: 'SLUICE_JOB_LOAD_FAILED',
+      message: expect.stringMatching(/enum-job\.ts: .*enum is not supported in strip-only mode/),
     });
   });
 });

@@ -100,7 +100,7 @@ describe('installing the fix', () => {
       "await import('kafkajs');",
       'console.log(JSON.stringify([fixes.kafkajsFixes, fixes.kafkajsFixesActive()]));',
     ].join('\n');
-    const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
       cwd: root,
       encoding: 'utf8',
     });
@@ -113,7 +113,7 @@ describe('installing the fix', () => {
       "const fixes = await import('./src/sink/kafkajs-fixes.ts');",
       'console.log(JSON.stringify([fixes.kafkajsFixes, fixes.kafkajsFixesActive()]));',
     ].join('\n');
-    const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
       cwd: root,
       encoding: 'utf8',
     });
@@ -150,7 +150,7 @@ describe('the request queue fix', () => {
       await admin.disconnect();
       console.log(JSON.stringify({ fix: fixes ? fixes.requestQueueFix : null, idleTimers, warnings }));
     `;
-    const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
       cwd: root,
       encoding: 'utf8',
       env: { ...process.env, KAFKA_BROKERS: testBrokers().join(',') },
