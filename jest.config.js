@@ -11,8 +11,11 @@ export default {
     ],
   },
   testMatch: ['<rootDir>/test/**/*.test.ts'],
-  globalSetup: '<rootDir>/test/global-setup.ts',
-  globalTeardown: '<rootDir>/test/global-teardown.ts',
+  // `.mts`, so that Jest imports them (Node strips their types) instead of first trying `require()`
+  // through its transform, which compiles them to CommonJS and leaves the graph half-loaded when it
+  // meets a top-level await (scripts/kafka/local-broker.ts has one).
+  globalSetup: '<rootDir>/test/global-setup.mts',
+  globalTeardown: '<rootDir>/test/global-teardown.mts',
   testTimeout: 120_000,
   maxWorkers: 2,
   // The engine loads `sluice` (this package) from its sources, as workers and jobs do in tests.

@@ -4,8 +4,10 @@
  * `bin/sluice.js`, and a viewer printing each window result as it arrives. Ctrl-C stops everything
  * in order — generator, job, viewer, broker — and exits 0 when each part stopped cleanly.
  *
- * Run: `node --import tsx scripts/demo.ts`.
+ * Run: `node scripts/demo.ts`.
  */
+// First, before kafkajs loads: the viewer's and the generator's connections get the kafkajs fixes.
+import '../src/kafka/kafkajs-fixes.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync } from 'node:fs';

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one command that proves the project: installs what it needs (npm dependencies, the Kafka jars),
-# lints, type-checks, builds, and runs the whole suite against a real Kafka broker.
+# lints, type-checks, builds, and runs the whole suite against a real Kafka broker. All of it runs on a
+# Node new enough for the project, the pinned Node 24 when the one on PATH is older (scripts/use-node.sh).
 # Extra arguments go to Jest (e.g. `npm run verify -- test/windows`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,9 +10,10 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   echo "== installing npm dependencies"
   npm ci --no-audit --no-fund
 fi
+source scripts/use-node.sh
 bash scripts/system-deps.sh
 echo "== fetching Kafka jars (cached in the Maven repository after the first run)"
-node --import tsx scripts/kafka/local-broker.ts fetch
+node scripts/kafka/local-broker.ts fetch
 echo "== lint"
 npm run --silent lint
 echo "== type-check"

@@ -3,6 +3,9 @@
  * and the job, starts them forward and closes them in reverse (readiness off, stop fetching, finish
  * the running batch — publish and commit — leave the group, stop the workers, close HTTP).
  */
+// First, as in the worker threads: the kafkajs fixes (the receiver's and admin's connections need the
+// third; the first applies only if it loads before kafkajs).
+import './kafka/kafkajs-fixes.ts';
 import { type FastifyInstance } from 'fastify';
 import { Kafka, logLevel as kafkaLogLevel, type Admin } from 'kafkajs';
 import pino from 'pino';

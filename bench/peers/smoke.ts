@@ -1,7 +1,7 @@
 /**
  * Smoke test of the benchmark peers (not part of the Jest suite):
  *
- *   node --import tsx bench/peers/smoke.ts [kafka-streams|spark ...] [--count 50000]
+ *   node bench/peers/smoke.ts [kafka-streams|spark ...] [--count 50000]
  *
  * Builds the peers, starts a local broker, produces a generated clickstream to an 8-partition topic
  * (plus flush records far in the future that reach every partition of a page-keyed repartition topic),

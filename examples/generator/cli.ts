@@ -1,7 +1,7 @@
 /**
  * Produces a live clickstream to Kafka:
  *
- *   node --import tsx examples/generator/cli.ts --brokers 127.0.0.1:9092 --topic page-views --rate 2000 [--count N]
+ *   node examples/generator/cli.ts --brokers 127.0.0.1:9092 --topic page-views --rate 2000 [--count N]
  *
  * Runs until Ctrl-C (or until `--count` records are sent). `--partitions N` creates the topic first
  * when it does not exist (brokers often have topic auto-creation off).

@@ -8,7 +8,7 @@
  * 127.0.0.1 ports, waits until it answers metadata requests and returns a handle whose `stop()` ends
  * the JVM (SIGTERM, then SIGKILL after a grace period) and removes the folder.
  *
- * Command line: `node --import tsx scripts/kafka/local-broker.ts [fetch|start]`.
+ * Command line: `node scripts/kafka/local-broker.ts [fetch|start]`.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync, rmSync, mkdtempSync, openSync, closeSync } from 'node:fs';

@@ -1,6 +1,12 @@
 /**
  * Loads a user's job module (TypeScript or JavaScript) and compiles it into a {@link JobPlan}. Runs
  * in every worker thread: the module's functions never cross threads, each thread loads its own.
+ *
+ * A `.ts`/`.mts`/`.cts` job is imported as it is: Node (22.18+) strips its types, so no loader hooks
+ * are registered and nothing is compiled or cached. That takes erasable TypeScript only (no enums,
+ * namespaces or parameter properties), and no job under a `node_modules` folder; Node's own error
+ * says which, inside the JobLoadError. A job whose folder has no package.json "type" is still an ES
+ * module when it uses `import`/`export` (Node detects the syntax), and may use `require` instead.
  */
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -10,32 +16,7 @@ import { isJobDefinition } from './define-job.ts';
 import { compileJob, type JobPlan } from './plan.ts';
 import { findSyntaxError } from './syntax-error.ts';
 
-const TYPESCRIPT_EXTENSIONS = new Set(['.ts', '.mts', '.cts', '.tsx']);
-
-// Module state is per thread (each worker thread has its own module graph): once per thread.
-let typescriptLoader: Promise<void> | undefined;
-
-/**
- * Registers tsx's ESM hooks so that `import()` of a `.ts` module works on a plain `node`. A second
- * call is a no-op. Where registering is impossible (Jest runs modules in its own VM, older Node
- * without `module.register`) it is skipped: such environments load TypeScript themselves, or the
- * import fails with a `JobLoadError` that says why.
- */
-function ensureTypeScriptLoader(): Promise<void> {
-  typescriptLoader ??= (async () => {
-    try {
-      const { register } = await import('tsx/esm/api');
-      register();
-      // A `.ts` job in a folder without "type": "module" is CommonJS to Node: tsx's require hook
-      // loads it (and its `import 'sluice'`) without Node's require(esm) cycle error.
-      const cjs = await import('tsx/cjs/api');
-      cjs.register();
-    } catch {
-      // Tolerated, see above.
-    }
-  })();
-  return typescriptLoader;
-}
+const TYPESCRIPT_EXTENSIONS = new Set(['.ts', '.mts', '.cts']);
 
 /** One line: start-up prints load failures as a single line, and compilers' messages span several. */
 function messageOf(error: unknown): string {
@@ -47,11 +28,22 @@ function messageOf(error: unknown): string {
 /** The error for a module whose import failed: where it does not parse, when that is what failed. */
 async function loadError(error: unknown, file: string, cwd: string): Promise<JobLoadError> {
   const syntax = await findSyntaxError(error, file, cwd);
-  if (!syntax) return new JobLoadError(`failed to load job module ${file}: ${messageOf(error)}`, error);
+  if (!syntax) {
+    return new JobLoadError(`failed to load job module ${file}: ${messageOf(error)}${typeStrippingHint(file)}`, error);
+  }
   const what = syntax.kind === 'unsupported' ? 'unsupported TypeScript syntax' : 'syntax error';
   const where = `${syntax.file}:${syntax.line}:${syntax.column}`;
   const importedBy = syntax.file === file ? '' : ` (imported by job module ${file})`;
   return new JobLoadError(`${what} in ${where}${importedBy}: ${syntax.message}`, error);
+}
+
+/** What to add to a failed import's message: why a TypeScript job cannot load on this Node at all. */
+function typeStrippingHint(file: string): string {
+  if (!TYPESCRIPT_EXTENSIONS.has(path.extname(file)) || process.features.typescript) return '';
+  return (
+    ` (Node ${process.version} is not stripping TypeScript types:` +
+    ' Sluice needs Node 22.18 or newer, with type stripping on)'
+  );
 }
 
 /** The job a module exports: `default`, else a named `job`. */
@@ -87,7 +79,6 @@ export async function loadJobPlan(modulePath: string, cwd: string = process.cwd(
   }
   if (!isFile) throw new JobLoadError(`job module is not a file: ${file}`);
 
-  if (TYPESCRIPT_EXTENSIONS.has(path.extname(file))) await ensureTypeScriptLoader();
   let namespace: Record<string, unknown>;
   try {
     namespace = (await import(pathToFileURL(file).href)) as Record<string, unknown>;

@@ -1,6 +1,6 @@
 /**
- * Two fixes to kafkajs's producer hot path, found by profiling a worker that publishes a stateless
- * job's results (one Kafka record per input record):
+ * Fixes to kafkajs. The first two are on the producer's hot path, found by profiling a worker that
+ * publishes a stateless job's results (one Kafka record per input record):
  *
  * 1. kafkajs 2.2.4 groups a send's messages by partition with `[...current, message]` per message
  *    (`src/producer/groupMessagesPerPartition.js`): quadratic in the messages per partition of one
@@ -11,6 +11,16 @@
  * 2. kafkajs's default partitioner hashes keys with murmur2 on 64-bit `Long` objects (3 % of the
  *    worker). `fastDefaultPartitioner` is a custom partitioner (public kafkajs API) with the same
  *    choices: explicit partition, else murmur2 of the key, else round robin over available partitions.
+ *
+ * The third is in every connection (consumer, producer, admin) of every thread:
+ *
+ * 3. After each response, kafkajs's RequestQueue re-arms its throttle check even when no request
+ *    waits and none is throttled: `setTimeout(check, throttledUntil - Date.now())` with
+ *    `throttledUntil` at -1, a negative delay. Node runs that after 1 ms, so each idle connection
+ *    spins a 1 ms timer loop (kafkajs#1704), and Node 23+ prints a TimeoutNegativeWarning on stderr
+ *    once per thread (kafkajs#1751, open). `scheduleCheckPendingRequests` is replaced on the class's
+ *    prototype, so load order does not matter: it arms no timer while nothing waits and nothing is
+ *    throttled (a request queued later arms it in `push()`), otherwise it does what kafkajs does.
  */
 import { createRequire } from 'node:module';
 import type { ICustomPartitioner, Message, PartitionMetadata } from 'kafkajs';
@@ -59,6 +69,43 @@ export function installKafkajsFixes(): FixOutcome {
 
 /** Installed on import: importing this module before `kafkajs` is what makes fix 1 apply. */
 export const kafkajsFixes: FixOutcome = installKafkajsFixes();
+
+/** The fields and methods of kafkajs's RequestQueue (`src/network/requestQueue/index.js`) that fix 3 uses. */
+interface RequestQueue {
+  pending: unknown[];
+  throttledUntil: number;
+  throttleCheckTimeoutId: ReturnType<typeof setTimeout> | null;
+  checkPendingRequests(): void;
+  scheduleCheckPendingRequests(): void;
+}
+
+/** kafkajs's `CHECK_PENDING_REQUESTS_INTERVAL`. */
+const CHECK_PENDING_REQUESTS_INTERVAL = 10;
+
+/** kafkajs's `RequestQueue.scheduleCheckPendingRequests`, without the timer when there is nothing to check. */
+export function scheduleCheckPendingRequests(this: RequestQueue): void {
+  if (this.throttleCheckTimeoutId) return;
+  let scheduleAt = this.throttledUntil - Date.now();
+  if (this.pending.length > 0) scheduleAt = scheduleAt > 0 ? scheduleAt : CHECK_PENDING_REQUESTS_INTERVAL;
+  else if (scheduleAt <= 0) return;
+  this.throttleCheckTimeoutId = setTimeout(() => {
+    this.throttleCheckTimeoutId = null;
+    this.checkPendingRequests();
+  }, scheduleAt);
+}
+
+/** Installs fix 3 (see above). Idempotent. */
+export function installRequestQueueFix(): FixOutcome {
+  const version = (require('kafkajs/package.json') as { version: string }).version;
+  if (version !== FIXED_FOR) return 'other-version';
+  const { prototype } = require('kafkajs/src/network/requestQueue/index.js') as { prototype: RequestQueue };
+  if (prototype.scheduleCheckPendingRequests === scheduleCheckPendingRequests) return 'already-installed';
+  prototype.scheduleCheckPendingRequests = scheduleCheckPendingRequests;
+  return 'installed';
+}
+
+/** Installed on import, in any order with kafkajs. */
+export const requestQueueFix: FixOutcome = installRequestQueueFix();
 
 /** Whether kafkajs's producer, as loaded, groups messages with the linear version. */
 export function kafkajsFixesActive(): boolean {

@@ -9,9 +9,6 @@
  * to retry. Either failure names the record that was in user code (`suspectOf`), so the scheduler
  * can tell a poison pill from bad luck.
  */
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import {
   deserializeError,
@@ -85,12 +82,9 @@ const fromSources = import.meta.url.endsWith('.ts');
 function spawn(init: WorkerInit): Worker {
   const entry = new URL(fromSources ? '../worker/worker-entry.ts' : '../worker/worker-entry.js', import.meta.url);
   if (!fromSources) return new Worker(entry, { workerData: init });
-  // Running from TypeScript sources (tests, development): Node 20 cannot load `.ts` in a worker by
-  // itself, so a two-line bootstrap registers tsx first, and `sluice` resolves to its sources.
-  const tsxRoot = dirname(createRequire(import.meta.url).resolve('tsx/package.json'));
-  const tsx = pathToFileURL(join(tsxRoot, 'dist', 'esm', 'api', 'index.mjs')).href;
-  const bootstrap = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); });`;
-  return new Worker(bootstrap, { eval: true, workerData: init, execArgv: ['--conditions=sluice-source'] });
+  // Running from TypeScript sources (tests, development): Node strips the types of worker-entry.ts
+  // itself; the condition makes `sluice` (imported by the job) resolve to its sources too.
+  return new Worker(entry, { workerData: init, execArgv: ['--conditions=sluice-source'] });
 }
 
 export class WorkerPool {

@@ -53,6 +53,7 @@ const packageJson = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
   bin: Record<string, string>;
   files: string[];
   exports: Record<string, Record<string, string>>;
+  engines: { node: string };
 };
 
 /** Labels Prometheus adds to every scraped series (compose: job, instance; Kubernetes: also these). */
@@ -133,9 +134,11 @@ describe('Dockerfile', () => {
     for (const stage of file.stages) {
       const match = /^node:(\d+)[\w.-]*-slim$/.exec(stage.base);
       expect(match).not.toBeNull();
-      // LTS lines are the even majors; 20 reaches end of life in 2026.
+      // LTS lines are the even majors; 20 reached end of life in April 2026. The image's line must
+      // satisfy `engines` (a floating major tag is that line's newest release).
       expect(Number(match![1]) % 2).toBe(0);
       expect(Number(match![1])).toBeGreaterThanOrEqual(22);
+      expect(Number(match![1])).toBeGreaterThanOrEqual(Number(/^>=\s*(\d+)/.exec(packageJson.engines.node)![1]));
     }
   });
 

@@ -31,10 +31,11 @@ const ONE_FETCH_RECORDS = PARTITIONS * (Math.ceil((1024 * 1024) / VALUE_BYTES) +
 const RECORDS_BOUND = BUFFER_MAX_RECORDS + ONE_FETCH_RECORDS;
 const BYTES_BOUND = BUFFER_MAX_BYTES + PARTITIONS * (1024 * 1024 + 1250 * (VALUE_BYTES + 32));
 /**
- * Peak RSS of the whole service process (main thread, 2 worker threads running tsx-compiled
- * sources, kafkajs, Fastify): measured at 300–325 MB on this workload (Node 20, x64). 450 MB leaves
- * room for GC timing while a buffer holding the 16 MB backlog (plus its copies to the workers) and
- * the garbage it makes would still show.
+ * Peak RSS of the whole service process (main thread, 2 worker threads running the TypeScript
+ * sources, kafkajs, Fastify): measured at 300–325 MB on this workload on Node 20 with tsx, and at
+ * 355–405 MB on Node 24 (x64; the high end with the rest of the suite running). 450 MB leaves room
+ * for GC timing while a buffer holding the 16 MB backlog (plus its copies to the workers) and the
+ * garbage it makes would still show.
  */
 const RSS_BOUND_BYTES = 450 * 1024 * 1024;
 

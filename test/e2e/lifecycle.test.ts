@@ -51,11 +51,11 @@ async function runCli(job: string, env: Record<string, string | undefined>, time
     ...env,
   };
   const started = Date.now();
-  const child = spawn(
-    process.execPath,
-    ['--conditions=sluice-source', '--import', 'tsx', join(root, 'src', 'main.ts'), 'run', job],
-    { cwd: root, env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const child = spawn(process.execPath, ['--conditions=sluice-source', join(root, 'src', 'main.ts'), 'run', job], {
+    cwd: root,
+    env: fullEnv,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

