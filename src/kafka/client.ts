@@ -25,7 +25,7 @@ export function kafkaClientConfig(kafka: KafkaConfig, logger: pino.Logger, clien
 }
 
 /** kafkajs log lines through pino. */
-export function kafkaLogCreator(
+function kafkaLogCreator(
   logger: pino.Logger,
 ): () => (entry: { level: number; log: { message: string } & Record<string, unknown> }) => void {
   return () =>

@@ -39,7 +39,7 @@ export interface ReceiverOptions {
  * `maxWaitTimeInMs` (100 ms) when nothing is new; a few seconds without an answer means it cannot
  * reach the leader, and then no partition may be taken for caught up (or idle).
  */
-export const FETCH_FRESHNESS_MS = 3_000;
+const FETCH_FRESHNESS_MS = 3_000;
 
 export type ReceiverState = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
 

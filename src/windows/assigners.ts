@@ -17,11 +17,6 @@ export interface SlidingAssigner {
 }
 export type WindowAssigner = TumblingAssigner | SlidingAssigner;
 
-export interface Window {
-  readonly start: number;
-  readonly end: number;
-}
-
 /** Tumbling (fixed, non-overlapping) windows of `size`. */
 export function tumbling(size: Duration): TumblingAssigner {
   return { kind: 'tumbling', size };
@@ -44,23 +39,4 @@ export function resolveAssigner(assigner: WindowAssigner): ResolvedAssigner | un
   const slideMs = assigner.kind === 'sliding' ? parseDuration(assigner.slide) : sizeMs;
   if (sizeMs === undefined || slideMs === undefined || sizeMs <= 0 || slideMs <= 0) return undefined;
   return { kind: assigner.kind, sizeMs, slideMs };
-}
-
-function floorTo(value: number, step: number): number {
-  return Math.floor(value / step) * step;
-}
-
-/** The windows containing `eventTime`, oldest first. */
-export function assignWindows(assigner: ResolvedAssigner, eventTime: number): Window[] {
-  const { sizeMs, slideMs } = assigner;
-  if (assigner.kind === 'tumbling' || slideMs === sizeMs) {
-    const start = floorTo(eventTime, sizeMs);
-    return [{ start, end: start + sizeMs }];
-  }
-  const windows: Window[] = [];
-  const lastStart = floorTo(eventTime, slideMs);
-  for (let start = lastStart; start > eventTime - sizeMs; start -= slideMs) {
-    windows.push({ start, end: start + sizeMs });
-  }
-  return windows.reverse();
 }

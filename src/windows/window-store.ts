@@ -162,11 +162,10 @@ export class WindowStore {
     // A window is open iff end + lateness > streamTime, i.e. start > streamTime - size - lateness.
     const closedUpTo = this.currentStreamTime - this.sizeMs - this.latenessMs;
     if (this.tumblingWindows) {
-      // Same arithmetic as assignWindows().
       const start = Math.floor(eventTime / this.sizeMs) * this.sizeMs;
       if (start > closedUpTo) starts.push(start);
     } else {
-      // Same arithmetic as assignWindows(): newest start first, stepping back by the slide.
+      // Newest start first, stepping back by the slide.
       const lowest = eventTime - this.sizeMs;
       for (let start = Math.floor(eventTime / this.slideMs) * this.slideMs; start > lowest; start -= this.slideMs) {
         if (start > closedUpTo) starts.push(start);

@@ -18,7 +18,7 @@ import { type TaskContext } from './task.ts';
 const encoder = new TextEncoder();
 
 /** Timestamp of an output record that the producer sets (publish time). */
-export const NO_TIMESTAMP = -1;
+const NO_TIMESTAMP = -1;
 
 export abstract class AggregatingTask {
   readonly topic: string;

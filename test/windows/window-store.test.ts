@@ -45,6 +45,29 @@ let offset = 0;
 const wall = 1_000_000;
 
 describe('window boundaries', () => {
+  test('property: a record goes into every window containing it, starts multiples of the slide, none missing', () => {
+    for (const [sizeMs, slideMs] of [
+      [10_000, 5_000],
+      [10_000, 3_000],
+      [7, 2],
+      [60_000, 60_000],
+    ] as const) {
+      for (let i = 0; i < 2_000; i++) {
+        const t = Math.floor((i * 7919) % 200_000) - 100_000;
+        const s = store({ assigner: { kind: 'sliding', sizeMs, slideMs }, emit: 'update', latenessMs: 1e12 });
+        expect(s.add('k', t, 1, 0, wall, false)).toBe('added');
+        const windows = s.collect();
+        const expected: number[] = [];
+        for (let k = Math.ceil((t - sizeMs + 1) / slideMs); k * slideMs <= t; k++) expected.push(k * slideMs + 0); // + 0: no -0
+        expect(windows.map((w) => w.windowStart)).toEqual(expected);
+        for (const w of windows) {
+          expect(w.windowEnd - w.windowStart).toBe(sizeMs);
+          expect(w.windowStart <= t && t < w.windowEnd).toBe(true);
+        }
+      }
+    }
+  });
+
   test('an event exactly at a window end belongs to the next window', () => {
     const s = store();
     s.add('k', 9_999, 1, offset++, wall);
