@@ -5,11 +5,33 @@
  * topic.
  */
 import { describeError, JobValidationError } from '../errors.ts';
-import { isUnitlessNumber, parseDuration } from '../util/duration.ts';
-import { type Aggregator, reducer } from '../windows/aggregators.ts';
-import { type ResolvedAssigner, resolveAssigner, type WindowAssigner } from '../windows/assigners.ts';
+import { type Aggregator } from '../windows/aggregators.ts';
+import { type ResolvedAssigner } from '../windows/assigners.ts';
 import { type Format, type RecordMeta } from './define-job.ts';
+import {
+  checkAggregator,
+  checkAssigner,
+  checkChoice,
+  checkDuration,
+  checkInput,
+  checkInternalTopics,
+  checkKnown,
+  checkName,
+  checkOutput,
+  DEFAULT_BATCH_INTERVAL_MS,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_MAX_BATCH_RECORDS,
+  isRecord,
+  JOB_FIELDS,
+  MIN_BATCH_INTERVAL_MS,
+  OP_KINDS,
+  show,
+  WINDOW_OPTIONS,
+  type Issues,
+} from './field-checks.ts';
 import { createRootStream, type OpKind, type Step, streamInternals } from './stream.ts';
+
+export { MIN_BATCH_INTERVAL_MS } from './field-checks.ts';
 
 export type { OpKind } from './stream.ts';
 export type { Format, RecordMeta } from './define-job.ts';
@@ -54,207 +76,6 @@ export interface JobPlan {
   /** Operators run on repartitioned records, after the `keyBy` and before the window (else empty). */
   stage2: Op[];
   window: WindowPlan | undefined;
-}
-
-const JOB_FIELDS = ['name', 'input', 'eventTime', 'batchInterval', 'maxBatchRecords', 'pipeline', 'output'];
-const INPUT_FIELDS = ['topics', 'format'];
-const OUTPUT_FIELDS = ['topic'];
-const WINDOW_OPTIONS = ['lateness', 'emit', 'idleTimeout', 'time'];
-const FORMATS: readonly Format[] = ['json', 'string', 'bytes'];
-const OP_KINDS: readonly string[] = ['map', 'filter', 'flatMap', 'keyBy'] satisfies OpKind[];
-
-const NAME_PATTERN = /^[a-zA-Z0-9._-]{1,200}$/;
-// Kafka's own rule (org.apache.kafka.common.internals.Topic).
-const TOPIC_PATTERN = /^[a-zA-Z0-9._-]{1,249}$/;
-
-const DEFAULT_BATCH_INTERVAL_MS = 1000;
-/** The shortest batch interval, for the job's `batchInterval` and its override `SLUICE_BATCH_INTERVAL`. */
-export const MIN_BATCH_INTERVAL_MS = 10;
-const DEFAULT_MAX_BATCH_RECORDS = 50_000;
-const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
-
-type Issues = string[];
-type Fields = Record<string, unknown>;
-
-function isRecord(value: unknown): value is Fields {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** A short rendering of a user value for messages. */
-function show(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.length > 80 ? `${value.slice(0, 77)}...` : value);
-  if (typeof value === 'function') return 'a function';
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'object' && value !== null) return 'an object';
-  return String(value);
-}
-
-function isTopicName(value: unknown): value is string {
-  return typeof value === 'string' && TOPIC_PATTERN.test(value) && value !== '.' && value !== '..';
-}
-
-function checkKnown(fields: Fields, allowed: readonly string[], noun: string, where: string, issues: Issues): void {
-  for (const key of Object.keys(fields)) {
-    if (!allowed.includes(key)) issues.push(`unknown ${noun} "${key}" in ${where} (allowed: ${allowed.join(', ')})`);
-  }
-}
-
-function checkName(value: unknown, issues: Issues): string | undefined {
-  if (value === undefined) issues.push('name is required');
-  else if (typeof value !== 'string' || !NAME_PATTERN.test(value)) {
-    issues.push(`name ${show(value)} is invalid: 1–200 characters from a-z A-Z 0-9 . _ -`);
-  } else return value;
-  return undefined;
-}
-
-function checkInput(input: unknown, issues: Issues): { topics: string[]; format: Format } {
-  const topics: string[] = [];
-  let format: Format = 'json';
-  if (input === undefined) issues.push('input is required');
-  else if (!isRecord(input)) issues.push(`input must be an object (got ${show(input)})`);
-  else {
-    checkKnown(input, INPUT_FIELDS, 'field', 'input', issues);
-    const list = input['topics'];
-    if (list === undefined) issues.push('input.topics is required');
-    else if (!Array.isArray(list)) issues.push(`input.topics must be an array of topic names (got ${show(list)})`);
-    else if (list.length === 0) issues.push('input.topics must list at least one topic');
-    else {
-      (list as unknown[]).forEach((topic, i) => {
-        if (!isTopicName(topic)) issues.push(`input.topics[${i}] ${show(topic)} is not a valid topic name`);
-        else if (topics.includes(topic)) issues.push(`input.topics[${i}] "${topic}" is listed more than once`);
-        else topics.push(topic);
-      });
-    }
-    const fmt = input['format'];
-    if (fmt !== undefined) {
-      if ((FORMATS as readonly unknown[]).includes(fmt)) format = fmt as Format;
-      else issues.push(`input.format ${show(fmt)} is not supported (allowed: ${FORMATS.join(', ')})`);
-    }
-  }
-  return { topics, format };
-}
-
-function checkOutput(output: unknown, inputTopics: readonly string[], issues: Issues): string | undefined {
-  if (output === undefined) issues.push('output is required');
-  else if (!isRecord(output)) issues.push(`output must be an object (got ${show(output)})`);
-  else {
-    checkKnown(output, OUTPUT_FIELDS, 'field', 'output', issues);
-    const topic = output['topic'];
-    if (topic === undefined) issues.push('output.topic is required');
-    else if (!isTopicName(topic)) issues.push(`output.topic ${show(topic)} is not a valid topic name`);
-    else if (inputTopics.includes(topic)) issues.push(`output.topic "${topic}" is also an input topic`);
-    else return topic;
-  }
-  return undefined;
-}
-
-/** A job reading or writing its own internal topics would feed on itself. */
-function checkInternalTopics(name: string, inputTopics: readonly string[], output: string, issues: Issues): void {
-  const internal = new Map([
-    [`${name}-dlq`, 'dead-letter'],
-    [`${name}-repartition`, 'repartition'],
-  ]);
-  inputTopics.forEach((topic, i) => {
-    const role = internal.get(topic);
-    if (role) issues.push(`input.topics[${i}] "${topic}" is the job's own ${role} topic`);
-  });
-  const role = internal.get(output);
-  if (role) issues.push(`output.topic "${output}" is the job's own ${role} topic`);
-}
-
-/** A string like '5' could mean milliseconds or seconds: show both spellings that say which. */
-function unitlessHint(value: string): string {
-  const n = value.trim();
-  return `write ${n} (a number of milliseconds), "${n}ms" or "${n}s" (only "0" may omit its unit)`;
-}
-
-function checkDuration(
-  value: unknown,
-  field: string,
-  defaultMs: number,
-  minMs: number,
-  issues: Issues,
-): number | undefined {
-  if (value === undefined) return defaultMs;
-  const ms = parseDuration(value);
-  if (ms === undefined) {
-    issues.push(
-      isUnitlessNumber(value)
-        ? `${field} ${show(value)} has no unit: ${unitlessHint(value)}`
-        : `${field} ${show(value)} is not a valid duration (a number of ms ≥ 0, or e.g. "500ms", "10s", "5m")`,
-    );
-    return undefined;
-  }
-  if (ms < minMs) {
-    issues.push(`${field} must be at least ${minMs}ms (got ${ms} ms)`);
-    return undefined;
-  }
-  return ms;
-}
-
-function checkAssigner(assigner: unknown, issues: Issues): ResolvedAssigner | undefined {
-  if (!isRecord(assigner) || (assigner['kind'] !== 'tumbling' && assigner['kind'] !== 'sliding')) {
-    issues.push(`window: the assigner must be tumbling(size) or sliding(size, slide) (got ${show(assigner)})`);
-    return undefined;
-  }
-  const positive = (field: 'size' | 'slide'): number | undefined => {
-    const value = assigner[field];
-    const ms = parseDuration(value);
-    if (ms !== undefined && ms > 0) return ms;
-    issues.push(
-      isUnitlessNumber(value)
-        ? `window: ${field} ${show(value)} has no unit: ${unitlessHint(value)}`
-        : `window: ${field} ${show(value)} is not a positive duration`,
-    );
-    return undefined;
-  };
-  const sizeMs = positive('size');
-  if (assigner['kind'] === 'tumbling')
-    return sizeMs === undefined ? undefined : resolveAssigner(assigner as unknown as WindowAssigner);
-  const slideMs = positive('slide');
-  if (sizeMs === undefined || slideMs === undefined) return undefined;
-  if (slideMs > sizeMs) {
-    issues.push(`window: slide (${slideMs} ms) is larger than size (${sizeMs} ms)`);
-    return undefined;
-  }
-  return resolveAssigner(assigner as unknown as WindowAssigner);
-}
-
-function checkChoice<C extends string>(
-  value: unknown,
-  field: string,
-  choices: readonly [C, ...C[]],
-  issues: Issues,
-): C | undefined {
-  if (value === undefined) return choices[0];
-  if ((choices as readonly unknown[]).includes(value)) return value as C;
-  issues.push(`${field} must be ${choices.map((c) => `"${c}"`).join(' or ')} (got ${show(value)})`);
-  return undefined;
-}
-
-function checkAggregator(
-  step: Step & { kind: 'aggregate' | 'reduce' },
-  label: string,
-  issues: Issues,
-): Aggregator<unknown, unknown, unknown> | undefined {
-  if (step.kind === 'reduce') {
-    if (typeof step.fn === 'function') return reducer(step.fn as (a: unknown, b: unknown) => unknown);
-    issues.push(`pipeline: ${label} expects a function (got ${show(step.fn)})`);
-    return undefined;
-  }
-  const agg = step.aggregator;
-  if (!isRecord(agg)) {
-    issues.push(`pipeline: ${label} expects an aggregator (got ${show(agg)})`);
-    return undefined;
-  }
-  const missing = ['init', 'add', 'merge', 'result'].filter((m) => typeof agg[m] !== 'function');
-  if (missing.length > 0) {
-    issues.push(
-      `pipeline: ${label} expects an aggregator with init, add, merge and result functions (missing: ${missing.join(', ')})`,
-    );
-    return undefined;
-  }
-  return agg as unknown as Aggregator<unknown, unknown, unknown>;
 }
 
 interface CompiledPipeline {
