@@ -250,17 +250,17 @@ export class Scheduler {
     entries: readonly PartitionEntry[],
   ): Promise<Array<{ topic: string; partition: number; offset: number }>> {
     const { admin, startFrom } = this.#options;
-    const ends = new Map<string, number>();
+    const topicStarts = new Map<string, number>();
     const withoutCommit = entries.filter((e) => e.start?.committedOffset == null);
     for (const topic of new Set(withoutCommit.map((e) => e.topic))) {
       for (const o of await admin.fetchTopicOffsets(topic)) {
-        ends.set(`${topic}:${o.partition}`, Number(startFrom === 'earliest' ? o.low : o.high));
+        topicStarts.set(`${topic}:${o.partition}`, Number(startFrom === 'earliest' ? o.low : o.high));
       }
     }
     return entries.map((e) => ({
       topic: e.topic,
       partition: e.partition,
-      offset: e.start?.committedOffset ?? ends.get(e.id) ?? 0,
+      offset: e.start?.committedOffset ?? topicStarts.get(e.id) ?? 0,
     }));
   }
 
