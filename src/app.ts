@@ -13,9 +13,10 @@ import {
 } from 'kafkajs';
 import pino from 'pino';
 import { type ResolvedConfig, redactConfig } from './config/resolve.ts';
-import { JobValidationError, KafkaAuthError, KafkaError, describeError } from './errors.ts';
+import { JobValidationError } from './errors.ts';
 import { MAX_SOURCES } from './state/checkpoint.ts';
 import { buildHttpServer, type Check } from './http/server.ts';
+import { classifyKafkaError } from './kafka/errors.ts';
 import { loadJobPlan } from './job/loader.ts';
 import { type JobPlan } from './job/plan.ts';
 import { Metrics } from './metrics/registry.ts';
@@ -44,21 +45,6 @@ export function kafkaClientConfig(config: ResolvedConfig, logger: pino.Logger): 
     logLevel: kafkaLogLevel.INFO,
     logCreator: kafkaLogCreator(logger.child({ component: 'kafkajs' })),
   };
-}
-
-/** Authentication failures are configuration problems: say so in one line instead of retrying forever. */
-export function classifyKafkaError(error: unknown, brokers: readonly string[]): Error {
-  const text = describeError(error);
-  const name = (error as { name?: string; type?: string }).type ?? (error as { name?: string }).name ?? '';
-  if (/SASL|SaslAuthentication|authentication/i.test(text) || /SASL_AUTHENTICATION_FAILED/.test(name)) {
-    return new KafkaAuthError(
-      `Kafka authentication failed at ${brokers.join(',')}: check KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD (${text})`,
-      error,
-    );
-  }
-  return error instanceof KafkaError
-    ? error
-    : new KafkaError(`Kafka unreachable at ${brokers.join(',')}: ${text}`, error, false);
 }
 
 export class App {

@@ -14,6 +14,7 @@ export const ErrorCodes = [
   'SLUICE_WORKER_CRASHED',
   'SLUICE_KAFKA_FAILED',
   'SLUICE_KAFKA_AUTH_FAILED',
+  'SLUICE_KAFKA_TLS_FAILED',
   'SLUICE_ILLEGAL_STATE',
   'SLUICE_SHUTDOWN_TIMEOUT',
 ] as const;
@@ -102,6 +103,14 @@ export class KafkaAuthError extends SluiceError {
   }
 }
 
+/** A TLS handshake with the brokers failed for a reason of configuration; names the KAFKA_SSL_* variable. */
+export class KafkaTlsError extends SluiceError {
+  static readonly code = 'SLUICE_KAFKA_TLS_FAILED';
+  constructor(message: string, cause?: unknown) {
+    super(KafkaTlsError.code, message, { cause });
+  }
+}
+
 export class IllegalStateError extends SluiceError {
   static readonly code = 'SLUICE_ILLEGAL_STATE';
   constructor(message: string) {
@@ -155,6 +164,7 @@ const rebuild: Record<string, (message: string, cause: Error | undefined) => Slu
   WorkerCrashedError: (m, c) => new WorkerCrashedError(m, c),
   KafkaError: (m, c) => new KafkaError(m, c),
   KafkaAuthError: (m, c) => new KafkaAuthError(m, c),
+  KafkaTlsError: (m, c) => new KafkaTlsError(m, c),
   IllegalStateError: (m) => new IllegalStateError(m),
 };
 
