@@ -340,10 +340,14 @@ describe('broker outage under a windowed re-keyed job', () => {
         last = sample;
       }
       const lateWindows = new Map<string, number>();
+      // Late letters per (repartition partition ← input partition): which upstream lost out where.
+      const lateRoutes = new Map<string, number>();
       for (const r of late) {
         const e = JSON.parse(r.m.value!.toString()) as PageView;
         const at = when(e.ts);
         lateWindows.set(at, (lateWindows.get(at) ?? 0) + 1);
+        const route = `${r.m.headers?.['sluice-source-partition']?.toString() ?? '?'}←${e.p}`;
+        lateRoutes.set(route, (lateRoutes.get(route) ?? 0) + 1);
       }
       console.log(
         [
@@ -351,6 +355,7 @@ describe('broker outage under a windowed re-keyed job', () => {
           `events made ${steady.made}, acknowledged ${acked.length}, failed sends ${steady.failedSends}; input stopped ${seconds(inputStoppedAt - upAt)} after the broker was back`,
           `windows expected ${expected.size}, with a result ${expected.size - missing.length}, missing ${missing.length}, wrong ${wrong.length} (starting before the outage ${wrongWhen.get('before') ?? 0}, during ${wrongWhen.get('during') ?? 0}, after ${wrongWhen.get('after') ?? 0}); results ${results().length}`,
           `dead letters: late ${late.length} (event time before the outage ${lateWindows.get('before') ?? 0}, during ${lateWindows.get('during') ?? 0}, after ${lateWindows.get('after') ?? 0}), other ${otherLetters.length} ${JSON.stringify([...new Set(otherLetters.map(codeOf))])}`,
+          `late letters per repartition partition ← input partition: ${JSON.stringify([...lateRoutes].sort())}`,
           `/readyz: first non-200 ${firstDown ? `${seconds(firstDown.at - stoppedAt)} after the stop (${firstDown.status})` : 'never'}; 200 while down after ${seconds(READY_DOWN_WITHIN_MS)}: ${upDuring.length} of ${readiness.samples.filter((s) => s.at >= stoppedAt + READY_DOWN_WITHIN_MS && s.at < restartAt).length} polls; 200 again ${backUp ? `${seconds(backUp.at - upAt)} after the broker was back` : 'never'}`,
           `/readyz changes (time from the stop; the broker was back at +${seconds(upAt - stoppedAt)}): ${transitions.join(', ')}`,
           `wrong (first 8): ${JSON.stringify(wrong.slice(0, 8))}`,
