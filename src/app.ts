@@ -10,9 +10,10 @@ import { type FastifyInstance } from 'fastify';
 import { Kafka, logLevel as kafkaLogLevel, type Admin } from 'kafkajs';
 import pino from 'pino';
 import { type ResolvedConfig, redactConfig } from './config/resolve.ts';
-import { JobValidationError, KafkaAuthError, KafkaError, describeError, type FatalError } from './errors.ts';
+import { JobValidationError, type FatalError } from './errors.ts';
 import { MAX_SOURCES } from './wire/checkpoint.ts';
 import { buildHttpServer, type Check } from './http/server.ts';
+import { classifyKafkaError } from './kafka/errors.ts';
 import { loadJobPlan } from './job/loader.ts';
 import { type JobPlan } from './job/plan.ts';
 import { Metrics } from './metrics/registry.ts';
@@ -25,21 +26,6 @@ import { Scheduler } from './scheduler/scheduler.ts';
 import { ensureTopics } from './kafka/topics.ts';
 
 export type AppState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';
-
-/** Authentication failures are configuration problems: say so in one line instead of retrying forever. */
-export function classifyKafkaError(error: unknown, brokers: readonly string[]): Error {
-  const text = describeError(error);
-  const name = (error as { name?: string; type?: string }).type ?? (error as { name?: string }).name ?? '';
-  if (/SASL|SaslAuthentication|authentication/i.test(text) || /SASL_AUTHENTICATION_FAILED/.test(name)) {
-    return new KafkaAuthError(
-      `Kafka authentication failed at ${brokers.join(',')}: check KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD (${text})`,
-      error,
-    );
-  }
-  return error instanceof KafkaError
-    ? error
-    : new KafkaError(`Kafka unreachable at ${brokers.join(',')}: ${text}`, error, false);
-}
 
 export class App {
   readonly config: ResolvedConfig;

@@ -14,6 +14,7 @@ export const ErrorCodes = [
   'SLUICE_WORKER_CRASHED',
   'SLUICE_KAFKA_FAILED',
   'SLUICE_KAFKA_AUTH_FAILED',
+  'SLUICE_KAFKA_TLS_FAILED',
   'SLUICE_ILLEGAL_STATE',
   'SLUICE_SHUTDOWN_TIMEOUT',
   'SLUICE_USER_CODE_TIMEOUT',
@@ -102,6 +103,14 @@ export class KafkaAuthError extends SluiceError {
   static readonly code = 'SLUICE_KAFKA_AUTH_FAILED';
   constructor(message: string, cause?: unknown) {
     super(KafkaAuthError.code, message, { cause });
+  }
+}
+
+/** A TLS handshake with the brokers failed for a reason of configuration; names the KAFKA_SSL_* variable. */
+export class KafkaTlsError extends SluiceError {
+  static readonly code = 'SLUICE_KAFKA_TLS_FAILED';
+  constructor(message: string, cause?: unknown) {
+    super(KafkaTlsError.code, message, { cause });
   }
 }
 
@@ -314,6 +323,7 @@ const rebuild: Record<string, (message: string, cause: Error | undefined, errors
   WorkerCrashedError: (m, c) => new WorkerCrashedError(m, c),
   KafkaError: (m, c) => new KafkaError(m, c),
   KafkaAuthError: (m, c) => new KafkaAuthError(m, c),
+  KafkaTlsError: (m, c) => new KafkaTlsError(m, c),
   IllegalStateError: (m) => new IllegalStateError(m),
   UserCodeTimeoutError: (m, c) => new UserCodeTimeoutError(m, c),
   BatchFailedError: (m, c, e) => Object.assign(new BatchFailedError(e, m, { cause: c }), { message: m }),
