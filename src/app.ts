@@ -7,13 +7,14 @@
 // third; the first applies only if it loads before kafkajs).
 import './kafka/kafkajs-fixes.ts';
 import { type FastifyInstance } from 'fastify';
-import { Kafka, logLevel as kafkaLogLevel, type Admin } from 'kafkajs';
+import { Kafka, type Admin } from 'kafkajs';
 import pino from 'pino';
 import { type ResolvedConfig, redactConfig } from './config/resolve.ts';
 import { JobValidationError, type FatalError } from './errors.ts';
 import { MAX_SOURCES } from './wire/checkpoint.ts';
 import { buildHttpServer, type Check } from './http/server.ts';
-import { classifyKafkaError } from './kafka/errors.ts';
+import { BrokerProbe } from './kafka/broker-probe.ts';
+import { retryStartup } from './kafka/startup.ts';
 import { loadJobPlan } from './job/loader.ts';
 import { type JobPlan } from './job/plan.ts';
 import { Metrics } from './metrics/registry.ts';
@@ -43,9 +44,7 @@ export class App {
   #receiver: Receiver | undefined;
   #scheduler: Scheduler | undefined;
   #http: FastifyInstance;
-  #brokerReachable = true;
-  #brokerProbe: NodeJS.Timeout | undefined;
-  #probeAdmin: Admin | undefined;
+  readonly #probe: BrokerProbe;
   #loopLag = 0;
   #loopProbe: NodeJS.Timeout | undefined;
 
@@ -61,6 +60,7 @@ export class App {
     this.groupId = config.groupId ?? plan.name;
     this.history = new BatchHistory(config.batchHistory);
     this.#kafka = new Kafka(kafkaClientConfig(config.kafka, logger));
+    this.#probe = new BrokerProbe(config.kafka, logger);
     this.#queue = new BufferQueue({ maxRecords: config.buffer.maxRecords, maxBytes: config.buffer.maxBytes });
     this.#http = buildHttpServer({
       logger: logger.child({ component: 'http' }),
@@ -142,15 +142,23 @@ export class App {
     await this.#http.listen({ host: config.http.host, port: config.http.port });
     this.#startLoopProbe();
 
+    const retry = {
+      brokers: config.kafka.brokers,
+      deadline: Date.now() + config.startupTimeoutMs,
+      logger,
+      cancelled: () => this.#closingStarted(),
+    };
+    // A probe that does not retry first: a TLS or SASL mistake stops start-up in a second.
+    await retryStartup('reach the brokers', () => this.#probe.check(), retry);
     const admin = this.#kafka.admin();
-    try {
-      await admin.connect();
-    } catch (error) {
-      throw classifyKafkaError(error, config.kafka.brokers);
-    }
     this.#admin = admin;
+    await retryStartup('connect the admin client', () => admin.connect(), retry);
     if (this.#closingStarted()) return;
-    const layout = await ensureTopics(admin, plan, config.createTopics, logger);
+    const layout = await retryStartup(
+      'check the topics',
+      () => ensureTopics(admin, plan, config.createTopics, logger),
+      retry,
+    );
     const sources = [...layout.inputPartitions].flatMap(([topic, n]) =>
       Array.from({ length: n }, (_, p) => `${topic}:${p}`),
     );
@@ -160,7 +168,7 @@ export class App {
         `a re-keyed windowed job reads at most ${MAX_SOURCES} input partitions; ${plan.inputTopics.join(', ')} have ${sources.length}`,
       ]);
     }
-    this.#startBrokerProbe();
+    this.#probe.start();
 
     this.#pool = await WorkerPool.create({
       size: config.workers,
@@ -222,49 +230,13 @@ export class App {
     });
     this.#scheduler = scheduler;
     scheduler.start();
-    try {
-      await receiver.start();
-    } catch (error) {
-      throw classifyKafkaError(error, config.kafka.brokers);
-    }
+    await retryStartup('join the consumer group', () => receiver.start(), retry);
     if (this.#closingStarted()) return;
     this.#state = 'running';
     logger.info(
       { http: `${config.http.host}:${config.http.port}`, groupId: this.groupId, workers: config.workers },
       'running',
     );
-  }
-
-  /**
-   * Asks the cluster for its brokers every 2 s with a client that does not retry, so that readiness
-   * turns 503 within seconds of an outage (the service's own clients retry for much longer).
-   */
-  #startBrokerProbe(): void {
-    const client = new Kafka({
-      ...kafkaClientConfig(this.config.kafka, this.logger, `${this.config.kafka.clientId}-probe`),
-      retry: { retries: 0 },
-      connectionTimeout: 2_000,
-      requestTimeout: 2_000,
-      logLevel: kafkaLogLevel.NOTHING,
-    });
-    const admin = client.admin();
-    this.#probeAdmin = admin;
-    let running = false;
-    const probe = async (): Promise<void> => {
-      if (running) return;
-      running = true;
-      try {
-        await admin.connect();
-        await admin.describeCluster();
-        this.#brokerReachable = true;
-      } catch {
-        this.#brokerReachable = false;
-      } finally {
-        running = false;
-      }
-    };
-    this.#brokerProbe = setInterval(() => void probe(), 2_000);
-    this.#brokerProbe.unref();
   }
 
   /** Measures event-loop lag: a blocked loop fails liveness. */
@@ -297,7 +269,7 @@ export class App {
 
   readiness(): Check {
     if (this.#state !== 'running') return { ok: false, reason: `service is ${this.#state}` };
-    if (!this.#brokerReachable) return { ok: false, reason: 'Kafka brokers unreachable' };
+    if (!this.#probe.reachable) return { ok: false, reason: 'Kafka brokers unreachable' };
     if (!this.#receiver?.joined) return { ok: false, reason: 'consumer group not joined' };
     // Only partitions that are not paused are fetched: with all of them paused (a full buffer) the
     // brokers have nothing to answer.
@@ -320,10 +292,9 @@ export class App {
         ['finish the running batch', () => this.#scheduler?.stop()],
         ['leave the group', () => this.#receiver?.stop()],
         ['flush the producers and stop the workers', () => this.#pool?.close()],
-        ['disconnect admin', () => Promise.all([this.#admin?.disconnect(), this.#probeAdmin?.disconnect()])],
+        ['disconnect admin', () => Promise.all([this.#admin?.disconnect(), this.#probe.close()])],
         ['close HTTP', () => this.#http.close()],
       ];
-      clearInterval(this.#brokerProbe);
       clearInterval(this.#loopProbe);
       // Every step gets what is left of the shutdown budget (one second is kept for exiting): a step
       // that cannot finish — e.g. leaving a group whose join waits for a dead member's session to

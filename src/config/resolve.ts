@@ -34,6 +34,8 @@ export interface ResolvedConfig {
   readonly buffer: { readonly maxRecords: number; readonly maxBytes: number };
   readonly maxRecordBytes: number;
   readonly shutdownTimeoutMs: number;
+  /** Start-up retries retriable Kafka failures for this long. */
+  readonly startupTimeoutMs: number;
   /** User code on one record longer than this: the worker is hung (replaced, the record suspected). */
   readonly recordTimeoutMs: number;
   readonly http: { readonly host: string; readonly port: number };
@@ -120,6 +122,7 @@ export function resolveConfig(env: Readonly<Record<string, string | undefined>> 
     },
     maxRecordBytes: values.SLUICE_MAX_RECORD_BYTES as number,
     shutdownTimeoutMs: values.SLUICE_SHUTDOWN_TIMEOUT as number,
+    startupTimeoutMs: values.SLUICE_STARTUP_TIMEOUT as number,
     recordTimeoutMs: values.SLUICE_RECORD_TIMEOUT as number,
     http: { host: values.SLUICE_HTTP_HOST as string, port: values.SLUICE_HTTP_PORT as number },
     logLevel: values.SLUICE_LOG_LEVEL as ResolvedConfig['logLevel'],

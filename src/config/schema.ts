@@ -137,6 +137,12 @@ export const ENV = {
     default: '1MiB',
     schema: bytes,
   },
+  SLUICE_STARTUP_TIMEOUT: {
+    description:
+      'How long start-up retries retriable Kafka failures (brokers not up yet, topic metadata still propagating) before it gives up; configuration mistakes stop it at once.',
+    default: '60s',
+    schema: durationOf({ positive: true }),
+  },
   SLUICE_RECORD_TIMEOUT: {
     description:
       'How long user code may run on one record before its worker thread is replaced; a record that hangs or kills its worker twice is dead-lettered.',

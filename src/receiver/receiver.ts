@@ -7,7 +7,7 @@
  */
 import { type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage } from 'kafkajs';
 import type pino from 'pino';
-import { FatalError, KafkaError } from '../errors.ts';
+import { FatalError } from '../errors.ts';
 import { type BufferQueue, type RawRecord } from '../queue/buffer-queue.ts';
 
 export interface Assignment {
@@ -154,6 +154,10 @@ export class Receiver {
     return this.#rebalances;
   }
 
+  /**
+   * Connects, subscribes and starts consuming. A failure leaves the consumer disconnected, so the
+   * caller may try again (start-up retries what is retriable); it is thrown as kafkajs reported it.
+   */
   async start(): Promise<void> {
     this.#state = 'starting';
     try {
@@ -166,8 +170,9 @@ export class Receiver {
         eachBatch: async (payload) => this.#onBatch(payload),
       });
     } catch (error) {
-      this.#state = 'stopped';
-      throw new KafkaError(`consumer failed to start: ${(error as Error).message}`, error, false);
+      await this.#consumer.disconnect().catch(() => undefined);
+      this.#state = 'idle';
+      throw error;
     }
     this.#state = 'running';
   }

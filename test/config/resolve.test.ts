@@ -45,6 +45,7 @@ describe('resolveConfig', () => {
       buffer: { maxRecords: 200_000, maxBytes: 64 * 1024 * 1024 },
       maxRecordBytes: 1024 * 1024,
       shutdownTimeoutMs: 30_000,
+      startupTimeoutMs: 60_000,
       recordTimeoutMs: 30_000,
       http: { host: '0.0.0.0', port: 8080 },
       logLevel: 'info',
