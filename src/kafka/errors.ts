@@ -198,6 +198,33 @@ const codeOf = (error: unknown): string | undefined => {
   return typeof code === 'string' ? code : undefined;
 };
 
+/**
+ * TLS alerts by number (RFC 8446 §6), as Node would name them. kafkajs sometimes re-wraps a socket
+ * error as a KafkaJSConnectionError without Node's `code` (seen on Node 24 for a missing client
+ * certificate); OpenSSL's message still ends in "SSL alert number N".
+ */
+const TLS_ALERTS: Readonly<Record<number, string>> = {
+  40: 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE',
+  42: 'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE',
+  43: 'ERR_SSL_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE',
+  44: 'ERR_SSL_SSLV3_ALERT_CERTIFICATE_REVOKED',
+  45: 'ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED',
+  46: 'ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN',
+  48: 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA',
+  49: 'ERR_SSL_TLSV1_ALERT_ACCESS_DENIED',
+  116: 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED',
+};
+
+/** The code the OpenSSL alert in an error's message stands for. */
+const alertCodeOf = (error: unknown): string | undefined => {
+  const message = fields(error)?.message;
+  const alert = typeof message === 'string' ? /SSL alert number (\d+)/.exec(message)?.[1] : undefined;
+  return alert === undefined ? undefined : TLS_ALERTS[Number(alert)];
+};
+
+/** Node's TLS code of an error, or else the one its OpenSSL alert text stands for. */
+const tlsCodeOf = (error: unknown): string | undefined => codeOf(error) ?? alertCodeOf(error);
+
 /** The error a wrapper wraps: `cause` (kafkajs, ES2022), `originalError` or `retriableError` (other wrappers). */
 function innerOf(error: unknown): unknown {
   const f = fields(error);
@@ -240,8 +267,8 @@ function chain(error: unknown): unknown[] {
 
 /** The TLS problem an error of the chain reports, with its Node code. */
 function tlsProblem(error: unknown): { code: string; problem: TlsProblem } | undefined {
-  for (const e of chain(error)) {
-    const code = codeOf(e);
+  // Node's own codes first, anywhere in the chain; the alert text only where no code says more.
+  for (const code of [...chain(error).map(codeOf), ...chain(error).map(alertCodeOf)]) {
     const problem = code === undefined ? undefined : TLS_CODES.get(code);
     if (code !== undefined && problem) return { code, problem };
   }
@@ -262,8 +289,9 @@ function ownVerdict(error: unknown): Verdict {
     return error.retryable ? 'retriable' : 'not-retriable';
   }
   if (isSasl(error)) return 'fatal';
+  const tlsCode = tlsCodeOf(error);
+  if (tlsCode !== undefined && TLS_CODES.has(tlsCode)) return 'fatal';
   const code = codeOf(error);
-  if (code !== undefined && TLS_CODES.has(code)) return 'fatal';
   const type = typeOf(error);
   if (type !== undefined && typeof f.code === 'number') {
     if (FATAL_TYPES.has(type)) return 'fatal';

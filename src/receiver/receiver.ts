@@ -8,6 +8,7 @@
 import { type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage } from 'kafkajs';
 import type pino from 'pino';
 import { FatalError } from '../errors.ts';
+import { isRetriableKafkaError } from '../kafka/errors.ts';
 import { type BufferQueue, type RawRecord } from '../queue/buffer-queue.ts';
 
 export interface Assignment {
@@ -68,7 +69,7 @@ function toRaw(message: KafkaMessage): RawRecord {
 
 export class Receiver {
   readonly #options: ReceiverOptions;
-  readonly #consumer: Consumer;
+  #consumer: Consumer;
   #state: ReceiverState = 'idle';
   #epoch = 0;
   #assignment: Assignment = { epoch: 0, partitions: [] };
@@ -82,7 +83,13 @@ export class Receiver {
 
   constructor(options: ReceiverOptions) {
     this.#options = options;
-    this.#consumer = options.kafka.consumer({
+    this.#consumer = this.#createConsumer();
+  }
+
+  /** A kafkajs consumer whose events reach this receiver only while it is the current one. */
+  #createConsumer(): Consumer {
+    const options = this.#options;
+    const consumer = options.kafka.consumer({
       groupId: options.groupId,
       readUncommitted: !options.readCommitted,
       // The buffer accepts a whole fetch before pausing, so fetches are sized from its bound: a
@@ -94,10 +101,12 @@ export class Receiver {
       rebalanceTimeout: Math.max(60_000, options.sessionTimeoutMs),
       heartbeatInterval: Math.max(500, Math.min(3_000, Math.floor(options.sessionTimeoutMs / 3))),
     });
-    const { GROUP_JOIN, REBALANCING, CRASH, FETCH_START, FETCH } = this.#consumer.events;
-    this.#consumer.on(FETCH_START, (event) => this.#fetchStarted.set(event.payload.nodeId, Date.now()));
-    this.#consumer.on(FETCH, (event) => this.#fetchAnswered.set(event.payload.nodeId, Date.now()));
-    this.#consumer.on(GROUP_JOIN, (event) => {
+    const current = (): boolean => consumer === this.#consumer;
+    const { GROUP_JOIN, REBALANCING, CRASH, FETCH_START, FETCH } = consumer.events;
+    consumer.on(FETCH_START, (event) => current() && this.#fetchStarted.set(event.payload.nodeId, Date.now()));
+    consumer.on(FETCH, (event) => current() && this.#fetchAnswered.set(event.payload.nodeId, Date.now()));
+    consumer.on(GROUP_JOIN, (event) => {
+      if (!current()) return;
       this.#epoch++;
       this.#joined = true;
       this.#rebalances++;
@@ -106,8 +115,8 @@ export class Receiver {
       );
       this.#assignment = { epoch: this.#epoch, partitions };
       // Paused partitions stay paused across a rejoin in kafkajs; a new epoch starts unpaused and empty.
-      const paused = this.#consumer.paused();
-      if (paused.length > 0) this.#consumer.resume(paused);
+      const paused = consumer.paused();
+      if (paused.length > 0) consumer.resume(paused);
       this.#held.clear();
       options.queue.setPartitions(partitions.map((p) => tp(p.topic, p.partition)));
       options.queue.clearAll();
@@ -117,24 +126,54 @@ export class Receiver {
       );
       options.onAssignment(this.#assignment);
     });
-    this.#consumer.on(REBALANCING, () => {
+    consumer.on(REBALANCING, () => {
+      if (!current()) return;
       this.#joined = false;
       options.logger.info('consumer group rebalancing');
     });
-    this.#consumer.on(CRASH, (event) => {
+    consumer.on(CRASH, (event) => {
+      if (!current()) return;
       const { error, restart } = event.payload;
+      this.#joined = false; // a restarted consumer joins the group anew
       if (restart) {
         options.logger.warn({ err: error }, 'consumer crashed; kafkajs restarts it');
         return;
       }
-      this.#joined = false;
       if (this.#state === 'stopping' || this.#state === 'stopped') return;
-      // kafkajs gave up on this consumer (a non-retriable error): a replica that no longer consumes
-      // must not stay up looking alive.
-      const fatal = new FatalError(`consumer stopped: ${error.name}: ${error.message}`, error);
-      options.logger.error({ err: error, code: fatal.code }, 'consumer stopped and will not restart');
-      options.onFatal?.(fatal);
+      if (isRetriableKafkaError(error)) {
+        // kafkajs gives up on some errors that only mean "not yet" (no group coordinator while the
+        // broker starts after an outage): a new consumer, as often as it takes.
+        options.logger.warn({ err: error }, 'kafkajs stopped the consumer on a retriable error; starting a new one');
+        void this.#replaceConsumer();
+        return;
+      }
+      // A replica that no longer consumes must not stay up looking alive.
+      this.#fatal(error);
     });
+    return consumer;
+  }
+
+  #fatal(error: Error): void {
+    const fatal = new FatalError(`consumer stopped: ${error.name}: ${error.message}`, error);
+    this.#options.logger.error({ err: error, code: fatal.code }, 'consumer stopped and will not restart');
+    this.#options.onFatal?.(fatal);
+  }
+
+  /** Starts a new consumer in place of one kafkajs stopped, retrying with backoff until it runs. */
+  async #replaceConsumer(): Promise<void> {
+    for (let attempt = 0; this.#state === 'running'; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(10_000, 500 * 2 ** Math.min(attempt, 5))));
+      if (this.#state !== 'running') return;
+      this.#consumer = this.#createConsumer();
+      try {
+        await this.#run(this.#consumer);
+        return;
+      } catch (error) {
+        await this.#consumer.disconnect().catch(() => undefined);
+        if (!isRetriableKafkaError(error)) return this.#fatal(error as Error);
+        this.#options.logger.warn({ err: error, attempt }, 'a new consumer failed to start; will retry');
+      }
+    }
   }
 
   get state(): ReceiverState {
@@ -161,20 +200,37 @@ export class Receiver {
   async start(): Promise<void> {
     this.#state = 'starting';
     try {
-      await this.#consumer.connect();
-      await this.#consumer.subscribe({ topics: [...this.#options.topics], fromBeginning: this.#options.fromBeginning });
-      await this.#consumer.run({
-        autoCommit: false,
-        eachBatchAutoResolve: true,
-        partitionsConsumedConcurrently: 1,
-        eachBatch: async (payload) => this.#onBatch(payload),
-      });
+      await this.#run(this.#consumer);
     } catch (error) {
       await this.#consumer.disconnect().catch(() => undefined);
       this.#state = 'idle';
       throw error;
     }
     this.#state = 'running';
+  }
+
+  async #run(consumer: Consumer): Promise<void> {
+    await consumer.connect();
+    await consumer.subscribe({ topics: [...this.#options.topics], fromBeginning: this.#options.fromBeginning });
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: true,
+      partitionsConsumedConcurrently: 1,
+      eachBatch: async (payload) => this.#onBatch(payload),
+    });
+  }
+
+  /**
+   * Pauses or resumes partitions of the current consumer. kafkajs refuses both while it has no
+   * running consumer group (between a crash and the next join), when there is nothing to pause: the
+   * next join starts every partition afresh from its committed offset anyway.
+   */
+  #pauseOrResume(what: 'pause' | 'resume', topics: Array<{ topic: string; partitions?: number[] }>): void {
+    try {
+      this.#consumer[what](topics);
+    } catch (error) {
+      this.#options.logger.debug({ err: error, what }, 'consumer not running: nothing to pause or resume');
+    }
   }
 
   #onBatch({ batch, isStale }: EachBatchPayload): void {
@@ -193,7 +249,7 @@ export class Receiver {
       records.reduce((n, r) => n + r.size, 0),
     );
     if (queue.shouldPause(id)) {
-      this.#consumer.pause([{ topic: batch.topic, partitions: [batch.partition] }]);
+      this.#pauseOrResume('pause', [{ topic: batch.topic, partitions: [batch.partition] }]);
       queue.markPaused(id);
     }
   }
@@ -202,7 +258,7 @@ export class Receiver {
   resumeDrained(): void {
     for (const id of this.#options.queue.resumable()) {
       const cut = id.lastIndexOf(':');
-      this.#consumer.resume([{ topic: id.slice(0, cut), partitions: [Number(id.slice(cut + 1))] }]);
+      this.#pauseOrResume('resume', [{ topic: id.slice(0, cut), partitions: [Number(id.slice(cut + 1))] }]);
     }
   }
 
@@ -215,11 +271,14 @@ export class Receiver {
       const id = tp(p.topic, p.partition);
       this.#held.add(id);
       this.#options.queue.clear(id);
-      this.#consumer.pause([{ topic: p.topic, partitions: [p.partition] }]);
+      this.#pauseOrResume('pause', [{ topic: p.topic, partitions: [p.partition] }]);
     }
   }
 
-  /** Moves partitions to the given offsets (a rewind): their buffered records are dropped, fetching resumes. */
+  /**
+   * Moves partitions to the given offsets (a rewind): their buffered records are dropped, fetching
+   * resumes. Throws while kafkajs has no running consumer group (the caller retries).
+   */
   seek(positions: ReadonlyArray<{ topic: string; partition: number; offset: number }>): void {
     for (const p of positions) {
       const id = tp(p.topic, p.partition);
@@ -272,6 +331,10 @@ export class Receiver {
   /** Stops fetching without leaving the group (first step of a graceful shutdown). */
   pauseAll(): void {
     const topics = [...new Set(this.#assignment.partitions.map((p) => p.topic))];
-    if (topics.length > 0) this.#consumer.pause(topics.map((topic) => ({ topic })));
+    if (topics.length > 0)
+      this.#pauseOrResume(
+        'pause',
+        topics.map((topic) => ({ topic })),
+      );
   }
 }

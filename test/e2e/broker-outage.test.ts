@@ -31,7 +31,14 @@ const BEFORE_MS = 8_000;
 const AFTER_MS = 10_000;
 /** How long /readyz may take to say 503 once the broker is gone. */
 const READY_DOWN_WITHIN_MS = 6_000;
-const READY_UP_WITHIN_MS = 30_000;
+/**
+ * The service's consumer group session timeout, and how long /readyz may stay 503 once the broker is
+ * back: a consumer that crashed while the broker was down could not leave the group, and its new
+ * member is admitted when the old one's session has expired (kafkajs has no static membership), then
+ * partitions are assigned and their committed positions read.
+ */
+const SESSION_TIMEOUT_MS = 10_000;
+const READY_UP_WITHIN_MS = SESSION_TIMEOUT_MS + 15_000;
 
 let broker: LocalBroker;
 beforeAll(async () => {
@@ -212,6 +219,7 @@ describe('broker outage under a windowed re-keyed job', () => {
           TEST_IDLE_MS: String(IDLE_MS),
           TEST_BATCH_INTERVAL_MS: '250',
           SLUICE_WORKERS: '2',
+          SLUICE_SESSION_TIMEOUT: `${SESSION_TIMEOUT_MS}ms`,
         },
       });
       onCleanup(() => service.stop('SIGKILL'));
@@ -373,7 +381,7 @@ describe('broker outage under a windowed re-keyed job', () => {
         firstNotReadyStatus: firstDown?.status ?? null,
         notReadyWithin6s: firstDown !== undefined && firstDown.at - stoppedAt <= READY_DOWN_WITHIN_MS,
         readyPollsWhileDown: upDuring.length,
-        readyAgainWithin30s: backUp !== undefined && backUp.at - upAt <= READY_UP_WITHIN_MS,
+        readyAgainInTime: backUp !== undefined && backUp.at - upAt <= READY_UP_WITHIN_MS,
       }).toEqual({
         missingWindows: 0,
         wrongWindows: 0,
@@ -382,7 +390,7 @@ describe('broker outage under a windowed re-keyed job', () => {
         firstNotReadyStatus: 503,
         notReadyWithin6s: true,
         readyPollsWhileDown: 0,
-        readyAgainWithin30s: true,
+        readyAgainInTime: true,
       });
       expect((await service.stop('SIGTERM')).code).toBe(0);
     },

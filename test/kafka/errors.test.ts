@@ -299,6 +299,24 @@ describe('classifyKafkaError', () => {
     expect(classified.message).not.toContain('\n');
   });
 
+  test('a connection error without a code: the OpenSSL alert in its message names the TLS problem', async () => {
+    // What a broker requiring client certificates answers a client without one, as kafkajs reports
+    // it through a client that does not retry (Node 24): Node's code is gone, OpenSSL's text is not.
+    const connection = new KafkaJSConnectionError(
+      'Connection error: 40BDA39EBE7F0000:error:0A000412:SSL routines:ssl3_read_bytes:ssl/tls alert bad certificate:../deps/openssl/openssl/ssl/record/rec_layer_s3.c:918:SSL alert number 42\n',
+      { broker: 'b:1' },
+    );
+    const classified = classifyKafkaError(await afterRetries(connection, 1), brokers);
+    expect(classified).toBeInstanceOf(KafkaTlsError);
+    expect(classified.message).toContain('KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE');
+    expect(isRetriableKafkaError(connection)).toBe(false);
+    // Another alert number, and no alert at all: the latter stays a retriable connection error.
+    const unknownCa = new KafkaJSConnectionError('Connection error: … SSL alert number 48', { broker: 'b:1' });
+    expect(classifyKafkaError(unknownCa, brokers)).toBeInstanceOf(KafkaTlsError);
+    const refused = new KafkaJSConnectionError('Connection error: connect ECONNREFUSED 127.0.0.1:1', { broker: 'b:1' });
+    expect(classifyKafkaError(refused, brokers)).toMatchObject({ code: 'SLUICE_KAFKA_FAILED', retryable: true });
+  });
+
   test('authorization failures: a non-retryable KafkaError that says what to grant', () => {
     const classified = classifyKafkaError(protocol('TOPIC_AUTHORIZATION_FAILED'), brokers);
     expect(classified).toBeInstanceOf(KafkaError);
