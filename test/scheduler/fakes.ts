@@ -203,9 +203,17 @@ export class FakeReceiver {
   }
   seek(positions: ReadonlyArray<TP & { offset: number }>): void {
     this.seeks.push([...positions]);
+    for (const p of positions) this.held.delete(partitionId(p.topic, p.partition));
+    this.refetch(positions);
+  }
+  /**
+   * Buffers the log again from these offsets (what a seek, or a rejoin from the commits, leads to);
+   * a held partition gets nothing, as the receiver drops what is fetched for it.
+   */
+  refetch(positions: ReadonlyArray<TP & { offset: number }>): void {
     for (const p of positions) {
       const id = partitionId(p.topic, p.partition);
-      this.held.delete(id);
+      if (this.held.has(id)) continue;
       this.queue.clear(id);
       const again = (this.#log.get(id) ?? []).filter((r) => Number(r.offset) >= p.offset);
       if (again.length > 0) this.queue.push(id, [...again]);
