@@ -211,8 +211,12 @@ export class Scheduler {
    * dropped) at once and take part in no batch until the rewind is done; a rewind that cannot reach
    * the broker is retried until it succeeds or the epoch changes (a rejoin rebuilds every partition).
    */
-  #rewind(entries: readonly PartitionEntry[]): void {
+  #rewind(failed: readonly PartitionEntry[]): void {
     const { receiver } = this.#options;
+    // Entries of an epoch that ended while the batch ran are gone: the rejoin rebuilds every
+    // partition, and holding one here would leave it paused with nothing to seek it.
+    const entries = failed.filter((e) => this.#table.get(e.topic, e.partition) === e);
+    if (entries.length === 0) return;
     for (const entry of entries) {
       entry.rewinding = true;
       entry.needsStart = true;
