@@ -60,6 +60,8 @@ export class Scheduler {
   readonly #batches: BatchRun;
   readonly #purger: RepartitionPurger | undefined;
   readonly #clock = new Sleeper();
+  /** The rewind loop's backoff, which stop() also cuts short. */
+  readonly #retryClock = new Sleeper();
   #state: SchedulerState = 'idle';
   #loop: Promise<void> | undefined;
   #loadingStarts: Promise<void> | undefined;
@@ -145,7 +147,7 @@ export class Scheduler {
       const atOnce = outcome.backlogged || (previousBacklogged && outcome.wroteRepartition);
       previousBacklogged = outcome.backlogged;
       due = nextDue(due, interval, startedAt, Date.now(), atOnce);
-      if (outcome.failure && this.#consecutiveFailures > 1) {
+      if (outcome.failure && this.#consecutiveFailures > 1 && this.#state === 'running') {
         await this.#clock.sleep(backoff(this.#consecutiveFailures));
       }
     }
@@ -244,7 +246,8 @@ export class Scheduler {
       } catch (error) {
         for (const entry of entries) entry.start = undefined;
         logger.warn({ err: error, attempt, partitions: entries.map((e) => e.id) }, 'rewind failed; will retry');
-        await new Promise((resolve) => setTimeout(resolve, backoff(attempt++)));
+        if (this.#state !== 'running') return;
+        await this.#retryClock.sleep(backoff(attempt++));
       }
     }
   }
@@ -337,6 +340,7 @@ export class Scheduler {
     }
     this.#state = 'stopping';
     this.#clock.wake();
+    this.#retryClock.wake();
     await this.#loop;
     await this.#rewinding;
     await this.#purger?.idle();
