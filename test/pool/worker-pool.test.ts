@@ -4,6 +4,8 @@
  * holds, the watchdog that replaces a worker hung in user code (never one that is publishing), a
  * worker that exits in user code, and closing.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
@@ -11,7 +13,7 @@ import { IllegalStateError, JobLoadError, UserCodeTimeoutError, WorkerCrashedErr
 import { type PartitionStart, type PartitionWork } from '../../src/pool/protocol.ts';
 import { type BatchAnswer, WorkerPool } from '../../src/pool/worker-pool.ts';
 import { RecordWriter } from '../../src/wire/record-codec.ts';
-import { admin, createTopic, onCleanup, testBrokers, uniqueName } from '../helpers.ts';
+import { admin, createTopic, onCleanup, testBrokers, uniqueName, waitFor } from '../helpers.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const JOB = path.join(root, 'test/fixtures/jobs/misbehaving-map.ts');
@@ -218,5 +220,60 @@ describe('WorkerPool: start-up', () => {
     );
     expect(error).toBeInstanceOf(JobLoadError);
     expect(error.message).toContain('boom while loading the job module');
+  });
+});
+
+describe('WorkerPool: a replacement that cannot start', () => {
+  test('batches for its index fail at once instead of waiting for a worker that is gone', async () => {
+    // A job that loads once: the replacement of its first worker fails to start.
+    const dir = mkdtempSync(path.join(tmpdir(), 'sluice-pool-'));
+    onCleanup(async () => rmSync(dir, { recursive: true, force: true }));
+    const jobPath = path.join(dir, 'job.mjs');
+    writeFileSync(
+      jobPath,
+      `import { existsSync, writeFileSync } from 'node:fs';
+const marker = new URL('./loaded', import.meta.url);
+if (existsSync(marker)) throw new Error('this job loads only once');
+writeFileSync(marker, '');
+export default {
+  name: 'loads-once',
+  input: { topics: ['items'] },
+  pipeline: (s) => s.map((v) => { if (v.act === 'exit') process.exit(1); return v; }),
+  output: { topic: 'out' },
+};
+`,
+    );
+    const output = await createTopic(uniqueName('pool-once-out'), 1);
+    const crashes: Array<{ index: number; error: Error }> = [];
+    const pool = await WorkerPool.create({
+      size: 1,
+      jobPath,
+      maxRecordBytes: 1024 * 1024,
+      batchIntervalMs: undefined,
+      sources: [`${INPUT}:0`],
+      kafka: {
+        connection: { brokers: testBrokers(), clientId: uniqueName('pool-test'), ssl: false, sasl: undefined },
+        topics: { output, dlq: `${output}-dlq`, repartition: undefined, repartitionPartitions: 0 },
+        logLevel: 'silent',
+      },
+      recordTimeoutMs: RECORD_TIMEOUT_MS,
+      onCrash: (index, error) => crashes.push({ index, error }),
+    });
+    onCleanup(() => pool.close());
+    expect(await rejection(run(pool, 0, work(0, 0, [{ n: 0, act: 'exit' }])))).toBeInstanceOf(WorkerCrashedError);
+    await waitFor('the replacement to fail', () => (crashes.length >= 2 ? true : undefined), 10_000);
+    expect(crashes[1]!.error).toBeInstanceOf(JobLoadError);
+
+    const next = run(pool, 0, work(0, 0, items(1)));
+    const outcome = await Promise.race([
+      next.then(
+        () => 'answered',
+        (error: unknown) => error,
+      ),
+      new Promise((resolve) => setTimeout(() => resolve('no answer'), 3_000)),
+    ]);
+    expect(outcome).toBeInstanceOf(WorkerCrashedError);
+    expect((outcome as Error).message).toContain('this job loads only once');
+    await pool.close();
   });
 });
