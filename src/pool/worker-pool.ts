@@ -73,6 +73,8 @@ interface Slot {
   stalledSince: number | undefined;
   /** The tasks the worker reported holding. */
   held: HeldTask[];
+  /** Why the worker could not start (a replacement that failed): requests to it fail at once. */
+  startError: Error | undefined;
 }
 
 export type PoolState = 'starting' | 'running' | 'closing' | 'closed';
@@ -198,6 +200,7 @@ export class WorkerPool {
       lastCounter: 0,
       stalledSince: undefined,
       held: [],
+      startError: undefined,
     };
     this.#slots[index] = slot;
     return new Promise<void>((resolve, reject) => {
@@ -210,6 +213,7 @@ export class WorkerPool {
         }
         if (message.type === 'init-error') {
           const cause = deserializeError(message.error);
+          slot.startError = cause;
           reject(cause instanceof JobLoadError || message.error.code ? cause : new JobLoadError(cause.message, cause));
           void worker.terminate();
           return;
@@ -227,6 +231,7 @@ export class WorkerPool {
           for (const pending of slot.pending.values())
             pending.reject(new WorkerCrashedError(`worker ${index} failed to start: ${error.message}`, error));
           slot.pending.clear();
+          slot.startError ??= error;
           reject(
             error instanceof JobLoadError
               ? error
@@ -268,6 +273,10 @@ export class WorkerPool {
     if (this.#state !== 'running') return Promise.reject(new IllegalStateError(`worker pool is ${this.#state}`));
     const slot = this.#slots[index];
     if (!slot) return Promise.reject(new IllegalStateError(`no worker ${index}`));
+    if (slot.startError) {
+      const why = slot.startError;
+      return Promise.reject(new WorkerCrashedError(`worker ${index} is not running: ${why.message}`, why));
+    }
     return new Promise((resolve, reject) => {
       slot.pending.set(request.requestId, { resolve, reject });
       slot.worker.postMessage(request, transfer);

@@ -139,8 +139,11 @@ export class BatchRun {
       else failed.push({ error: s.reason, entries: groups[i]![1].entries });
     });
     const results = answers.flatMap((a) => a.partitions);
+    // After a rebalance while the batch ran, the table holds the new epoch's entries, which are
+    // rebuilt from their commits: this batch's answers must not mark them started.
+    const current = epoch === table.epoch;
     for (const r of results) {
-      const entry = table.get(r.topic, r.partition);
+      const entry = current ? table.get(r.topic, r.partition) : undefined;
       if (!entry) continue;
       entry.needsStart = false;
       this.#d.poison.passed(entry.id, entry.position);

@@ -60,6 +60,8 @@ export class Scheduler {
   readonly #batches: BatchRun;
   readonly #purger: RepartitionPurger | undefined;
   readonly #clock = new Sleeper();
+  /** The rewind loop's backoff, which stop() also cuts short. */
+  readonly #retryClock = new Sleeper();
   #state: SchedulerState = 'idle';
   #loop: Promise<void> | undefined;
   #loadingStarts: Promise<void> | undefined;
@@ -145,7 +147,7 @@ export class Scheduler {
       const atOnce = outcome.backlogged || (previousBacklogged && outcome.wroteRepartition);
       previousBacklogged = outcome.backlogged;
       due = nextDue(due, interval, startedAt, Date.now(), atOnce);
-      if (outcome.failure && this.#consecutiveFailures > 1) {
+      if (outcome.failure && this.#consecutiveFailures > 1 && this.#state === 'running') {
         await this.#clock.sleep(backoff(this.#consecutiveFailures));
       }
     }
@@ -211,8 +213,12 @@ export class Scheduler {
    * dropped) at once and take part in no batch until the rewind is done; a rewind that cannot reach
    * the broker is retried until it succeeds or the epoch changes (a rejoin rebuilds every partition).
    */
-  #rewind(entries: readonly PartitionEntry[]): void {
+  #rewind(failed: readonly PartitionEntry[]): void {
     const { receiver } = this.#options;
+    // Entries of an epoch that ended while the batch ran are gone: the rejoin rebuilds every
+    // partition, and holding one here would leave it paused with nothing to seek it.
+    const entries = failed.filter((e) => this.#table.get(e.topic, e.partition) === e);
+    if (entries.length === 0) return;
     for (const entry of entries) {
       entry.rewinding = true;
       entry.needsStart = true;
@@ -240,7 +246,8 @@ export class Scheduler {
       } catch (error) {
         for (const entry of entries) entry.start = undefined;
         logger.warn({ err: error, attempt, partitions: entries.map((e) => e.id) }, 'rewind failed; will retry');
-        await new Promise((resolve) => setTimeout(resolve, backoff(attempt++)));
+        if (this.#state !== 'running') return;
+        await this.#retryClock.sleep(backoff(attempt++));
       }
     }
   }
@@ -333,6 +340,7 @@ export class Scheduler {
     }
     this.#state = 'stopping';
     this.#clock.wake();
+    this.#retryClock.wake();
     await this.#loop;
     await this.#rewinding;
     await this.#purger?.idle();
