@@ -74,8 +74,9 @@ export class BatchRun {
       if (entry.rewinding || entry.start === undefined) continue;
       const raw = cut.get(entry.id);
       const hasRecords = raw !== undefined && raw.length > 0;
-      const ticks = entry.tick === 'always' || (entry.tick === 'after-start' && !entry.needsStart);
-      if (!hasRecords && !ticks) continue;
+      const runsEmpty =
+        entry.withoutRecords === 'always' || (entry.withoutRecords === 'once-rebuilt' && !entry.needsStart);
+      if (!hasRecords && !runsEmpty) continue;
       const writer = pack(raw);
       if (hasRecords) {
         // A repartition block holds many records, a control record none.

@@ -8,15 +8,15 @@ import { type Admin } from 'kafkajs';
 import { type JobPlan } from '../job/plan.ts';
 import { partitionId, type PartitionStart } from '../pool/protocol.ts';
 import { type Assignment } from '../receiver/receiver.ts';
-import { taskKindFor, tickFor, type TaskKind } from '../worker/task.ts';
+import { taskKindFor, withoutRecordsFor, type TaskKind } from '../worker/task.ts';
 
 export interface PartitionEntry {
   readonly id: string;
   readonly topic: string;
   readonly partition: number;
   readonly kind: TaskKind;
-  /** Included in every batch, records or not (see tickFor). */
-  readonly tick: 'never' | 'after-start' | 'always';
+  /** Whether it takes part in a batch that has no records for it (see withoutRecordsFor). */
+  readonly withoutRecords: 'never' | 'once-rebuilt' | 'always';
   /** Committed position, once read for this epoch (or rewind). */
   start: PartitionStart | undefined;
   /** The worker must rebuild the task from `start` with the next batch. */
@@ -84,7 +84,7 @@ export class PartitionTable {
         topic,
         partition,
         kind,
-        tick: tickFor(kind),
+        withoutRecords: withoutRecordsFor(kind),
         start: undefined,
         needsStart: true,
         rewinding: false,

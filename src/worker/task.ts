@@ -26,7 +26,7 @@ export function taskKindFor(plan: JobPlan, topic: string): TaskKind {
  * (idle advancement closes windows when traffic stops) once their state is rebuilt, and shuffle
  * writers (they report their stream time downstream).
  */
-export function tickFor(kind: TaskKind): 'never' | 'after-start' | 'always' {
+export function withoutRecordsFor(kind: TaskKind): 'never' | 'once-rebuilt' | 'always' {
   switch (kind) {
     case 'stateless':
       return 'never';
@@ -34,7 +34,7 @@ export function tickFor(kind: TaskKind): 'never' | 'after-start' | 'always' {
       return 'always';
     case 'windowed':
     case 'shuffle-reader':
-      return 'after-start';
+      return 'once-rebuilt';
   }
 }
 

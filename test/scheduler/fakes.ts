@@ -18,7 +18,7 @@ export const silent = pino({ level: 'silent' });
 
 export const TOPIC = 'in';
 
-/** Plans of each task kind: stateless (no tick), windowed (tick after start), re-keyed (writer ticks always). */
+/** Plans of each task kind: stateless (never in a batch without records), windowed (once rebuilt), re-keyed (writers always). */
 export const plans = {
   stateless: (): JobPlan =>
     compileJob(defineJob({ name: 'j', input: { topics: [TOPIC] }, pipeline: (s) => s, output: { topic: 'out' } })),

@@ -1,4 +1,4 @@
-/** The partition table: entries per assignment (kind, tick), revoked entries, committed starts, status. */
+/** The partition table: entries per assignment (kind, batches without records), revoked entries, committed starts, status. */
 import { describe, expect, test } from '@jest/globals';
 import { lagOf, PartitionTable } from '../../src/scheduler/partition-table.ts';
 import { deferred, FakeAdmin, plans, tp, TOPIC } from './fakes.ts';
@@ -22,7 +22,7 @@ describe('PartitionTable.assign', () => {
       topic: TOPIC,
       partition: 0,
       kind: 'stateless',
-      tick: 'never',
+      withoutRecords: 'never',
       start: undefined,
       needsStart: true,
       rewinding: false,
@@ -34,15 +34,15 @@ describe('PartitionTable.assign', () => {
     expect(t.get('other', 0)).toBeUndefined();
   });
 
-  test('the task kind and tick follow the plan and the topic', () => {
+  test('the task kind and batches without records follow the plan and the topic', () => {
     const windowed = table(plans.windowed()).table;
     windowed.assign({ epoch: 1, partitions: [tp(0)] });
-    expect(windowed.get(TOPIC, 0)).toMatchObject({ kind: 'windowed', tick: 'after-start' });
+    expect(windowed.get(TOPIC, 0)).toMatchObject({ kind: 'windowed', withoutRecords: 'once-rebuilt' });
 
     const rekeyed = table(plans.rekeyed()).table;
     rekeyed.assign({ epoch: 1, partitions: [tp(0), tp(0, REPARTITION)] });
-    expect(rekeyed.get(TOPIC, 0)).toMatchObject({ kind: 'shuffle-writer', tick: 'always' });
-    expect(rekeyed.get(REPARTITION, 0)).toMatchObject({ kind: 'shuffle-reader', tick: 'after-start' });
+    expect(rekeyed.get(TOPIC, 0)).toMatchObject({ kind: 'shuffle-writer', withoutRecords: 'always' });
+    expect(rekeyed.get(REPARTITION, 0)).toMatchObject({ kind: 'shuffle-reader', withoutRecords: 'once-rebuilt' });
   });
 
   test('a new epoch returns exactly the revoked entries and rebuilds the kept ones from nothing', async () => {
