@@ -158,6 +158,7 @@ const TLS_CODES = new Map<string, TlsProblem>([
   ['ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED', CLIENT_REJECTED],
   ['ERR_SSL_SSLV3_ALERT_CERTIFICATE_REVOKED', CLIENT_REJECTED],
   ['ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE', CLIENT_REJECTED],
+  ['ERR_SSL_SSLV3_ALERT_CERTIFICATE_REQUIRED', CLIENT_REJECTED],
   ['ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED', CLIENT_REJECTED],
   ['ERR_SSL_TLSV1_ALERT_UNKNOWN_CA', CLIENT_REJECTED],
   ['ERR_SSL_TLSV1_ALERT_ACCESS_DENIED', CLIENT_REJECTED],
@@ -266,10 +267,18 @@ function chain(error: unknown): unknown[] {
 }
 
 /** The TLS problem an error of the chain reports, with its Node code. */
+/**
+ * Node names an alert after OpenSSL's text for it: OpenSSL 3.0 (Node 20) says "sslv3 alert bad
+ * certificate", OpenSSL 3.5 (Node 24) "ssl/tls alert bad certificate" — one alert, two codes.
+ */
+function tlsCodeProblem(code: string): TlsProblem | undefined {
+  return TLS_CODES.get(code) ?? TLS_CODES.get(code.replace('ERR_SSL_SSL/TLS_ALERT_', 'ERR_SSL_SSLV3_ALERT_'));
+}
+
 function tlsProblem(error: unknown): { code: string; problem: TlsProblem } | undefined {
   // Node's own codes first, anywhere in the chain; the alert text only where no code says more.
   for (const code of [...chain(error).map(codeOf), ...chain(error).map(alertCodeOf)]) {
-    const problem = code === undefined ? undefined : TLS_CODES.get(code);
+    const problem = code === undefined ? undefined : tlsCodeProblem(code);
     if (code !== undefined && problem) return { code, problem };
   }
   return undefined;
@@ -290,7 +299,7 @@ function ownVerdict(error: unknown): Verdict {
   }
   if (isSasl(error)) return 'fatal';
   const tlsCode = tlsCodeOf(error);
-  if (tlsCode !== undefined && TLS_CODES.has(tlsCode)) return 'fatal';
+  if (tlsCode !== undefined && tlsCodeProblem(tlsCode)) return 'fatal';
   const code = codeOf(error);
   const type = typeOf(error);
   if (type !== undefined && typeof f.code === 'number') {
