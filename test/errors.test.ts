@@ -6,7 +6,6 @@ import {
   ConfigError,
   describeError,
   DeserializeError,
-  deserializeError,
   ErrorCodes,
   FatalError,
   findErrorBy,
@@ -17,13 +16,12 @@ import {
   JobValidationError,
   KafkaAuthError,
   KafkaError,
-  type SerializedError,
-  serializeError,
   SluiceError,
   UserCodeError,
   UserCodeTimeoutError,
   WorkerCrashedError,
 } from '../src/errors.ts';
+import { deserializeError, type SerializedError, serializeError } from '../src/error-serialization.ts';
 
 /** What `postMessage` does to the serialized form: a structured clone. */
 function acrossThreads(error: unknown): Error {

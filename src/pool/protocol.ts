@@ -3,7 +3,8 @@
  * Requests carry a `requestId`; the worker answers each with exactly one `result` or `error`.
  */
 import { type KafkaConfig } from '../config/resolve.ts';
-import { type ErrorCode, type SerializedError } from '../errors.ts';
+import { type SerializedError } from '../error-serialization.ts';
+import { type ErrorCode } from '../errors.ts';
 import { type RepartitionBlock } from '../wire/repartition-block.ts';
 
 /** How a worker reaches Kafka: each worker publishes its own partitions' results. */

@@ -10,13 +10,8 @@
  * can tell a poison pill from bad luck.
  */
 import { Worker } from 'node:worker_threads';
-import {
-  deserializeError,
-  IllegalStateError,
-  JobLoadError,
-  UserCodeTimeoutError,
-  WorkerCrashedError,
-} from '../errors.ts';
+import { IllegalStateError, JobLoadError, UserCodeTimeoutError, WorkerCrashedError } from '../errors.ts';
+import { deserializeError } from '../error-serialization.ts';
 import { Progress } from './progress.ts';
 import {
   type BatchRequest,

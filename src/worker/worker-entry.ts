@@ -11,7 +11,7 @@ import { kafkajsFixesActive } from '../kafka/kafkajs-fixes.ts';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Kafka } from 'kafkajs';
 import pino from 'pino';
-import { serializeError } from '../errors.ts';
+import { serializeError } from '../error-serialization.ts';
 import { loadJobPlan } from '../job/loader.ts';
 import { type JobPlan } from '../job/plan.ts';
 import { kafkaClientConfig } from '../kafka/client.ts';

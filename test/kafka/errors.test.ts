@@ -24,14 +24,13 @@ import {
 } from 'kafkajs';
 import {
   ConfigError,
-  deserializeError,
   isRetryable,
   KafkaAuthError,
   KafkaError,
   KafkaTlsError,
-  serializeError,
   UserCodeError,
 } from '../../src/errors.ts';
+import { deserializeError, serializeError } from '../../src/error-serialization.ts';
 import { classifyKafkaError, isRetriableKafkaError } from '../../src/kafka/errors.ts';
 import { freePort } from '../../scripts/kafka/local-broker.ts';
 import { admin, onCleanup, testKafka, uniqueName } from '../helpers.ts';
