@@ -11,9 +11,9 @@ import { decodeCheckpoint, encodeCheckpoint, type SourceMark } from '../wire/che
 import { type CodecRecord, RecordWriter } from '../wire/record-codec.ts';
 import { WindowStore, type WindowResult } from '../windows/window-store.ts';
 import { DeadLetters, type Headers, type Origin } from './dead-letters.ts';
-import { RecordFailure, type Element } from './record-functions.ts';
+import { type Element, RecordFailure } from './record-functions.ts';
 import { emptyStats } from './stateless-task.ts';
-import { type TaskContext } from './task.ts';
+import { resultOf, type TaskContext } from './task.ts';
 
 const encoder = new TextEncoder();
 
@@ -118,20 +118,7 @@ export abstract class AggregatingTask {
     stats.openWindows = this.windows.openWindows;
     const st = this.windows.streamTime;
     stats.streamTime = Number.isFinite(st) ? st : null;
-    stats.recordsOut = outputs.count;
-    stats.dead = dead.length;
-    return {
-      topic: this.topic,
-      partition: this.partition,
-      outputs: outputs.finish(),
-      outputCount: outputs.count,
-      repartition: [],
-      repartitionCount: 0,
-      dead,
-      watermark: null,
-      commit: this.#commit(),
-      stats,
-    };
+    return resultOf(this, { stats, dead, outputs, commit: this.#commit() });
   }
 
   protected newStats(): PartitionStats {

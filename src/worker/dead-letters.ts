@@ -20,6 +20,11 @@ export interface Origin {
 
 export type Headers = Array<[string, string | Uint8Array]>;
 
+/** A record of this partition as its own origin. */
+export function originOf(task: { readonly topic: string; readonly partition: number }, record: CodecRecord): Origin {
+  return { topic: task.topic, partition: task.partition, offset: record.offset, timestamp: record.timestamp };
+}
+
 export class DeadLetters {
   readonly #job: string;
 

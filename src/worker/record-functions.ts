@@ -6,6 +6,7 @@
 import { describeError, type ErrorCode } from '../errors.ts';
 import { type Format, type JobPlan, type Op, type RecordMeta } from '../job/plan.ts';
 import { type CodecRecord } from '../wire/record-codec.ts';
+import { type PoisonIndex, type TaskContext } from './task.ts';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const utf8Lenient = new TextDecoder();
@@ -23,6 +24,25 @@ export class RecordFailure extends Error {
 /** A poison pill's failure: the record is dead-lettered without running user code again. */
 export function poisonFailure(poison: { code: ErrorCode; message: string }): RecordFailure {
   return new RecordFailure(poison.code, poison.message);
+}
+
+/**
+ * Opens a record for user code: a poison pill is refused without running anything, the worker's
+ * progress names the record (a hang or crash in what follows is blamed on it), then the size check
+ * and the decoded value. `sub`: the entry of a repartition block, -1 for a record of its own.
+ */
+export function openRecord(
+  ctx: Pick<TaskContext, 'maxRecordBytes' | 'progress'>,
+  pills: PoisonIndex,
+  offset: number,
+  sub: number,
+  key: Uint8Array | null,
+  value: Uint8Array | null,
+): void {
+  const pill = pills?.get(`${offset}:${sub}`);
+  if (pill) throw poisonFailure(pill);
+  ctx.progress.at(offset, sub);
+  checkSize(key, value, ctx.maxRecordBytes);
 }
 
 /** A record on its way through the operators. */

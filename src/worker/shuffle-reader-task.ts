@@ -24,16 +24,8 @@ import {
 import { readRecords, type CodecRecord } from '../wire/record-codec.ts';
 import { readBlock, type BlockEntry } from '../wire/repartition-block.ts';
 import { AggregatingTask } from './aggregating-task.ts';
-import { type Headers, type Origin } from './dead-letters.ts';
-import {
-  checkSize,
-  decodeText,
-  deserialize,
-  poisonFailure,
-  RecordFailure,
-  runnerFor,
-  type Runner,
-} from './record-functions.ts';
+import { type Headers, type Origin, originOf } from './dead-letters.ts';
+import { decodeText, deserialize, openRecord, RecordFailure, type Runner, runnerFor } from './record-functions.ts';
 import { poisonIndex, type PoisonIndex, type Task, type TaskContext } from './task.ts';
 
 /** What a repartition-topic record is. */
@@ -106,12 +98,7 @@ export class ShuffleReaderTask extends AggregatingTask implements Task {
           stats.replayed++;
           continue;
         }
-        const origin = {
-          topic: this.topic,
-          partition: this.partition,
-          offset: record.offset,
-          timestamp: record.timestamp,
-        };
+        const origin = originOf(this, record);
         const reason = 'not a repartition block or control record';
         dead.push(this.letters.record(record, origin, 'SLUICE_DESERIALIZE_FAILED', reason));
       }
@@ -132,7 +119,6 @@ export class ShuffleReaderTask extends AggregatingTask implements Task {
     stats: PartitionStats,
   ): void {
     const { replay, processingTime, wallNow, pills } = batch;
-    const progress = this.ctx.progress;
     const upstream = parseSource(source);
     let maxEventTime = -Infinity;
     let entries: BlockEntry[];
@@ -140,12 +126,7 @@ export class ShuffleReaderTask extends AggregatingTask implements Task {
       entries = [...readBlock(record.value)];
     } catch (error) {
       stats.recordsIn++;
-      const origin = {
-        topic: this.topic,
-        partition: this.partition,
-        offset: record.offset,
-        timestamp: record.timestamp,
-      };
+      const origin = originOf(this, record);
       if (!replay) dead.push(this.letters.failure(record, origin, error));
       return;
     }
@@ -169,17 +150,14 @@ export class ShuffleReaderTask extends AggregatingTask implements Task {
       };
       const origin: Origin = upstream
         ? { ...upstream, offset: entry.offset, timestamp: entry.timestamp }
-        : { topic: this.topic, partition: this.partition, offset: record.offset, timestamp: record.timestamp };
+        : originOf(this, record);
       const extra: Headers = [
         ...(source !== undefined ? ([[SOURCE_HEADER, source]] satisfies Headers) : []),
         [POSITION_HEADER, `${entry.offset}:${entry.sequence}`],
         [ENCODING_HEADER, entry.encoding],
       ];
       try {
-        const pill = pills?.get(`${record.offset}:${index}`);
-        if (pill) throw poisonFailure(pill);
-        progress.at(record.offset, index);
-        checkSize(entry.key, entry.value, this.ctx.maxRecordBytes);
+        openRecord(this.ctx, pills, record.offset, index, entry.key, entry.value);
         // Values are decoded only when something reads them (not for a bare count()).
         const value = this.#skipValues ? undefined : decodeEntry(entry);
         for (const el of this.#run({ key: decodeText(entry.key), value })) {

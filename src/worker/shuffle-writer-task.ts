@@ -12,19 +12,18 @@ import {
 } from '../pool/protocol.ts';
 import { readRecords } from '../wire/record-codec.ts';
 import { BlockWriter } from '../wire/repartition-block.ts';
-import { DeadLetters } from './dead-letters.ts';
+import { DeadLetters, originOf } from './dead-letters.ts';
 import {
-  checkSize,
   deserialize,
   eventTimeFor,
-  poisonFailure,
+  type EventTimeOf,
+  openRecord,
+  type Runner,
   runnerFor,
   toJson,
-  type EventTimeOf,
-  type Runner,
 } from './record-functions.ts';
 import { EndOffset, emptyStats } from './stateless-task.ts';
-import { poisonIndex, type Task, type TaskContext } from './task.ts';
+import { poisonIndex, resultOf, type Task, type TaskContext } from './task.ts';
 
 const EMPTY = new Uint8Array(0);
 
@@ -69,7 +68,7 @@ export class ShuffleWriterTask implements Task {
     poison?: readonly Poison[],
   ): PartitionResult {
     if (!caughtUp) this.#lastBusyWall = wallNow;
-    const { plan, maxRecordBytes, progress } = this.#ctx;
+    const { plan } = this.#ctx;
     const pills = poisonIndex(poison);
     const blocks = new BlockWriter(this.#ctx.repartitionPartitions);
     const dead: DeadLetter[] = [];
@@ -78,10 +77,7 @@ export class ShuffleWriterTask implements Task {
       stats.recordsIn++;
       this.#end.saw(record.offset);
       try {
-        const pill = pills?.get(`${record.offset}:-1`);
-        if (pill) throw poisonFailure(pill);
-        progress.at(record.offset);
-        checkSize(record.key, record.value, maxRecordBytes);
+        openRecord(this.#ctx, pills, record.offset, -1, record.key, record.value);
         const value = deserialize(record.value, plan.format);
         const eventTime = this.#eventTime(record, value, batchTime);
         this.#lastBusyWall = wallNow;
@@ -101,29 +97,18 @@ export class ShuffleWriterTask implements Task {
           else blocks.add(k, at, 'json', toJson(v));
         }
       } catch (error) {
-        const origin = {
-          topic: this.topic,
-          partition: this.partition,
-          offset: record.offset,
-          timestamp: record.timestamp,
-        };
+        const origin = originOf(this, record);
         dead.push(this.#letters.failure(record, origin, error));
       }
     }
-    stats.dead = dead.length;
     stats.streamTime = Number.isFinite(this.#streamTime) ? this.#streamTime : null;
-    return {
-      topic: this.topic,
-      partition: this.partition,
-      outputs: new ArrayBuffer(0),
-      outputCount: 0,
-      repartition: blocks.finish(),
-      repartitionCount: blocks.count,
+    return resultOf(this, {
+      stats,
       dead,
+      repartition: blocks,
       watermark: this.#watermarkReport(wallNow),
       commit: this.#end.commit(),
-      stats,
-    };
+    });
   }
 
   /** This partition's stream time for the aggregating stage, when it changed. */

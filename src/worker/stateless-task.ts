@@ -4,20 +4,19 @@
  */
 import { type PartitionResult, type PartitionStart, type PartitionStats, type Poison } from '../pool/protocol.ts';
 import { readRecords, RecordWriter } from '../wire/record-codec.ts';
-import { DeadLetters } from './dead-letters.ts';
+import { DeadLetters, originOf } from './dead-letters.ts';
 import {
-  checkSize,
   decodeText,
   deserialize,
   encodeValue,
   eventTimeFor,
-  keyBytes,
-  poisonFailure,
-  runnerFor,
   type EventTimeOf,
+  keyBytes,
+  openRecord,
   type Runner,
+  runnerFor,
 } from './record-functions.ts';
-import { poisonIndex, type Task, type TaskContext } from './task.ts';
+import { poisonIndex, resultOf, type Task, type TaskContext } from './task.ts';
 
 export function emptyStats(): PartitionStats {
   return {
@@ -87,7 +86,7 @@ export class StatelessTask implements Task {
     _caughtUp: boolean,
     poison?: readonly Poison[],
   ): PartitionResult {
-    const { plan, maxRecordBytes, progress } = this.#ctx;
+    const { plan } = this.#ctx;
     const pills = poisonIndex(poison);
     const outputs = new RecordWriter();
     const dead = [];
@@ -96,10 +95,7 @@ export class StatelessTask implements Task {
       stats.recordsIn++;
       this.#end.saw(record.offset);
       try {
-        const pill = pills?.get(`${record.offset}:-1`);
-        if (pill) throw poisonFailure(pill);
-        progress.at(record.offset);
-        checkSize(record.key, record.value, maxRecordBytes);
+        openRecord(this.#ctx, pills, record.offset, -1, record.key, record.value);
         const value = deserialize(record.value, plan.format);
         this.#eventTime?.(record, value, batchTime);
         const key = this.#keyReplaced ? null : decodeText(record.key);
@@ -109,28 +105,10 @@ export class StatelessTask implements Task {
           outputs.write(0, record.timestamp, keyBytes(el), encodeValue(el.value));
         }
       } catch (error) {
-        const origin = {
-          topic: this.topic,
-          partition: this.partition,
-          offset: record.offset,
-          timestamp: record.timestamp,
-        };
+        const origin = originOf(this, record);
         dead.push(this.#letters.failure(record, origin, error));
       }
     }
-    stats.recordsOut = outputs.count;
-    stats.dead = dead.length;
-    return {
-      topic: this.topic,
-      partition: this.partition,
-      outputs: outputs.finish(),
-      outputCount: outputs.count,
-      repartition: [],
-      repartitionCount: 0,
-      dead,
-      watermark: null,
-      commit: this.#end.commit(),
-      stats,
-    };
+    return resultOf(this, { stats, dead, outputs, commit: this.#end.commit() });
   }
 }

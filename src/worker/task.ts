@@ -12,7 +12,9 @@
  */
 import { type JobPlan } from '../job/plan.ts';
 import { type Progress } from '../pool/progress.ts';
-import { type PartitionResult, type Poison } from '../pool/protocol.ts';
+import { type DeadLetter, type PartitionResult, type PartitionStats, type Poison } from '../pool/protocol.ts';
+import { type RecordWriter } from '../wire/record-codec.ts';
+import { type BlockWriter } from '../wire/repartition-block.ts';
 
 export type TaskKind = 'stateless' | 'windowed' | 'shuffle-writer' | 'shuffle-reader';
 
@@ -74,4 +76,33 @@ export type PoisonIndex = Map<string, Poison> | undefined;
 export function poisonIndex(poison: readonly Poison[] | undefined): PoisonIndex {
   if (!poison || poison.length === 0) return undefined;
   return new Map(poison.map((p) => [`${p.offset}:${p.sub}`, p]));
+}
+
+/** A batch's result for a partition; the statistics' output and dead-letter counts are filled in. */
+export function resultOf(
+  task: { readonly topic: string; readonly partition: number },
+  parts: {
+    stats: PartitionStats;
+    dead: DeadLetter[];
+    commit: PartitionResult['commit'];
+    outputs?: RecordWriter;
+    repartition?: BlockWriter;
+    watermark?: PartitionResult['watermark'];
+  },
+): PartitionResult {
+  const { stats, dead, outputs, repartition } = parts;
+  stats.recordsOut = outputs?.count ?? 0;
+  stats.dead = dead.length;
+  return {
+    topic: task.topic,
+    partition: task.partition,
+    outputs: outputs?.finish() ?? new ArrayBuffer(0),
+    outputCount: outputs?.count ?? 0,
+    repartition: repartition?.finish() ?? [],
+    repartitionCount: repartition?.count ?? 0,
+    dead,
+    watermark: parts.watermark ?? null,
+    commit: parts.commit,
+    stats,
+  };
 }

@@ -2,18 +2,18 @@
  * A partition of a windowed job without re-keying: the group key is the Kafka key, the input
  * partition aggregates, and its stream time is the largest event time it has seen.
  */
+import { originOf } from './dead-letters.ts';
 import { type DeadLetter, type PartitionResult, type PartitionStart, type Poison } from '../pool/protocol.ts';
 import { readRecords } from '../wire/record-codec.ts';
 import { AggregatingTask } from './aggregating-task.ts';
 import {
-  checkSize,
   decodeText,
   deserialize,
   eventTimeFor,
-  poisonFailure,
-  runnerFor,
   type EventTimeOf,
+  openRecord,
   type Runner,
+  runnerFor,
 } from './record-functions.ts';
 import { poisonIndex, type Task, type TaskContext } from './task.ts';
 
@@ -35,7 +35,7 @@ export class WindowedTask extends AggregatingTask implements Task {
     caughtUp: boolean,
     poison?: readonly Poison[],
   ): PartitionResult {
-    const { plan, maxRecordBytes, progress } = this.ctx;
+    const { plan } = this.ctx;
     const pills = poisonIndex(poison);
     const dead: DeadLetter[] = [];
     const stats = this.newStats();
@@ -43,17 +43,9 @@ export class WindowedTask extends AggregatingTask implements Task {
       stats.recordsIn++;
       const replay = this.saw(record.offset);
       if (replay) stats.replayed++;
-      const origin = {
-        topic: this.topic,
-        partition: this.partition,
-        offset: record.offset,
-        timestamp: record.timestamp,
-      };
+      const origin = originOf(this, record);
       try {
-        const pill = pills?.get(`${record.offset}:-1`);
-        if (pill) throw poisonFailure(pill);
-        progress.at(record.offset);
-        checkSize(record.key, record.value, maxRecordBytes);
+        openRecord(this.ctx, pills, record.offset, -1, record.key, record.value);
         const value = deserialize(record.value, plan.format);
         const eventTime = this.#eventTime(record, value, batchTime);
         for (const el of this.#run({ key: decodeText(record.key), value, rawKey: record.key })) {
