@@ -141,14 +141,19 @@ interface ServerTls {
   truststore: string;
 }
 
-function serverProperties(dataDir: string, ports: Ports, tls?: ServerTls): string {
+function serverProperties(
+  dataDir: string,
+  ports: Ports,
+  tls?: ServerTls,
+  overrides: Readonly<Record<string, string>> = {},
+): string {
   const ssl = ports.ssl !== undefined && tls ? `SSL://127.0.0.1:${ports.ssl}` : undefined;
   const advertised = [
     `PLAINTEXT://127.0.0.1:${ports.plain}`,
     `SASL_PLAINTEXT://127.0.0.1:${ports.sasl}`,
     ...(ssl ? [ssl] : []),
   ];
-  return [
+  const lines = [
     'process.roles=broker,controller',
     'node.id=1',
     `controller.quorum.voters=1@127.0.0.1:${ports.controller}`,
@@ -184,6 +189,11 @@ function serverProperties(dataDir: string, ports: Ports, tls?: ServerTls): strin
     // Tests create many short-lived topics and groups; keep the broker's own housekeeping light.
     'log.segment.bytes=67108864',
     'message.max.bytes=2097152',
+  ];
+  const overridden = (line: string): boolean => Object.hasOwn(overrides, line.slice(0, line.indexOf('=')));
+  return [
+    ...lines.filter((line) => !overridden(line)),
+    ...Object.entries(overrides).map(([key, value]) => `${key}=${value}`),
     '',
   ].join('\n');
 }
@@ -347,6 +357,11 @@ export interface StartOptions {
   timeoutMs?: number;
   /** Add an SSL listener requiring client certificates, with certificates made by `openssl`. */
   tls?: boolean;
+  /**
+   * Broker settings that replace or add to the defaults above, e.g. a shorter
+   * `transaction.abort.timed.out.transaction.cleanup.interval.ms` for a test that waits for it.
+   */
+  properties?: Readonly<Record<string, string>>;
 }
 
 /** Starts a fresh broker with empty storage. */
@@ -371,7 +386,7 @@ async function startIn(dataDir: string, classpath: string, options: StartOptions
   const tls = options.tls ? await makeTlsFiles(dataDir) : undefined;
   const props = join(dataDir, 'server.properties');
   const log4j = join(dataDir, 'log4j2.properties');
-  writeFileSync(props, serverProperties(dataDir, ports, tls?.server));
+  writeFileSync(props, serverProperties(dataDir, ports, tls?.server, options.properties));
   writeFileSync(log4j, LOG4J);
   const heap = options.heap ?? '512m';
   const jvm = [
