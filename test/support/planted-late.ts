@@ -2,9 +2,11 @@
  * Page views whose late records are known in advance, for the re-keyed (page-windows) job: every
  * input partition is in event-time order, so no record is late in its own partition and therefore —
  * the aggregating stage's stream time being the smallest over its upstream partitions — none is late
- * downstream either. The only late records are the planted ones: produced after the aggregating stage
- * has seen every upstream partition pass the end (plus lateness) of the windows they fall into.
- * Whatever the interleaving of partitions, blocks and batches, exactly they must be dead-lettered.
+ * downstream either. The only late records are the planted ones: produced once stage 1 has committed
+ * every input partition past the end (plus lateness) of the windows they fall into, so that every
+ * partition of the aggregating stage has that stream time from every upstream partition before it
+ * meets them. Whatever the interleaving of partitions, blocks and batches, exactly they must be
+ * dead-lettered.
  */
 import { mulberry32, pageNames, type PageView } from '../../examples/generator/clickstream.ts';
 import { type JobOutput, type ValidEvent } from './clickstream-input.ts';
