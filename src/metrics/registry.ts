@@ -56,7 +56,8 @@ export class Metrics {
   });
   readonly recordsReplayed = new Counter({
     name: 'sluice_records_replayed_total',
-    help: 'Records re-read after a restart or rebalance to rebuild window state.',
+    help: 'Records re-read after a restart, rebalance or failed batch to rebuild window state.',
+    labelNames: ['topic', 'partition'] as const,
     registers: [this.registry],
   });
 

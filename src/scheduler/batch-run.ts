@@ -202,7 +202,7 @@ export class BatchRun {
       m.recordsProcessed.inc({ topic: r.topic }, s.recordsIn);
       if (s.late > 0) m.recordsLate.inc({ topic: r.topic }, s.late);
       if (s.duplicates > 0) m.recordsDuplicate.inc(s.duplicates);
-      if (s.replayed > 0) m.recordsReplayed.inc(s.replayed);
+      if (s.replayed > 0) m.recordsReplayed.inc({ topic: r.topic, partition: String(r.partition) }, s.replayed);
       if (r.repartitionCount > 0) m.recordsRepartitioned.inc(r.repartitionCount);
       for (const d of r.dead) {
         const code = d.headers.find(([n]) => n === DLQ_HEADERS.errorCode)?.[1];

@@ -4,18 +4,30 @@
  * recomputation of the input; late and malformed records must be in the dead-letter topic exactly once.
  */
 import { describe, expect, test } from '@jest/globals';
-import { type PageView } from '../../examples/generator/clickstream.ts';
+import { flushPages, flushRecords, type PageView } from '../../examples/generator/clickstream.ts';
 import { admin, createTopic, onCleanup, uniqueName, waitFor } from '../helpers.ts';
 import {
   countPerKeyReference,
+  followJob,
   parseOutputs,
   produceClickstreamInput,
   readInput,
   validEvents,
   type Output,
 } from '../support/clickstream-input.ts';
+import {
+  expectedCounts,
+  inputId,
+  isPlanted,
+  letterSource,
+  plantedLateScenario,
+  producePlanned,
+  waitForPlantedOutcome,
+  waitForStageOneCommitted,
+  WINDOW_MS,
+} from '../support/planted-late.ts';
 import { metricValue, startService } from '../support/service.ts';
-import { readAll, readTopic, sourceId, type ReadRecord } from '../support/topics.ts';
+import { newTopic, readAll, readTopic, sourceId, type ReadRecord } from '../support/topics.ts';
 
 const PARTITIONS = 8;
 const COUNT = 100_000;
@@ -157,6 +169,66 @@ describe('windowed aggregation against a recomputation', () => {
       const offsets = await a.fetchTopicOffsets(`${name}-repartition`);
       return offsets.some((o) => Number(o.low) > 0) ? true : undefined;
     });
+    expect((await service.stop('SIGTERM')).code).toBe(0);
+  });
+
+  test('count per page through the repartition topic, lateness known in advance: exactly the planted records are dead-lettered as late, every other one is counted', async () => {
+    const input = await newTopic('dv-planted-in', PARTITIONS);
+    const output = uniqueName('dv-planted-out');
+    const name = uniqueName('dv-planted');
+    const scenario = plantedLateScenario({
+      partitions: PARTITIONS,
+      perPartitionA: 2000,
+      perPartitionB: 2000,
+      plantedPerPartition: 25,
+      seed: 13,
+    });
+    await producePlanned(input, scenario.phaseA);
+
+    const service = await startService({
+      job: 'test/fixtures/jobs/page-windows.ts',
+      env: { TEST_JOB_NAME: name, TEST_INPUT: input, TEST_OUTPUT: output, TEST_IDLE_MS: '600000' },
+    });
+    onCleanup(() => service.stop('SIGKILL'));
+    await service.waitReady();
+    const seen = await followJob(output, `${name}-dlq`);
+    // Every upstream partition has passed the planted windows' end + lateness, and said so to every
+    // partition of the aggregating stage ahead of anything produced from now on.
+    await waitForStageOneCommitted(name, input);
+    expect(scenario.phaseAReach).toBeGreaterThanOrEqual(scenario.closedBy);
+    await producePlanned(input, scenario.phaseB);
+    const maxTs = Math.max(
+      ...[...scenario.phaseA, ...scenario.phaseB].map((m) => (JSON.parse(m.value) as PageView).ts),
+    );
+    await producePlanned(input, flushRecords(maxTs, flushPages(PARTITIONS)));
+
+    const { valid } = await readInput(input);
+    const planted = new Set(valid.filter(isPlanted).map(({ record }) => inputId(record)));
+    expect(planted.size).toBe(scenario.plantedCount);
+    expect(planted.size).toBe(PARTITIONS * 25);
+    const expected = expectedCounts(valid);
+    expect(expected.size).toBeGreaterThan(500);
+
+    await waitForPlantedOutcome(seen, expected, planted);
+    await new Promise((r) => setTimeout(r, 2000)); // a duplicate or a stray letter shows up too
+    await seen.stop();
+
+    // Late: exactly the planted records, each once, named by their input record.
+    const late = seen.deadLetters('SLUICE_LATE_RECORD');
+    expect(late.map(letterSource).sort()).toEqual([...planted].sort());
+    expect(seen.records.filter((r) => r.topic === `${name}-dlq`)).toHaveLength(planted.size);
+    // Counted: every other record, each (page, window) once with the recomputed count.
+    const actual = new Map<string, number>();
+    for (const o of seen.outputs()) {
+      const id = `${o.key}|${o.windowStart}`;
+      expect(actual.has(id)).toBe(false);
+      actual.set(id, o.value);
+      expect(o.windowEnd - o.windowStart).toBe(WINDOW_MS);
+    }
+    expect(actual).toEqual(expected);
+    const metrics = await service.metrics();
+    expect(metricValue(metrics, 'sluice_records_late_total')).toBe(planted.size);
+    console.log(`planted lateness: ${late.length} late of ${valid.length} valid, ${planted.size} planted`);
     expect((await service.stop('SIGTERM')).code).toBe(0);
   });
 });

@@ -1,9 +1,10 @@
 /**
- * A worker thread that dies in the middle of a batch (design §3: the pool replaces it; the batch
- * fails as a whole, nothing of it is published, and every partition replays from its committed
- * offset). The service must stay up and the output must still equal a recomputation of the input:
- * nothing lost, no wrong value, and — since the failed batch published nothing and replayed records
- * below the checkpoint are not emitted again — nothing twice.
+ * A worker thread that dies in the middle of a batch (design §3: the pool replaces it). Only the
+ * partitions routed to that worker are rewound to their committed offsets and replayed; the other
+ * worker's part of the batch was published and committed, and its partitions go on where they were.
+ * The service must stay up and the output must still equal a recomputation of the input: nothing
+ * lost, no wrong value, and — since the dead worker published nothing of the batch and replayed
+ * records below the checkpoint are not emitted again — nothing twice.
  */
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,8 +22,10 @@ import {
 } from '../support/clickstream-input.ts';
 import { metricValue, startService } from '../support/service.ts';
 import { newTopic, sourceId } from '../support/topics.ts';
+import { stickyRouter } from '../../src/pool/router.ts';
 
 const PARTITIONS = 4;
+const WORKERS = 2;
 const COUNT = 30_000;
 const WINDOW_MS = 10_000;
 
@@ -53,6 +56,15 @@ describe('a worker thread dies mid-batch', () => {
     expect(expected.get(`crash-marker|${Math.floor(half / WINDOW_MS) * WINDOW_MS}`)).toBe(1);
     const expectedMalformed = malformedIds(inputRecords, valid);
     expect(expectedLate.length).toBeGreaterThan(10);
+    // The partitions routed to the worker that will die (src/pool/router.ts): the marker's, and the
+    // other one that worker owns — two of the four; the other worker owns the other two.
+    const markerPartition = valid.find(({ event }) => event.user === 'crash-marker')!.record.partition;
+    const route = (p: number): number => stickyRouter(input, p, WORKERS);
+    const all = Array.from({ length: PARTITIONS }, (_, p) => p);
+    const failedWorkers = all.filter((p) => route(p) === route(markerPartition));
+    const otherWorkers = all.filter((p) => route(p) !== route(markerPartition));
+    expect(failedWorkers).toHaveLength(2);
+    expect(otherWorkers).toHaveLength(2);
 
     const service = await startService({
       job: 'test/fixtures/jobs/crash-once.ts',
@@ -62,6 +74,7 @@ describe('a worker thread dies mid-batch', () => {
         TEST_OUTPUT: output,
         TEST_MAX_BATCH: '3000',
         TEST_MARKER_FILE: markerFile,
+        SLUICE_WORKERS: String(WORKERS),
       },
     });
     onCleanup(() => service.stop('SIGKILL'));
@@ -94,6 +107,22 @@ describe('a worker thread dies mid-batch', () => {
     expect(service.process.exitCode).toBeNull();
     expect((await fetch(`${service.url}/readyz`)).status).toBe(200);
 
+    // Only the dead worker's partitions were rewound: the one failed batch names exactly them ...
+    const rewinds = service
+      .output()
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as { msg?: string; partitions?: string[] })
+      .filter((entry) => entry.msg === 'batch failed; rewinding its partitions to their committed offsets');
+    expect(rewinds.map((entry) => [...(entry.partitions ?? [])].sort())).toEqual([
+      failedWorkers.map((p) => `${input}:${p}`).sort(),
+    ]);
+    // ... and only they re-read records to rebuild their windows; the other worker's never did.
+    const replayed = (p: number): number =>
+      metricValue(metrics, 'sluice_records_replayed_total', { topic: input, partition: String(p) });
+    expect(otherWorkers.map(replayed)).toEqual([0, 0]);
+    expect(failedWorkers.map(replayed).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+
     // Output: exactly the reference, each window once with its value.
     const outputs = seen.outputs();
     const wrong = outputs.filter((o) => expected.get(`${o.key}|${o.windowStart}`) !== o.value);
@@ -109,8 +138,8 @@ describe('a worker thread dies mid-batch', () => {
     );
     console.log(
       `worker crash: ${outputs.length} results for ${expected.size} windows, ` +
-        `${metricValue(metrics, 'sluice_worker_restarts_total')} worker restart(s), ` +
-        `${metricValue(metrics, 'sluice_records_replayed_total')} records replayed`,
+        `${metricValue(metrics, 'sluice_worker_restarts_total')} worker restart(s), records replayed per ` +
+        `partition ${JSON.stringify(all.map(replayed))}, rewound ${JSON.stringify(failedWorkers)}`,
     );
     expect((await service.stop('SIGTERM')).code).toBe(0);
   });

@@ -10,6 +10,8 @@ export interface ReadRecord {
   value: Buffer | null;
   timestamp: number;
   headers: Record<string, string>;
+  /** When this test process received it (Date.now()). */
+  receivedAt: number;
 }
 
 function headersOf(headers: IHeaders | undefined): Record<string, string> {
@@ -30,6 +32,7 @@ function toRead(topic: string, partition: number, m: KafkaMessage): ReadRecord {
     value: m.value ?? null,
     timestamp: Number(m.timestamp),
     headers: headersOf(m.headers),
+    receivedAt: Date.now(),
   };
 }
 
