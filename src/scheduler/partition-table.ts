@@ -45,13 +45,15 @@ export class PartitionTable {
   readonly #plan: JobPlan;
   readonly #groupId: string;
   readonly #admin: Admin;
+  readonly #startFrom: 'earliest' | 'latest';
   #epoch = -1;
   #entries = new Map<string, PartitionEntry>();
 
-  constructor(plan: JobPlan, groupId: string, admin: Admin) {
+  constructor(plan: JobPlan, groupId: string, admin: Admin, startFrom: 'earliest' | 'latest' = 'earliest') {
     this.#plan = plan;
     this.#groupId = groupId;
     this.#admin = admin;
+    this.#startFrom = startFrom;
   }
 
   get epoch(): number {
@@ -99,7 +101,10 @@ export class PartitionTable {
   }
 
   /**
-   * Reads the committed positions of `which` (default: those not read yet) for the current epoch.
+   * Reads the committed positions of `which` (default: those not read yet) for the current epoch,
+   * and the partitions' end offsets: a partition is known to be caught up (and may go idle) even if no
+   * fetch ever brought it a record — kafkajs reports a high watermark only with records, and an input
+   * partition that stays empty must not hold a re-keyed job's windows open for ever.
    * Returns false when the epoch changed meanwhile (the result belongs to no one).
    */
   async loadStarts(
@@ -108,7 +113,10 @@ export class PartitionTable {
     const epoch = this.#epoch;
     const topics = [...new Set(which.map((e) => e.topic))];
     if (topics.length === 0) return true;
-    const fetched = await this.#admin.fetchOffsets({ groupId: this.#groupId, topics });
+    const [fetched, ends] = await Promise.all([
+      this.#admin.fetchOffsets({ groupId: this.#groupId, topics }),
+      Promise.all(topics.map(async (topic) => ({ topic, offsets: await this.#admin.fetchTopicOffsets(topic) }))),
+    ]);
     if (epoch !== this.#epoch) return false;
     const wanted = new Set(which.map((e) => e.id));
     for (const { topic, partitions } of fetched) {
@@ -123,6 +131,16 @@ export class PartitionTable {
       }
     }
     for (const entry of which) entry.start ??= { committedOffset: null, metadata: null };
+    for (const { topic, offsets } of ends) {
+      for (const o of offsets) {
+        const entry = this.#entries.get(partitionId(topic, o.partition));
+        if (!entry || !wanted.has(entry.id)) continue;
+        const high = Number(o.high);
+        entry.highWatermark = Math.max(entry.highWatermark ?? high, high);
+        // Where fetching starts: the committed offset, else where a partition without one starts.
+        entry.position = entry.start?.committedOffset ?? Number(this.#startFrom === 'earliest' ? o.low : o.high);
+      }
+    }
     return true;
   }
 

@@ -72,7 +72,7 @@ export class Scheduler {
 
   constructor(options: SchedulerOptions) {
     this.#options = options;
-    this.#table = new PartitionTable(options.plan, options.groupId, options.admin);
+    this.#table = new PartitionTable(options.plan, options.groupId, options.admin, options.startFrom);
     const repartition = options.plan.repartitionTopic;
     this.#purger = repartition ? new RepartitionPurger(options.admin, repartition, options.logger) : undefined;
     this.#batches = new BatchRun({

@@ -89,6 +89,25 @@ describe('PartitionTable.loadStarts', () => {
     expect(t.ready).toBe(true);
   });
 
+  test('also reads the end offsets: a partition no fetch brought a record to still has a high watermark and a position', async () => {
+    const admin = new FakeAdmin();
+    admin.committed.set('in:1', 17);
+    admin.ends.set('in:0', { low: 3, high: 3 }); // empty, never written to since offset 3
+    admin.ends.set('in:1', { low: 0, high: 25 });
+    const earliest = table(plans.rekeyed(), admin).table;
+    earliest.assign({ epoch: 1, partitions: [tp(0), tp(1)] });
+    await earliest.loadStarts();
+    // in:0: no commit, starts at its low offset, which is its end: caught up with nothing to read.
+    expect(earliest.get(TOPIC, 0)).toMatchObject({ position: 3, highWatermark: 3 });
+    // in:1: starts at its commit, 8 behind.
+    expect(earliest.get(TOPIC, 1)).toMatchObject({ position: 17, highWatermark: 25 });
+    const latest = new PartitionTable(plans.rekeyed(), 'group-1', admin.asAdmin(), 'latest');
+    admin.ends.set('in:0', { low: 3, high: 9 });
+    latest.assign({ epoch: 1, partitions: [tp(0)] });
+    await latest.loadStarts();
+    expect(latest.get(TOPIC, 0)).toMatchObject({ position: 9, highWatermark: 9 });
+  });
+
   test('asks the admin for the group and each topic once', async () => {
     const admin = new FakeAdmin();
     const asked: unknown[] = [];
