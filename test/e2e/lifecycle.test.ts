@@ -284,6 +284,18 @@ describe('start-up failures: non-zero exit, one clear line on stderr', () => {
     }
   });
 
+  test('a job module that loads in the main thread but throws in its worker threads', async () => {
+    // The worker reports the failure and stays until it is ended: nothing of Node's (no "unsettled
+    // top-level await") reaches stderr beside the one line.
+    const input = await newTopic('lc-worker-throws-in', 1);
+    const result = await runCli('test/fixtures/jobs/throws-in-worker.ts', {
+      TEST_JOB_NAME: uniqueName('lc-worker-throws'),
+      TEST_INPUT: input,
+      TEST_OUTPUT: uniqueName('lc-worker-throws-out'),
+    });
+    expect(oneLineFailure(result)).toMatch(/SLUICE_JOB_LOAD_FAILED.*boom while a worker loaded the job module/);
+  });
+
   test('an invalid environment variable is named (all of them at once)', async () => {
     const one = await runCli('test/fixtures/jobs/user-windows.ts', { SLUICE_WORKERS: 'zero' });
     expect(oneLineFailure(one)).toMatch(/SLUICE_WORKERS.*"zero"/);
