@@ -170,6 +170,7 @@ export class Receiver {
         return;
       } catch (error) {
         await this.#consumer.disconnect().catch(() => undefined);
+        if (this.#state !== 'running') return; // stopped meanwhile: the failure is the stop's
         if (!isRetriableKafkaError(error)) return this.#fatal(error as Error);
         this.#options.logger.warn({ err: error, attempt }, 'a new consumer failed to start; will retry');
       }

@@ -61,11 +61,16 @@ class FakeConsumer {
   }
 }
 
-function receiverWith(): { receiver: Receiver; consumers: FakeConsumer[]; fatal: FatalError[] } {
+function receiverWith(made: (consumer: FakeConsumer, index: number) => void = () => undefined): {
+  receiver: Receiver;
+  consumers: FakeConsumer[];
+  fatal: FatalError[];
+} {
   const consumers: FakeConsumer[] = [];
   const kafka = {
     consumer: () => {
       const c = new FakeConsumer();
+      made(c, consumers.length);
       consumers.push(c);
       return c;
     },
@@ -121,6 +126,27 @@ describe('Receiver', () => {
     consumers[1]!.emit(EVENTS.FETCH, { nodeId: 1 });
     expect(receiver.fetchHealthy()).toBe(true);
     await receiver.stop();
+  });
+
+  test('a stop while a new consumer is starting is a stop, not a fatal error', async () => {
+    let stopped: Promise<void> | undefined;
+    const { receiver, consumers, fatal } = receiverWith((consumer, index) => {
+      // The new consumer's start fails because the service stops meanwhile (what kafkajs throws then).
+      if (index === 1) {
+        consumer.run = async () => {
+          stopped = receiver.stop();
+          throw new Error('The consumer is disconnected');
+        };
+      }
+    });
+    await receiver.start();
+    const NotFound = kafkajs.KafkaJSGroupCoordinatorNotFound as unknown as new (message: string) => Error;
+    consumers[0]!.emit(EVENTS.CRASH, { error: new NotFound('Failed to find group coordinator'), restart: false });
+    await waitFor('the stop during the new consumer’s start', () => (stopped ? true : undefined), 10_000);
+    await stopped;
+    await new Promise((r) => setTimeout(r, 20));
+    expect(fatal).toEqual([]);
+    expect(receiver.state).toBe('stopped');
   });
 
   test('a crash kafkajs restarts itself: not joined meanwhile, nothing else', async () => {
