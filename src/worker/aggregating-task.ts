@@ -12,7 +12,6 @@ import { type CodecRecord, RecordWriter } from '../wire/record-codec.ts';
 import { WindowStore, type WindowResult } from '../windows/window-store.ts';
 import { DeadLetters, type Headers, type Origin } from './dead-letters.ts';
 import { type Element, RecordFailure } from './record-functions.ts';
-import { emptyStats } from './stateless-task.ts';
 import { resultOf, type TaskContext } from './task.ts';
 
 const encoder = new TextEncoder();
@@ -119,10 +118,6 @@ export abstract class AggregatingTask {
     const st = this.windows.streamTime;
     stats.streamTime = Number.isFinite(st) ? st : null;
     return resultOf(this, { stats, dead, outputs, commit: this.#commit() });
-  }
-
-  protected newStats(): PartitionStats {
-    return emptyStats();
   }
 
   #commit(): { offset: number; metadata: string | null } | null {

@@ -18,6 +18,8 @@ export interface Origin {
   timestamp: number | undefined;
 }
 
+const encoder = new TextEncoder();
+
 export type Headers = Array<[string, string | Uint8Array]>;
 
 /** A record of this partition as its own origin. */
@@ -84,7 +86,7 @@ export class DeadLetters {
   /** A window whose aggregate `result()` threw: dropped, and reported by its key and bounds. */
   window(key: string | null, windowStart: number, windowEnd: number, error: unknown): DeadLetter {
     return {
-      key: key === null ? null : new TextEncoder().encode(key),
+      key: key === null ? null : encoder.encode(key),
       value: null,
       headers: [
         ...this.#errorHeaders('SLUICE_USER_CODE_FAILED', describeError(error)),

@@ -26,7 +26,7 @@ import { readBlock, type BlockEntry } from '../wire/repartition-block.ts';
 import { AggregatingTask } from './aggregating-task.ts';
 import { type Headers, type Origin, originOf } from './dead-letters.ts';
 import { decodeText, deserialize, openRecord, RecordFailure, type Runner, runnerFor } from './record-functions.ts';
-import { poisonIndex, type PoisonIndex, type Task, type TaskContext } from './task.ts';
+import { emptyStats, type PoisonIndex, poisonIndex, type Task, type TaskContext } from './task.ts';
 
 /** What a repartition-topic record is. */
 type Control =
@@ -82,7 +82,7 @@ export class ShuffleReaderTask extends AggregatingTask implements Task {
   ): PartitionResult {
     const pills = poisonIndex(poison);
     const dead: DeadLetter[] = [];
-    const stats = this.newStats();
+    const stats = emptyStats();
     const processingTime = this.ctx.plan.window?.time === 'processing' ? batchTime : undefined;
     for (const record of readRecords(records)) {
       // Blocks and control records are not records of their own: the statistics count entries.

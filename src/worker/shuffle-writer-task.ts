@@ -22,8 +22,7 @@ import {
   runnerFor,
   toJson,
 } from './record-functions.ts';
-import { EndOffset, emptyStats } from './stateless-task.ts';
-import { poisonIndex, resultOf, type Task, type TaskContext } from './task.ts';
+import { emptyStats, EndOffset, poisonIndex, resultOf, type Task, type TaskContext } from './task.ts';
 
 const EMPTY = new Uint8Array(0);
 

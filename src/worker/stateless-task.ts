@@ -2,7 +2,7 @@
  * A partition of a job without a window: each record is decoded, run through the operators and its
  * results are written out at once. The commit is the end of what was processed.
  */
-import { type PartitionResult, type PartitionStart, type PartitionStats, type Poison } from '../pool/protocol.ts';
+import { type PartitionResult, type PartitionStart, type Poison } from '../pool/protocol.ts';
 import { readRecords, RecordWriter } from '../wire/record-codec.ts';
 import { DeadLetters, originOf } from './dead-letters.ts';
 import {
@@ -16,40 +16,7 @@ import {
   type Runner,
   runnerFor,
 } from './record-functions.ts';
-import { poisonIndex, resultOf, type Task, type TaskContext } from './task.ts';
-
-export function emptyStats(): PartitionStats {
-  return {
-    recordsIn: 0,
-    recordsOut: 0,
-    late: 0,
-    dead: 0,
-    duplicates: 0,
-    replayed: 0,
-    openWindows: 0,
-    streamTime: null,
-  };
-}
-
-/** The end offset to commit, or null when it did not move since the last commit. */
-export class EndOffset {
-  #end: number;
-  #committed: number | undefined;
-  constructor(start: PartitionStart) {
-    this.#end = start.committedOffset ?? 0;
-  }
-  get end(): number {
-    return this.#end;
-  }
-  saw(offset: number): void {
-    if (offset + 1 > this.#end) this.#end = offset + 1;
-  }
-  commit(): { offset: number; metadata: null } | null {
-    if (this.#committed === this.#end) return null;
-    this.#committed = this.#end;
-    return { offset: this.#end, metadata: null };
-  }
-}
+import { emptyStats, EndOffset, poisonIndex, resultOf, type Task, type TaskContext } from './task.ts';
 
 export class StatelessTask implements Task {
   readonly kind = 'stateless';

@@ -12,7 +12,13 @@
  */
 import { type JobPlan } from '../job/plan.ts';
 import { type Progress } from '../pool/progress.ts';
-import { type DeadLetter, type PartitionResult, type PartitionStats, type Poison } from '../pool/protocol.ts';
+import {
+  type DeadLetter,
+  type PartitionResult,
+  type PartitionStart,
+  type PartitionStats,
+  type Poison,
+} from '../pool/protocol.ts';
 import { type RecordWriter } from '../wire/record-codec.ts';
 import { type BlockWriter } from '../wire/repartition-block.ts';
 
@@ -105,4 +111,35 @@ export function resultOf(
     commit: parts.commit,
     stats,
   };
+}
+
+/** Statistics of a batch, all zero. */
+export function emptyStats(): PartitionStats {
+  return {
+    recordsIn: 0,
+    recordsOut: 0,
+    late: 0,
+    dead: 0,
+    duplicates: 0,
+    replayed: 0,
+    openWindows: 0,
+    streamTime: null,
+  };
+}
+
+/** The end offset to commit, or null when it did not move since the last commit. */
+export class EndOffset {
+  #end: number;
+  #committed: number | undefined;
+  constructor(start: PartitionStart) {
+    this.#end = start.committedOffset ?? 0;
+  }
+  saw(offset: number): void {
+    if (offset + 1 > this.#end) this.#end = offset + 1;
+  }
+  commit(): { offset: number; metadata: null } | null {
+    if (this.#committed === this.#end) return null;
+    this.#committed = this.#end;
+    return { offset: this.#end, metadata: null };
+  }
 }

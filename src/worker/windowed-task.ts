@@ -15,7 +15,7 @@ import {
   type Runner,
   runnerFor,
 } from './record-functions.ts';
-import { poisonIndex, type Task, type TaskContext } from './task.ts';
+import { emptyStats, poisonIndex, type Task, type TaskContext } from './task.ts';
 
 export class WindowedTask extends AggregatingTask implements Task {
   readonly kind = 'windowed';
@@ -38,7 +38,7 @@ export class WindowedTask extends AggregatingTask implements Task {
     const { plan } = this.ctx;
     const pills = poisonIndex(poison);
     const dead: DeadLetter[] = [];
-    const stats = this.newStats();
+    const stats = emptyStats();
     for (const record of readRecords(records)) {
       stats.recordsIn++;
       const replay = this.saw(record.offset);
