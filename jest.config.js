@@ -11,6 +11,9 @@ export default {
     ],
   },
   testMatch: ['<rootDir>/test/**/*.test.ts'],
+  // The tests' own kafkajs consumers read transactional topics with kafkajs's aborted-record filter
+  // corrected, as the service does (src/kafka/filter-aborted-messages.cjs).
+  moduleNameMapper: { '^\\./filterAbortedMessages$': '<rootDir>/src/kafka/filter-aborted-messages.cjs' },
   // `.mts`, so that Jest imports them (Node strips their types) instead of first trying `require()`
   // through its transform, which compiles them to CommonJS and leaves the graph half-loaded when it
   // meets a top-level await (scripts/kafka/local-broker.ts has one).

@@ -5,13 +5,12 @@
  */
 // First, as in the worker threads: the kafkajs fixes (the receiver's and admin's connections need the
 // third; the first applies only if it loads before kafkajs).
-import './kafka/kafkajs-fixes.ts';
+import { abortedFilterFixActive } from './kafka/kafkajs-fixes.ts';
 import { type FastifyInstance } from 'fastify';
 import { Kafka, type Admin } from 'kafkajs';
 import pino from 'pino';
 import { type ResolvedConfig, redactConfig } from './config/resolve.ts';
-import { JobValidationError, type FatalError } from './errors.ts';
-import { MAX_SOURCES } from './wire/checkpoint.ts';
+import { type FatalError, IllegalStateError } from './errors.ts';
 import { buildHttpServer, type Check } from './http/server.ts';
 import { BrokerProbe } from './kafka/broker-probe.ts';
 import { retryStartup } from './kafka/startup.ts';
@@ -54,6 +53,7 @@ export class App {
       ...plan,
       ...(config.batchIntervalMs !== undefined ? { batchIntervalMs: config.batchIntervalMs } : {}),
       ...(config.maxBatchRecords !== undefined ? { maxBatchRecords: config.maxBatchRecords } : {}),
+      ...(config.delivery !== undefined ? { delivery: config.delivery } : {}),
     };
     this.#jobPath = jobPath;
     this.logger = logger;
@@ -77,6 +77,9 @@ export class App {
         outputTopic: this.plan.outputTopic,
         dlqTopic: this.plan.dlqTopic,
         repartitionTopic: this.plan.repartitionTopic ?? null,
+        changelogTopic: this.plan.changelogTopic ?? null,
+        delivery: this.plan.delivery,
+        restoring: this.#scheduler?.restoring() ?? { partitions: 0, records: 0, end: 0 },
         workers: this.#pool?.size ?? 0,
         workerRestarts: this.#pool?.restarts ?? 0,
         tasks: (this.#pool?.held() ?? []).map((held, worker) => ({
@@ -139,6 +142,12 @@ export class App {
       },
       'starting',
     );
+    if (!abortedFilterFixActive()) {
+      // Without it the receiver would take records of aborted transactions for committed ones.
+      throw new IllegalStateError(
+        'kafkajs was loaded before src/kafka/kafkajs-fixes.ts: its aborted-record filter is not corrected',
+      );
+    }
     await this.#http.listen({ host: config.http.host, port: config.http.port });
     this.#startLoopProbe();
 
@@ -159,15 +168,10 @@ export class App {
       () => ensureTopics(admin, plan, config.createTopics, logger),
       retry,
     );
-    const sources = [...layout.inputPartitions].flatMap(([topic, n]) =>
-      Array.from({ length: n }, (_, p) => `${topic}:${p}`),
+    // In the job's order of input topics: a windowed task's changelog partition is its position here.
+    const sources = plan.inputTopics.flatMap((topic) =>
+      Array.from({ length: layout.inputPartitions.get(topic) ?? 0 }, (_, p) => `${topic}:${p}`),
     );
-    if (plan.repartitionTopic && plan.window && sources.length > MAX_SOURCES) {
-      // Each checkpoint of the aggregating stage stores a mark per input partition (wire/checkpoint.ts).
-      throw new JobValidationError([
-        `a re-keyed windowed job reads at most ${MAX_SOURCES} input partitions; ${plan.inputTopics.join(', ')} have ${sources.length}`,
-      ]);
-    }
     this.#probe.start();
 
     this.#pool = await WorkerPool.create({
@@ -183,8 +187,12 @@ export class App {
           dlq: plan.dlqTopic,
           repartition: plan.repartitionTopic,
           repartitionPartitions: layout.repartitionPartitions ?? 0,
+          changelog: plan.changelogTopic,
         },
         logLevel: config.logLevel,
+        groupId: this.groupId,
+        delivery: plan.delivery,
+        transactionTimeoutMs: config.transactionTimeoutMs,
       },
       recordTimeoutMs: config.recordTimeoutMs,
       onCrash: (index, error) => {
@@ -209,6 +217,7 @@ export class App {
       logger: logger.child({ component: 'receiver' }),
       onAssignment: (assignment) => this.#scheduler?.onAssignment(assignment),
       onHighWatermark: (topic, partition, hw) => this.#scheduler?.onHighWatermark(topic, partition, hw),
+      onSkippedRecords: (topic, partition, next, hw) => this.#scheduler?.onSkippedRecords(topic, partition, next, hw),
       onRecords: (topic, _partition, _count, bytes) => this.metrics.bytesIn.inc({ topic }, bytes),
       onFatal: (error) => this.#failFatally(error),
     });
@@ -276,6 +285,14 @@ export class App {
     const fetching = this.#receiver.assignment.partitions.length > this.#queue.pausedPartitions.length;
     if (fetching && !this.#receiver.fetchHealthy()) return { ok: false, reason: 'Kafka brokers do not answer fetches' };
     if (this.#receiver.assignment.partitions.length === 0) return { ok: false, reason: 'no partitions assigned' };
+    const restoring = this.#scheduler?.restoring();
+    if (restoring && restoring.partitions > 0) {
+      const { partitions, records, end } = restoring;
+      return {
+        ok: false,
+        reason: `restoring state of ${partitions} partition(s): ${records} of about ${end} changelog records read`,
+      };
+    }
     if (!this.#scheduler?.ready) return { ok: false, reason: 'partition state not restored yet' };
     if (this.#pool?.state !== 'running') return { ok: false, reason: 'worker pool not running' };
     return { ok: true };

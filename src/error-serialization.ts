@@ -10,6 +10,8 @@ import {
   type ErrorCode,
   ErrorCodes,
   FatalError,
+  ProducerFencedError,
+  StateError,
   IllegalStateError,
   isSluiceError,
   JobLoadError,
@@ -17,6 +19,7 @@ import {
   KafkaAuthError,
   KafkaError,
   KafkaTlsError,
+  RestoreError,
   SluiceError,
   UserCodeError,
   UserCodeTimeoutError,
@@ -90,8 +93,11 @@ const rebuild: Record<string, (message: string, cause: Error | undefined, errors
   KafkaTlsError: (m, c) => new KafkaTlsError(m, c),
   IllegalStateError: (m) => new IllegalStateError(m),
   UserCodeTimeoutError: (m, c) => new UserCodeTimeoutError(m, c),
+  RestoreError: (m, c) => new RestoreError(m, c),
   BatchFailedError: (m, c, e) => Object.assign(new BatchFailedError(e, m, { cause: c }), { message: m }),
   FatalError: (m, c) => new FatalError(m, c),
+  StateError: (m, c) => new StateError(m, c),
+  ProducerFencedError: (m, c) => new ProducerFencedError(m, c),
 };
 
 /**

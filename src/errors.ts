@@ -19,7 +19,10 @@ export const ErrorCodes = [
   'SLUICE_SHUTDOWN_TIMEOUT',
   'SLUICE_USER_CODE_TIMEOUT',
   'SLUICE_BATCH_FAILED',
+  'SLUICE_RESTORE_FAILED',
   'SLUICE_FATAL',
+  'SLUICE_STATE_FAILED',
+  'SLUICE_PRODUCER_FENCED',
 ] as const;
 export type ErrorCode = (typeof ErrorCodes)[number];
 
@@ -132,6 +135,17 @@ export class UserCodeTimeoutError extends SluiceError {
   }
 }
 
+/**
+ * A changelog partition could not be read to its end (state restore): a non-retriable Kafka error, or
+ * retriable ones that outlasted the restore's retry deadline (then `retryable`: a later restore may pass).
+ */
+export class RestoreError extends SluiceError {
+  static readonly code = 'SLUICE_RESTORE_FAILED';
+  constructor(message: string, cause?: unknown, retryable = false) {
+    super(RestoreError.code, message, { cause, retryable });
+  }
+}
+
 /** Summaries of a fan-out failure name at most this many of its errors (all are kept in `errors`). */
 const SUMMARISED_ERRORS = 5;
 
@@ -164,6 +178,28 @@ export class BatchFailedError extends SluiceError {
  * An unexpected failure of the batch loop or the consumer, after which the process cannot go on:
  * it exits and the orchestrator restarts it (the committed offsets say where to resume).
  */
+/**
+ * A task's state cannot be kept or restored: a changelog partition that holds another task's state,
+ * or an accumulator the changelog cannot store.
+ */
+export class StateError extends SluiceError {
+  static readonly code = 'SLUICE_STATE_FAILED';
+  constructor(message: string, cause?: unknown) {
+    super(StateError.code, message, { cause });
+  }
+}
+
+/**
+ * Another replica took over a partition (its transactional producer has a newer epoch): this one must
+ * make no write for it and rebuild it from what was committed, if it still owns it.
+ */
+export class ProducerFencedError extends SluiceError {
+  static readonly code = 'SLUICE_PRODUCER_FENCED';
+  constructor(message: string, cause?: unknown) {
+    super(ProducerFencedError.code, message, { cause, retryable: true });
+  }
+}
+
 export class FatalError extends SluiceError {
   static readonly code = 'SLUICE_FATAL';
   constructor(message: string, cause?: unknown) {

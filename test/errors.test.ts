@@ -16,6 +16,7 @@ import {
   JobValidationError,
   KafkaAuthError,
   KafkaError,
+  RestoreError,
   SluiceError,
   UserCodeError,
   UserCodeTimeoutError,
@@ -42,6 +43,7 @@ describe('error classes', () => {
       [new IllegalStateError('m'), 'IllegalStateError', 'SLUICE_ILLEGAL_STATE'],
       [new UserCodeTimeoutError('m'), 'UserCodeTimeoutError', 'SLUICE_USER_CODE_TIMEOUT'],
       [new BatchFailedError([new Error('m')]), 'BatchFailedError', 'SLUICE_BATCH_FAILED'],
+      [new RestoreError('m'), 'RestoreError', 'SLUICE_RESTORE_FAILED'],
       [new FatalError('m'), 'FatalError', 'SLUICE_FATAL'],
     ];
     for (const [error, name, code] of cases) {
@@ -285,6 +287,7 @@ describe('serializeError / deserializeError', () => {
       new WorkerCrashedError('crash'),
       new KafkaError('kafka'),
       new IllegalStateError('state'),
+      new RestoreError('restore', undefined, true),
     ]) {
       const rebuilt = acrossThreads(original);
       expect(rebuilt).toBeInstanceOf(original.constructor as new (...args: never[]) => Error);

@@ -31,6 +31,10 @@ export interface ResolvedConfig {
   readonly workers: number;
   readonly batchIntervalMs: number | undefined;
   readonly maxBatchRecords: number | undefined;
+  /** Overrides the job's delivery. */
+  readonly delivery: 'exactly-once' | 'at-least-once' | undefined;
+  /** Exactly-once: how long a transaction may stay open before the broker aborts it. */
+  readonly transactionTimeoutMs: number;
   readonly buffer: { readonly maxRecords: number; readonly maxBytes: number };
   readonly maxRecordBytes: number;
   readonly shutdownTimeoutMs: number;
@@ -116,6 +120,8 @@ export function resolveConfig(env: Readonly<Record<string, string | undefined>> 
     workers: (values.SLUICE_WORKERS as number | undefined) ?? Math.max(1, availableParallelism() - 1),
     batchIntervalMs: values.SLUICE_BATCH_INTERVAL as number | undefined,
     maxBatchRecords: values.SLUICE_MAX_BATCH_RECORDS as number | undefined,
+    delivery: values.SLUICE_DELIVERY as ResolvedConfig['delivery'],
+    transactionTimeoutMs: values.SLUICE_TRANSACTION_TIMEOUT as number,
     buffer: {
       maxRecords: values.SLUICE_BUFFER_MAX_RECORDS as number,
       maxBytes: values.SLUICE_BUFFER_MAX_BYTES as number,

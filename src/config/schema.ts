@@ -108,7 +108,7 @@ export const ENV = {
     schema: z.enum(['earliest', 'latest']),
   },
   SLUICE_CREATE_TOPICS: {
-    description: 'Create missing output, dead-letter and repartition topics at start-up.',
+    description: 'Create missing output, dead-letter, repartition and changelog topics at start-up.',
     default: 'true',
     schema: bool,
   },
@@ -122,6 +122,16 @@ export const ENV = {
     schema: durationOf({ minMs: MIN_BATCH_INTERVAL_MS }),
   },
   SLUICE_MAX_BATCH_RECORDS: { description: 'Overrides the job’s maxBatchRecords.', schema: positiveInt },
+  SLUICE_DELIVERY: {
+    description: 'Overrides the job’s delivery: exactly-once or at-least-once.',
+    schema: z.enum(['exactly-once', 'at-least-once']),
+  },
+  SLUICE_TRANSACTION_TIMEOUT: {
+    description:
+      'Exactly-once: how long a batch’s transaction may stay open before the broker aborts it; also about how long a replica that died mid-batch holds read_committed readers of its partitions back.',
+    default: '10s',
+    schema: durationOf({ minMs: 1000 }),
+  },
   SLUICE_BUFFER_MAX_RECORDS: {
     description: 'Records the receiver may buffer across all partitions before pausing them.',
     default: '200000',

@@ -58,6 +58,15 @@ export interface JobSpec<In> {
    */
   maxBatchRecords?: number;
   /**
+   * How results and state reach Kafka. `'exactly-once'`: each partition's batch is one Kafka
+   * transaction (outputs, repartition and changelog records, dead letters and the consumed offset), so a
+   * `read_committed` reader sees every result once whatever crashes, outages and rebalances happen.
+   * `'at-least-once'`: after a crash a result may be published again (with the same value).
+   * `SLUICE_DELIVERY` overrides it.
+   * @defaultValue `'exactly-once'`
+   */
+  delivery?: 'exactly-once' | 'at-least-once';
+  /**
    * Builds the processing pipeline from the input stream. Called once when the job is loaded; it must
    * return the stream it was given or one derived from it.
    */

@@ -2,13 +2,25 @@
  * The field checks of a job definition: each validates one field, pushes an issue naming the field
  * when it is wrong, and returns the value resolved (defaults, durations) when it is right.
  */
+import { describeError } from '../errors.ts';
 import { isUnitlessNumber, parseDuration } from '../util/duration.ts';
+import { encodeAccumulator } from '../wire/changelog.ts';
 import { type Aggregator, reducer } from '../windows/aggregators.ts';
 import { type ResolvedAssigner, resolveAssigner, type WindowAssigner } from '../windows/assigners.ts';
 import { type Format } from './define-job.ts';
 import { type OpKind, type Step } from './stream.ts';
 
-export const JOB_FIELDS = ['name', 'input', 'eventTime', 'batchInterval', 'maxBatchRecords', 'pipeline', 'output'];
+export const JOB_FIELDS = [
+  'name',
+  'input',
+  'eventTime',
+  'batchInterval',
+  'maxBatchRecords',
+  'delivery',
+  'pipeline',
+  'output',
+];
+export const DELIVERIES = ['exactly-once', 'at-least-once'] as const;
 const INPUT_FIELDS = ['topics', 'format'];
 const OUTPUT_FIELDS = ['topic'];
 export const WINDOW_OPTIONS = ['lateness', 'emit', 'idleTimeout', 'time'];
@@ -116,6 +128,7 @@ export function checkInternalTopics(
   const internal = new Map([
     [`${name}-dlq`, 'dead-letter'],
     [`${name}-repartition`, 'repartition'],
+    [`${name}-changelog`, 'changelog'],
   ]);
   inputTopics.forEach((topic, i) => {
     const role = internal.get(topic);
@@ -216,6 +229,13 @@ export function checkAggregator(
       `pipeline: ${label} expects an aggregator with init, add, merge and result functions (missing: ${missing.join(', ')})`,
     );
     return undefined;
+  }
+  // The state is kept in the changelog: an accumulator that would not come back the same is refused
+  // now, with the job, rather than window by window once records flow.
+  try {
+    encodeAccumulator((agg['init'] as () => unknown)());
+  } catch (error) {
+    issues.push(`pipeline: ${label} init() returns an accumulator the changelog cannot store: ${describeError(error)}`);
   }
   return agg as unknown as Aggregator<unknown, unknown, unknown>;
 }

@@ -21,6 +21,7 @@ import {
   DEFAULT_BATCH_INTERVAL_MS,
   DEFAULT_IDLE_TIMEOUT_MS,
   DEFAULT_MAX_BATCH_RECORDS,
+  DELIVERIES,
   isRecord,
   JOB_FIELDS,
   MIN_BATCH_INTERVAL_MS,
@@ -34,6 +35,9 @@ import { createRootStream, type OpKind, type Step, streamInternals } from './str
 export { MIN_BATCH_INTERVAL_MS } from './field-checks.ts';
 
 export type { OpKind } from './stream.ts';
+
+/** `exactly-once`: one Kafka transaction per task and batch; `at-least-once`: results may repeat. */
+export type Delivery = (typeof DELIVERIES)[number];
 export type { Format, RecordMeta } from './define-job.ts';
 
 /** A record-at-a-time operator of the plan. */
@@ -68,6 +72,10 @@ export interface JobPlan {
   dlqTopic: string;
   /** `<name>-repartition` when a `keyBy` comes before the window, else `undefined`. */
   repartitionTopic: string | undefined;
+  /** `<name>-changelog` when the job has a window (its state), else `undefined`. */
+  changelogTopic: string | undefined;
+  /** How results and state reach Kafka (`SLUICE_DELIVERY` overrides it). */
+  delivery: Delivery;
   /**
    * Operators run on input records: all of them when not repartitioned; up to and including the
    * `keyBy` when repartitioned.
@@ -202,6 +210,7 @@ export function compileJob(definition: unknown): JobPlan {
   if (typeof maxBatchRecords !== 'number' || !Number.isSafeInteger(maxBatchRecords) || maxBatchRecords <= 0) {
     issues.push(`maxBatchRecords must be a positive integer (got ${show(maxBatchRecords)})`);
   }
+  const delivery = checkChoice(definition['delivery'], 'delivery', DELIVERIES, issues);
   const pipeline = checkPipeline(definition['pipeline'], issues);
 
   // Without issues every value is defined; the second half only informs the compiler.
@@ -211,6 +220,7 @@ export function compileJob(definition: unknown): JobPlan {
     outputTopic === undefined ||
     batchIntervalMs === undefined ||
     typeof maxBatchRecords !== 'number' ||
+    delivery === undefined ||
     pipeline === undefined
   ) {
     throw new JobValidationError(issues);
@@ -228,6 +238,8 @@ export function compileJob(definition: unknown): JobPlan {
     outputTopic,
     dlqTopic: `${name}-dlq`,
     repartitionTopic: repartitioned ? `${name}-repartition` : undefined,
+    changelogTopic: window ? `${name}-changelog` : undefined,
+    delivery,
     stage1: freezeOps(repartitioned ? ops.slice(0, keyByAt + 1) : ops),
     stage2: freezeOps(repartitioned ? ops.slice(keyByAt + 1) : []),
     window: window && Object.freeze({ ...window, assigner: Object.freeze(window.assigner) }),

@@ -12,6 +12,13 @@
  *    worker). `fastDefaultPartitioner` is a custom partitioner (public kafkajs API) with the same
  *    choices: explicit partition, else murmur2 of the key, else round robin over available partitions.
  *
+ * The fourth is on every read_committed consumer:
+ *
+ * 4. kafkajs's `filterAbortedMessages` leaks records of aborted transactions when several producers'
+ *    transactions interleave in a partition and are aborted out of order (see
+ *    `filter-aborted-messages.cjs`, which replaces it in Node's module cache like fix 1: before kafkajs's
+ *    consumer first loads it).
+ *
  * The third is in every connection (consumer, producer, admin) of every thread:
  *
  * 3. After each response, kafkajs's RequestQueue re-arms its throttle check even when no request
@@ -53,6 +60,27 @@ export function groupMessagesPerPartition({
 }
 
 export type FixOutcome = 'installed' | 'already-installed' | 'too-late' | 'other-version';
+
+/** The corrected kafkajs `filterAbortedMessages` (fix 4). */
+export const filterAbortedMessages = require('./filter-aborted-messages.cjs') as (fetched: {
+  messages: unknown[];
+  abortedTransactions?: Array<{ producerId: string; firstOffset: string }>;
+}) => unknown[];
+
+/** Installs fix 4 (see above). Idempotent. */
+export function installAbortedFilterFix(): FixOutcome {
+  const version = (require('kafkajs/package.json') as { version: string }).version;
+  if (version !== FIXED_FOR) return 'other-version';
+  const filterPath = require.resolve('kafkajs/src/consumer/filterAbortedMessages.js');
+  if (require.cache[filterPath]?.exports === filterAbortedMessages) return 'already-installed';
+  if (require.cache[require.resolve('kafkajs/src/consumer/batch.js')]) return 'too-late';
+  require(filterPath);
+  require.cache[filterPath]!.exports = filterAbortedMessages;
+  return 'installed';
+}
+
+/** Installed on import, like fix 1. */
+export const abortedFilterFix: FixOutcome = installAbortedFilterFix();
 
 /** Installs fix 1 (see above). Idempotent. */
 export function installKafkajsFixes(): FixOutcome {
@@ -112,6 +140,12 @@ export function kafkajsFixesActive(): boolean {
   const sendMessages = require.cache[require.resolve('kafkajs/src/producer/sendMessages.js')];
   const group = require.cache[require.resolve('kafkajs/src/producer/groupMessagesPerPartition.js')];
   return sendMessages !== undefined && group?.exports === groupMessagesPerPartition;
+}
+
+/** Whether kafkajs's consumer, as loaded, filters aborted records with the corrected version (fix 4). */
+export function abortedFilterFixActive(): boolean {
+  const filter = require.cache[require.resolve('kafkajs/src/consumer/filterAbortedMessages.js')];
+  return filter?.exports === filterAbortedMessages;
 }
 
 /** kafkajs's DefaultPartitioner, with a 32-bit murmur2 (fix 2). */

@@ -1,7 +1,9 @@
 /**
- * Topics a job needs: its inputs must exist; the output, dead-letter and repartition topics are
- * created when missing (unless disabled). The repartition topic has as many partitions as the
- * largest input, so a re-keyed job keeps the input's parallelism.
+ * Topics a job needs: its inputs must exist; the output, dead-letter, repartition and changelog
+ * topics are created when missing (unless disabled). The repartition topic has as many partitions as
+ * the largest input, so a re-keyed job keeps the input's parallelism. The changelog is compacted and
+ * has one partition per aggregating task; an existing one with another partition count or without
+ * compaction stops start-up (its state would be read by the wrong tasks, or deleted by retention).
  */
 import { type Admin } from 'kafkajs';
 import type pino from 'pino';
@@ -11,6 +13,68 @@ import { type JobPlan } from '../job/plan.ts';
 export interface TopicLayout {
   inputPartitions: Map<string, number>;
   repartitionPartitions: number | undefined;
+  changelogPartitions: number | undefined;
+}
+
+/**
+ * The changelog topic's settings: compacted; batches up to 50 MiB, because at-least-once writes a
+ * task's changelog records of one batch as one record batch (all or nothing); 64 MiB segments, so
+ * that compaction reaches all but the newest 64 MiB and a restore reads little more than the state.
+ */
+export const CHANGELOG_CONFIG = [
+  { name: 'cleanup.policy', value: 'compact' },
+  { name: 'max.message.bytes', value: String(50 * 1024 * 1024) },
+  { name: 'segment.bytes', value: String(64 * 1024 * 1024) },
+];
+
+type WantedTopic = { topic: string; numPartitions: number; configEntries?: Array<{ name: string; value: string }> };
+
+async function createMissing(
+  admin: Admin,
+  wanted: WantedTopic[],
+  existing: ReadonlySet<string>,
+  create: boolean,
+  logger: pino.Logger,
+): Promise<void> {
+  const missing = wanted.filter((t) => !existing.has(t.topic));
+  if (missing.length === 0) return;
+  if (!create) {
+    throw new KafkaError(
+      `topic(s) ${missing.map((t) => t.topic).join(', ')} do not exist and SLUICE_CREATE_TOPICS is false`,
+      undefined,
+      false,
+    );
+  }
+  // kafkajs speaks CreateTopics v3, which cannot ask for the broker's default replication factor.
+  const brokers = (await admin.describeCluster()).brokers.length;
+  const replicationFactor = Math.min(3, brokers);
+  await admin.createTopics({ waitForLeaders: true, topics: missing.map((t) => ({ ...t, replicationFactor })) });
+  logger.info({ topics: missing.map((t) => t.topic) }, 'created topics');
+}
+
+/** An existing changelog must have one partition per task and be compacted. */
+async function checkChangelog(admin: Admin, topic: string, partitions: number): Promise<void> {
+  const meta = await admin.fetchTopicMetadata({ topics: [topic] });
+  const actual = meta.topics[0]?.partitions.length;
+  if (actual !== partitions) {
+    throw new KafkaError(
+      `changelog topic ${topic} has ${actual} partitions, the job has ${partitions} aggregating tasks: its state belongs to another partition layout (delete the topic to start the state afresh)`,
+      undefined,
+      false,
+    );
+  }
+  const described = await admin.describeConfigs({
+    includeSynonyms: false,
+    resources: [{ type: 2 /* TOPIC */, name: topic, configNames: ['cleanup.policy'] }],
+  });
+  const policy = described.resources[0]?.configEntries.find((c) => c.configName === 'cleanup.policy')?.configValue;
+  if (!policy?.split(',').includes('compact')) {
+    throw new KafkaError(
+      `changelog topic ${topic} has cleanup.policy=${policy ?? 'unknown'}; it must be compact (retention would delete state)`,
+      undefined,
+      false,
+    );
+  }
 }
 
 export async function ensureTopics(
@@ -28,11 +92,7 @@ export async function ensureTopics(
   const inputPartitions = new Map(metadata.topics.map((t) => [t.name, t.partitions.length]));
   const partitions = Math.max(...inputPartitions.values());
 
-  const wanted: Array<{
-    topic: string;
-    numPartitions: number;
-    configEntries?: Array<{ name: string; value: string }>;
-  }> = [
+  const wanted: WantedTopic[] = [
     { topic: plan.outputTopic, numPartitions: partitions },
     // Dead letters keep the original record, which may be larger than the broker's default limit.
     {
@@ -54,21 +114,7 @@ export async function ensureTopics(
       ],
     });
   }
-  const missing = wanted.filter((t) => !existing.has(t.topic));
-  if (missing.length > 0) {
-    if (!create) {
-      throw new KafkaError(
-        `topic(s) ${missing.map((t) => t.topic).join(', ')} do not exist and SLUICE_CREATE_TOPICS is false`,
-        undefined,
-        false,
-      );
-    }
-    // kafkajs speaks CreateTopics v3, which cannot ask for the broker's default replication factor.
-    const brokers = (await admin.describeCluster()).brokers.length;
-    const replicationFactor = Math.min(3, brokers);
-    await admin.createTopics({ waitForLeaders: true, topics: missing.map((t) => ({ ...t, replicationFactor })) });
-    logger.info({ topics: missing.map((t) => t.topic) }, 'created topics');
-  }
+  await createMissing(admin, wanted, existing, create, logger);
   let repartitionPartitions: number | undefined;
   if (plan.repartitionTopic && existing.has(plan.repartitionTopic)) {
     const described = await admin.describeConfigs({
@@ -93,5 +139,18 @@ export async function ensureTopics(
       );
     }
   }
-  return { inputPartitions, repartitionPartitions };
+  let changelogPartitions: number | undefined;
+  if (plan.changelogTopic) {
+    // One per aggregating task: a repartition partition, or an input partition (of every input topic).
+    changelogPartitions =
+      plan.repartitionTopic !== undefined
+        ? (repartitionPartitions ?? partitions)
+        : [...inputPartitions.values()].reduce((a, b) => a + b, 0);
+    if (existing.has(plan.changelogTopic)) await checkChangelog(admin, plan.changelogTopic, changelogPartitions);
+    else {
+      const topic = { topic: plan.changelogTopic, numPartitions: changelogPartitions, configEntries: CHANGELOG_CONFIG };
+      await createMissing(admin, [topic], existing, create, logger);
+    }
+  }
+  return { inputPartitions, repartitionPartitions, changelogPartitions };
 }

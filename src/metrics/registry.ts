@@ -56,8 +56,36 @@ export class Metrics {
   });
   readonly recordsReplayed = new Counter({
     name: 'sluice_records_replayed_total',
-    help: 'Records re-read after a restart, rebalance or failed batch to rebuild window state.',
+    help: 'Records re-read to rebuild window state kept in commit metadata by a version before the changelog (an upgrade).',
     labelNames: ['topic', 'partition'] as const,
+    registers: [this.registry],
+  });
+  readonly recordsSkipped = new Counter({
+    name: 'sluice_records_skipped_total',
+    help: 'Records read again after a restart whose effects the restored state already holds (not processed again).',
+    labelNames: ['topic', 'partition'] as const,
+    registers: [this.registry],
+  });
+  readonly changelogRecords = new Counter({
+    name: 'sluice_changelog_records_total',
+    help: 'Records written to the changelog topic (window entries, tombstones, progress).',
+    registers: [this.registry],
+  });
+  readonly restoredRecords = new Counter({
+    name: 'sluice_state_restored_records_total',
+    help: 'Changelog records read to restore state, per task.',
+    labelNames: ['topic', 'partition'] as const,
+    registers: [this.registry],
+  });
+  readonly restoreSeconds = new Histogram({
+    name: 'sluice_state_restore_seconds',
+    help: 'Time to restore a task: read its changelog partition to the end and rebuild its state.',
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+    registers: [this.registry],
+  });
+  readonly restoringPartitions = new Gauge({
+    name: 'sluice_state_restoring_partitions',
+    help: 'Partitions whose state is being restored from the changelog.',
     registers: [this.registry],
   });
 

@@ -5,13 +5,25 @@
 import { type KafkaConfig } from '../config/resolve.ts';
 import { type SerializedError } from '../error-serialization.ts';
 import { type ErrorCode } from '../errors.ts';
+import { type Delivery } from '../job/plan.ts';
 import { type RepartitionBlock } from '../wire/repartition-block.ts';
 
 /** How a worker reaches Kafka: each worker publishes its own partitions' results. */
 export interface WorkerKafka {
   connection: KafkaConfig;
-  topics: { output: string; dlq: string; repartition: string | undefined; repartitionPartitions: number };
+  topics: {
+    output: string;
+    dlq: string;
+    repartition: string | undefined;
+    repartitionPartitions: number;
+    /** `<job>-changelog` of an aggregating job. */
+    changelog: string | undefined;
+  };
   logLevel: string;
+  /** The consumer group: offsets are committed for it, and it prefixes transactional ids. */
+  groupId: string;
+  delivery: Delivery;
+  transactionTimeoutMs: number;
 }
 
 /** What the worker needs once, at start. */
@@ -42,15 +54,16 @@ export interface Poison {
 export interface PartitionStart {
   /** Next offset to read, as committed; null when the group has no commit for it. */
   committedOffset: number | null;
-  /** The commit metadata Sluice wrote with it (stream time, replay end, de-duplication marks). */
+  /**
+   * The commit metadata. Versions before the changelog kept an aggregating task's checkpoint there
+   * (wire/checkpoint.ts); it is read once, to upgrade a task whose changelog is still empty.
+   */
   metadata: string | null;
 }
 
 export interface PartitionWork {
   topic: string;
   partition: number;
-  /** Present when the worker must (re)build this partition's state from its committed position. */
-  start?: PartitionStart;
   /** Packed records (record-codec), transferred. */
   records: ArrayBuffer;
   count: number;
@@ -72,6 +85,33 @@ export interface BatchRequest {
   partitions: PartitionWork[];
 }
 
+/**
+ * Before a partition's committed offset is read: exactly-once opens its transactional producer, which
+ * fences any previous owner (task-producer.ts). At-least-once has nothing to do.
+ */
+export interface OpenRequest {
+  type: 'open';
+  requestId: number;
+  partitions: Array<{ topic: string; partition: number }>;
+}
+
+/** Builds each partition's task from its committed position and restores its state from the changelog. */
+export interface RestoreRequest {
+  type: 'restore';
+  requestId: number;
+  partitions: Array<{ topic: string; partition: number; start: PartitionStart }>;
+}
+
+export interface RestoredTask {
+  topic: string;
+  partition: number;
+  /** Changelog records read. */
+  records: number;
+  ms: number;
+  /** The next input offset the task processes (records below it are in its state already). */
+  position: number | null;
+}
+
 export interface DropRequest {
   type: 'drop';
   requestId: number;
@@ -84,7 +124,7 @@ export interface CloseRequest {
   requestId: number;
 }
 
-export type WorkerRequest = BatchRequest | DropRequest | CloseRequest;
+export type WorkerRequest = BatchRequest | OpenRequest | RestoreRequest | DropRequest | CloseRequest;
 
 export interface DeadLetter {
   key: Uint8Array | null;
@@ -106,6 +146,10 @@ export interface PartitionStats {
   dead: number;
   duplicates: number;
   replayed: number;
+  /** Records read again after a restart whose effects the restored state already holds. */
+  skipped: number;
+  /** Changelog records written (window entries, tombstones, progress). */
+  changelog: number;
   openWindows: number;
   /** Largest event time seen (ms), or null before any. */
   streamTime: number | null;
@@ -128,8 +172,13 @@ export interface PartitionResult {
    * Null when unchanged since the last report.
    */
   watermark: SourceWatermark | null;
+  /** Changelog records of an aggregating task (record-codec: key and value) and their partition. */
+  changelog: ArrayBuffer;
+  changelogPartition: number | null;
   /** Offset and metadata to commit once the batch's writes are acknowledged; null: nothing new. */
   commit: { offset: number; metadata: string | null } | null;
+  /** Exactly-once: `commit` was committed with the batch's transaction (the scheduler commits nothing). */
+  committed: boolean;
   stats: PartitionStats;
 }
 
@@ -147,6 +196,9 @@ export type WorkerResponse =
       /** Every task the worker holds after the batch. */
       held: HeldTask[];
     }
+  | { type: 'opened'; requestId: number }
+  | { type: 'restored'; requestId: number; partitions: RestoredTask[]; held: HeldTask[] }
+  | { type: 'restore-progress'; requestId: number; topic: string; partition: number; records: number; end: number }
   | { type: 'dropped'; requestId: number; held: HeldTask[] }
   | { type: 'closed'; requestId: number }
   | { type: 'error'; requestId: number; error: SerializedError };

@@ -17,6 +17,8 @@ import {
   type BatchRequest,
   type HeldTask,
   type PartitionResult,
+  type RestoredTask,
+  type RestoreRequest,
   type WorkerInit,
   type WorkerKafka,
   type WorkerRequest,
@@ -46,6 +48,14 @@ export interface Suspect {
   offset: number;
   /** Entry of a repartition block, -1 for a record of its own. */
   sub: number;
+}
+
+/** How far a partition's restore has read its changelog partition. */
+export interface RestoreProgress {
+  topic: string;
+  partition: number;
+  records: number;
+  end: number;
 }
 
 export interface BatchAnswer {
@@ -92,6 +102,7 @@ export class WorkerPool {
   #state: PoolState = 'starting';
   #restarts = 0;
   readonly #suspects = new WeakMap<Error, Suspect>();
+  readonly #restoreListeners = new Map<number, (progress: RestoreProgress) => void>();
   #watchdog: NodeJS.Timeout | undefined;
 
   private constructor(options: WorkerPoolOptions) {
@@ -213,7 +224,12 @@ export class WorkerPool {
           void worker.terminate();
           return;
         }
-        if (message.type === 'result' || message.type === 'dropped') slot.held = message.held;
+        if (message.type === 'restore-progress') {
+          this.#restoreListeners.get(message.requestId)?.(message);
+          return;
+        }
+        if (message.type === 'result' || message.type === 'dropped' || message.type === 'restored')
+          slot.held = message.held;
         const pending = slot.pending.get(message.requestId);
         if (!pending) return;
         slot.pending.delete(message.requestId);
@@ -296,6 +312,32 @@ export class WorkerPool {
     if (response.type !== 'result') throw new IllegalStateError(`unexpected answer ${response.type}`);
     if (slot) slot.busyMs += response.processingMs;
     return { partitions: response.partitions, processingMs: response.processingMs, publishMs: response.publishMs };
+  }
+
+  /**
+   * Exactly-once: opens the partitions' transactional producers on their worker, fencing any previous
+   * owner. Must complete before their committed offsets are read.
+   */
+  async open(index: number, partitions: Array<{ topic: string; partition: number }>): Promise<void> {
+    const response = await this.#request(index, { type: 'open', requestId: this.#nextRequestId++, partitions }, []);
+    if (response.type !== 'opened') throw new IllegalStateError(`unexpected answer ${response.type}`);
+  }
+
+  /** Builds the partitions' tasks on their worker and restores their state from the changelog. */
+  async restore(
+    index: number,
+    partitions: RestoreRequest['partitions'],
+    onProgress?: (progress: RestoreProgress) => void,
+  ): Promise<RestoredTask[]> {
+    const requestId = this.#nextRequestId++;
+    if (onProgress) this.#restoreListeners.set(requestId, onProgress);
+    try {
+      const response = await this.#request(index, { type: 'restore', requestId, partitions }, []);
+      if (response.type !== 'restored') throw new IllegalStateError(`unexpected answer ${response.type}`);
+      return response.partitions;
+    } finally {
+      this.#restoreListeners.delete(requestId);
+    }
   }
 
   /** Forgets the state of partitions on every worker (revoked, or about to be replayed). */

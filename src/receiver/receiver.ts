@@ -30,6 +30,11 @@ export interface ReceiverOptions {
   /** Called on every group (re)join, before any record of the new epoch is buffered. */
   onAssignment: (assignment: Assignment) => void;
   onHighWatermark?: (topic: string, partition: number, highWatermark: number) => void;
+  /**
+   * A fetch was handled: the partition has been read up to `nextOffset`, including the records kafkajs
+   * filtered out (transaction markers, aborted records), whose offsets its high watermark counts too.
+   */
+  onSkippedRecords?: (topic: string, partition: number, nextOffset: number, highWatermark: number) => void;
   onRecords?: (topic: string, partition: number, count: number, bytes: number) => void;
   /** The consumer crashed and kafkajs will not restart it: the service must stop. */
   onFatal?: (error: FatalError) => void;
@@ -102,7 +107,15 @@ export class Receiver {
       heartbeatInterval: Math.max(500, Math.min(3_000, Math.floor(options.sessionTimeoutMs / 3))),
     });
     const current = (): boolean => consumer === this.#consumer;
-    const { GROUP_JOIN, REBALANCING, CRASH, FETCH_START, FETCH } = consumer.events;
+    const { GROUP_JOIN, REBALANCING, CRASH, FETCH_START, FETCH, END_BATCH_PROCESS } = consumer.events;
+    // Where each fetch ended, counting the records kafkajs filtered out (transaction markers, aborted
+    // records), which never reach eachBatch — a batch of nothing else does not either: a read_committed
+    // reader of a transactional topic is at its end only past the last marker.
+    consumer.on(END_BATCH_PROCESS, (event) => {
+      const { topic, partition, lastOffset, highWatermark } = event.payload;
+      if (!current() || this.#held.has(tp(topic, partition))) return;
+      this.#options.onSkippedRecords?.(topic, partition, Number(lastOffset) + 1, Number(highWatermark));
+    });
     consumer.on(FETCH_START, (event) => current() && this.#fetchStarted.set(event.payload.nodeId, Date.now()));
     consumer.on(FETCH, (event) => current() && this.#fetchAnswered.set(event.payload.nodeId, Date.now()));
     consumer.on(GROUP_JOIN, (event) => {

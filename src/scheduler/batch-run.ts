@@ -71,12 +71,11 @@ export class BatchRun {
     // fetch answer is recent. While brokers do not answer, no partition is idle.
     const fetchHealthy = receiver.fetchHealthy();
     for (const entry of table.entries()) {
-      if (entry.rewinding || entry.start === undefined) continue;
+      // Only restored tasks take part; what was cut for the others is fetched again after the rewind.
+      if (entry.rewinding || entry.start === undefined || entry.needsStart) continue;
       const raw = cut.get(entry.id);
       const hasRecords = raw !== undefined && raw.length > 0;
-      const runsEmpty =
-        entry.withoutRecords === 'always' || (entry.withoutRecords === 'once-rebuilt' && !entry.needsStart);
-      if (!hasRecords && !runsEmpty) continue;
+      if (!hasRecords && entry.withoutRecords === 'never') continue;
       const writer = pack(raw);
       if (hasRecords) {
         // A repartition block holds many records, a control record none.
@@ -86,6 +85,14 @@ export class BatchRun {
         metrics.recordsIn.inc({ topic: entry.topic, partition: String(entry.partition) }, n);
         entry.position = Number(raw[raw.length - 1]!.offset) + 1;
       }
+      // Everything buffered is cut: the offsets read past it hold no record (transaction markers).
+      if (
+        entry.fetchedTo !== undefined &&
+        entry.position !== undefined &&
+        entry.fetchedTo > entry.position &&
+        queue.sizeOf(entry.id).records === 0
+      )
+        entry.position = entry.fetchedTo;
       const caughtUp =
         fetchHealthy &&
         queue.sizeOf(entry.id).records === 0 &&
@@ -101,7 +108,6 @@ export class BatchRun {
         records: writer.finish(),
         count: writer.count,
       };
-      if (entry.needsStart) work.start = entry.start;
       const poison = this.#d.poison.forPartition(entry.id);
       if (poison) work.poison = poison;
       const worker = pool.route(entry.topic, entry.partition);
@@ -145,9 +151,7 @@ export class BatchRun {
     const current = epoch === table.epoch;
     for (const r of results) {
       const entry = current ? table.get(r.topic, r.partition) : undefined;
-      if (!entry) continue;
-      entry.needsStart = false;
-      this.#d.poison.passed(entry.id, entry.position);
+      if (entry) this.#d.poison.passed(entry.id, entry.position);
     }
     if (answers.length > 0) metrics.publishLatency.observe(Math.max(...answers.map((a) => a.publishMs)) / 1000);
     const suspects = failed.flatMap((f) => {
@@ -179,9 +183,16 @@ export class BatchRun {
     };
   }
 
+  /** Commits what the workers did not commit in their transactions (at-least-once: all of it). */
   async #commit(epoch: number, results: PartitionResult[]): Promise<void> {
     const { receiver, table, metrics, purger } = this.#d;
-    const offsets = results.flatMap((r) => (r.commit ? [{ topic: r.topic, partition: r.partition, ...r.commit }] : []));
+    const transacted = results.flatMap((r) =>
+      r.commit && r.committed ? [{ topic: r.topic, partition: r.partition, ...r.commit }] : [],
+    );
+    if (transacted.length > 0) purger?.committed(transacted);
+    const offsets = results.flatMap((r) =>
+      r.commit && !r.committed ? [{ topic: r.topic, partition: r.partition, ...r.commit }] : [],
+    );
     if (offsets.length === 0) return;
     // A rebalance while this batch ran: the partitions are being rebuilt elsewhere; do not commit.
     if (epoch !== table.epoch || epoch !== receiver.epoch) return;
@@ -203,6 +214,8 @@ export class BatchRun {
       if (s.late > 0) m.recordsLate.inc({ topic: r.topic }, s.late);
       if (s.duplicates > 0) m.recordsDuplicate.inc(s.duplicates);
       if (s.replayed > 0) m.recordsReplayed.inc({ topic: r.topic, partition: String(r.partition) }, s.replayed);
+      if (s.skipped > 0) m.recordsSkipped.inc({ topic: r.topic, partition: String(r.partition) }, s.skipped);
+      if (s.changelog > 0) m.changelogRecords.inc(s.changelog);
       if (r.repartitionCount > 0) m.recordsRepartitioned.inc(r.repartitionCount);
       for (const d of r.dead) {
         const code = d.headers.find(([n]) => n === DLQ_HEADERS.errorCode)?.[1];

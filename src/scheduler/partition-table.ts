@@ -19,12 +19,16 @@ export interface PartitionEntry {
   readonly withoutRecords: 'never' | 'once-rebuilt' | 'always';
   /** Committed position, once read for this epoch (or rewind). */
   start: PartitionStart | undefined;
-  /** The worker must rebuild the task from `start` with the next batch. */
+  /** The task must be (re)built on its worker: opened, its commit read, its state restored. */
   needsStart: boolean;
+  /** Its changelog is being read: records so far, and the end being read to. */
+  restoring: { records: number; end: number } | undefined;
   /** Being moved back to its committed offset: it takes part in no batch until that is done. */
   rewinding: boolean;
   /** Next offset to process (last cut record + 1). */
   position: number | undefined;
+  /** Read up to here, past records that were filtered out (transaction markers): see BatchRun. */
+  fetchedTo: number | undefined;
   highWatermark: number | undefined;
   streamTime: number | null;
 }
@@ -39,6 +43,8 @@ export interface PartitionStatus {
   streamTime: number | null;
   buffered: number;
   rewinding: boolean;
+  /** Restoring its state: changelog records read so far and the end being read to. */
+  restoring: { records: number; end: number } | null;
 }
 
 export class PartitionTable {
@@ -68,9 +74,9 @@ export class PartitionTable {
   get(topic: string, partition: number): PartitionEntry | undefined {
     return this.#entries.get(partitionId(topic, partition));
   }
-  /** Every partition has its committed position and none is being rewound. */
+  /** Every partition has its task restored and none is being rewound. */
   get ready(): boolean {
-    for (const e of this.#entries.values()) if (e.start === undefined || e.rewinding) return false;
+    for (const e of this.#entries.values()) if (e.start === undefined || e.needsStart || e.rewinding) return false;
     return true;
   }
 
@@ -89,8 +95,10 @@ export class PartitionTable {
         withoutRecords: withoutRecordsFor(kind),
         start: undefined,
         needsStart: true,
+        restoring: undefined,
         rewinding: false,
         position: undefined,
+        fetchedTo: undefined,
         highWatermark: this.#entries.get(id)?.highWatermark,
         streamTime: null,
       });
@@ -155,6 +163,7 @@ export class PartitionTable {
       streamTime: e.streamTime,
       buffered: buffered(e.id),
       rewinding: e.rewinding,
+      restoring: e.restoring ?? null,
     }));
   }
 }

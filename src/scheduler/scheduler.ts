@@ -3,8 +3,11 @@
  * the next is due (batch-clock.ts). Batches run one at a time and in order; when one outlasts the
  * interval the next starts at once and the scheduling delay shows it (Spark Streaming's semantics).
  *
- * Partition state is rebuilt from committed positions at every new epoch (group rejoin) and after a
- * failed batch: the failed partitions are rewound to their committed offsets and replayed, so
+ * Every newly assigned partition is *prepared* before it takes part in a batch (`#prepare`): its
+ * worker opens it (exactly-once: a transactional producer that fences the previous owner), then its
+ * committed offset is read — after the fencing, so that a previous owner's last transaction is
+ * settled — then its worker builds its task and restores its state from the changelog. After a
+ * failed batch the failed partitions are prepared again and rewound to their committed offsets, so
  * nothing is lost. A rewind that cannot reach the broker is retried until it succeeds, and its
  * partitions take part in no batch meanwhile — never does a partition go on from where a failed
  * batch left it. Anything unexpected in the loop itself is fatal: reported once through `onFatal`
@@ -13,7 +16,7 @@
  */
 import { type Admin } from 'kafkajs';
 import type pino from 'pino';
-import { describeError, FatalError, UserCodeTimeoutError } from '../errors.ts';
+import { describeError, FatalError, StateError, UserCodeTimeoutError } from '../errors.ts';
 import { type JobPlan } from '../job/plan.ts';
 import { type Metrics } from '../metrics/registry.ts';
 import { type WorkerPool } from '../pool/worker-pool.ts';
@@ -64,7 +67,7 @@ export class Scheduler {
   readonly #retryClock = new Sleeper();
   #state: SchedulerState = 'idle';
   #loop: Promise<void> | undefined;
-  #loadingStarts: Promise<void> | undefined;
+  #preparing: Promise<void> | undefined;
   #rewinding: Promise<void> | undefined;
   #lastBusy: number[] = [];
   #lastCompletedAt = Date.now();
@@ -90,9 +93,23 @@ export class Scheduler {
   get state(): SchedulerState {
     return this.#state;
   }
-  /** Committed positions read for the current assignment and no partition being rewound. */
+  /** Every assigned partition restored and none being rewound. */
   get ready(): boolean {
     return this.#table.ready;
+  }
+
+  /** Partitions whose state is being restored, and how far their changelogs have been read. */
+  restoring(): { partitions: number; records: number; end: number } {
+    let partitions = 0;
+    let records = 0;
+    let end = 0;
+    for (const e of this.#table.entries()) {
+      if (!e.restoring) continue;
+      partitions++;
+      records += e.restoring.records;
+      end += e.restoring.end;
+    }
+    return { partitions, records, end };
   }
   get lastCompletedAt(): number {
     return this.#lastCompletedAt;
@@ -109,13 +126,20 @@ export class Scheduler {
     }
     metrics.assignedPartitions.set(this.#table.size);
     metrics.rebalances.inc();
-    this.#loadingStarts = undefined;
     if (revoked.length > 0) void pool.dropAll(revoked.map((e) => ({ topic: e.topic, partition: e.partition })));
   }
 
   onHighWatermark(topic: string, partition: number, highWatermark: number): void {
     const entry = this.#table.get(topic, partition);
     if (entry) entry.highWatermark = highWatermark;
+  }
+
+  /** The receiver read past offsets without records (transaction markers) up to `nextOffset`. */
+  onSkippedRecords(topic: string, partition: number, nextOffset: number, highWatermark: number): void {
+    const entry = this.#table.get(topic, partition);
+    if (!entry || entry.rewinding) return;
+    entry.highWatermark = Math.max(entry.highWatermark ?? highWatermark, highWatermark);
+    entry.fetchedTo = Math.max(entry.fetchedTo ?? nextOffset, nextOffset);
   }
 
   start(): void {
@@ -156,7 +180,7 @@ export class Scheduler {
   async #runBatch(scheduledAt: number, startedAt: number): Promise<BatchOutcome> {
     const nothing: BatchOutcome = { info: undefined, backlogged: false, wroteRepartition: false };
     if (this.#table.size === 0) return nothing;
-    if (!(await this.#startsLoaded())) return nothing;
+    if (!(await this.#prepared())) return nothing;
     const outcome = await this.#batches.run(scheduledAt, startedAt);
     if (!outcome.info) {
       this.#idleTick();
@@ -169,19 +193,73 @@ export class Scheduler {
     return outcome;
   }
 
-  /** Committed positions of newly assigned partitions, read once per epoch (retried each batch). */
-  async #startsLoaded(): Promise<boolean> {
-    const pending = [...this.#table.entries()].some((e) => e.start === undefined && !e.rewinding);
-    if (!pending) return true;
-    this.#loadingStarts ??= this.#table
-      .loadStarts()
+  /** Newly assigned partitions prepared (retried each batch until it succeeds). */
+  async #prepared(): Promise<boolean> {
+    const pending = (): PartitionEntry[] => [...this.#table.entries()].filter((e) => e.needsStart && !e.rewinding);
+    if (pending().length === 0) return true;
+    this.#preparing ??= this.#prepare(pending())
       .then(() => undefined)
       .catch((error: unknown) => {
-        this.#loadingStarts = undefined;
-        this.#options.logger.warn({ err: error }, 'could not read committed offsets; will retry');
-      });
-    await this.#loadingStarts;
-    return ![...this.#table.entries()].some((e) => e.start === undefined && !e.rewinding);
+        // State that belongs to another task cannot be fixed by retrying: the service stops.
+        if (error instanceof StateError) throw error;
+        this.#options.logger.warn({ err: error }, 'could not prepare the assigned partitions; will retry');
+      })
+      .finally(() => (this.#preparing = undefined));
+    await this.#preparing;
+    return pending().length === 0;
+  }
+
+  /**
+   * Opens, reads the committed positions of, and restores `entries` (see the class comment). Returns
+   * false when the epoch changed meanwhile (a new assignment prepares every partition again).
+   */
+  async #prepare(entries: readonly PartitionEntry[]): Promise<boolean> {
+    const { pool, metrics, logger } = this.#options;
+    const epoch = this.#table.epoch;
+    const byWorker = new Map<number, PartitionEntry[]>();
+    for (const e of entries) {
+      const worker = pool.route(e.topic, e.partition);
+      const list = byWorker.get(worker) ?? [];
+      list.push(e);
+      byWorker.set(worker, list);
+    }
+    const parts = (list: readonly PartitionEntry[]) => list.map((e) => ({ topic: e.topic, partition: e.partition }));
+    await Promise.all([...byWorker].map(([worker, list]) => pool.open(worker, parts(list))));
+    if (epoch !== this.#table.epoch) return false;
+    for (const e of entries) e.start = undefined;
+    if (!(await this.#table.loadStarts(entries))) return false;
+    for (const e of entries) e.restoring = { records: 0, end: 0 };
+    metrics.restoringPartitions.set(this.restoring().partitions);
+    try {
+      const restored = await Promise.all(
+        [...byWorker].map(([worker, list]) =>
+          pool.restore(
+            worker,
+            list.map((e) => ({ topic: e.topic, partition: e.partition, start: e.start! })),
+            (p) => {
+              const entry = this.#table.get(p.topic, p.partition);
+              if (entry?.restoring) entry.restoring = { records: p.records, end: p.end };
+            },
+          ),
+        ),
+      );
+      if (epoch !== this.#table.epoch) return false;
+      for (const r of restored.flat()) {
+        const entry = this.#table.get(r.topic, r.partition);
+        if (!entry || !entries.includes(entry)) continue;
+        entry.needsStart = false;
+        if (r.position !== null && (entry.position === undefined || r.position > entry.position))
+          entry.position = r.position;
+        const labels = { topic: r.topic, partition: String(r.partition) };
+        if (r.records > 0) metrics.restoredRecords.inc(labels, r.records);
+        metrics.restoreSeconds.observe(r.ms / 1000);
+        if (r.records > 0) logger.info({ ...labels, records: r.records, ms: Math.round(r.ms) }, 'state restored');
+      }
+      return true;
+    } finally {
+      for (const e of entries) e.restoring = undefined;
+      metrics.restoringPartitions.set(this.restoring().partitions);
+    }
   }
 
   #failed(info: BatchInfo, failure: NonNullable<BatchOutcome['failure']>): void {
@@ -223,6 +301,7 @@ export class Scheduler {
       entry.rewinding = true;
       entry.needsStart = true;
       entry.position = undefined;
+      entry.fetchedTo = undefined;
       entry.start = undefined;
     }
     receiver.hold(entries.map((e) => ({ topic: e.topic, partition: e.partition })));
@@ -237,7 +316,7 @@ export class Scheduler {
       const entries = [...this.#table.entries()].filter((e) => e.rewinding);
       if (entries.length === 0) return;
       try {
-        if (!(await this.#table.loadStarts(entries))) continue; // a new epoch rebuilds every partition
+        if (!(await this.#prepare(entries))) continue; // a new epoch rebuilds every partition
         const positions = await this.#startOffsets(entries);
         if (epoch !== this.#table.epoch) continue;
         this.#options.receiver.seek(positions);

@@ -1,7 +1,10 @@
 /**
- * The sink: one idempotent kafkajs producer (acks from all in-sync replicas) that publishes a batch's
- * results, repartition records and dead letters, and resolves only when Kafka has acknowledged all of
- * them — the scheduler commits offsets after that, never before.
+ * The sink (Kafka Streams' RecordCollector) in at-least-once delivery: one idempotent kafkajs producer
+ * per worker (acks from all in-sync replicas) that publishes a batch's results, repartition records
+ * and dead letters, then its changelog records, and resolves only when Kafka has acknowledged all of
+ * them — the scheduler commits offsets after that, never before. `messagesOf` turns a publication
+ * into produce calls; exactly-once delivery sends the same calls through a transactional producer per
+ * task (task-producer.ts).
  */
 import { type Kafka, type Message, type Producer, CompressionTypes } from 'kafkajs';
 import { fastDefaultPartitioner } from '../kafka/kafkajs-fixes.ts';
@@ -16,6 +19,7 @@ export interface SinkTopics {
   dlq: string;
   repartition: string | undefined;
   repartitionPartitions: number;
+  changelog: string | undefined;
 }
 
 export interface Publication {
@@ -25,6 +29,8 @@ export interface Publication {
   dead: DeadLetter[];
   /** Upstream stream times to publish to every repartition partition (after the data). */
   watermarks: Array<{ source: string; watermark: SourceWatermark }>;
+  /** Per changelog partition, its packed records (record-codec: key and value). */
+  changelog: Array<{ partition: number; buffer: ArrayBuffer }>;
 }
 
 /**
@@ -33,10 +39,101 @@ export interface Publication {
  */
 const MAX_CALL_BYTES = 900 * 1024;
 
-type TopicMessages = { topic: string; messages: Message[] };
+export type TopicMessages = { topic: string; messages: Message[] };
 
 function toBuffer(view: Uint8Array | null): Buffer | null {
   return view === null ? null : Buffer.from(view.buffer, view.byteOffset, view.length);
+}
+
+/**
+ * The produce calls of a publication, each under {@link MAX_CALL_BYTES}, in order: repartition blocks,
+ * watermarks, outputs, dead letters. Changelog records come apart (`changelog`), one call for all of
+ * them: kafkajs writes one record batch per partition and call, so a task's changelog records for a
+ * batch land together or not at all.
+ */
+export function messagesOf(
+  publication: Publication,
+  topics: SinkTopics,
+): { calls: TopicMessages[][]; changelog: TopicMessages | undefined; records: number } {
+  const calls: TopicMessages[][] = [];
+  let current = new Map<string, Message[]>();
+  let bytes = 0;
+  const add = (topic: string, message: Message, size: number): void => {
+    if (bytes > 0 && bytes + size > MAX_CALL_BYTES) {
+      calls.push([...current].map(([t, messages]) => ({ topic: t, messages })));
+      current = new Map();
+      bytes = 0;
+    }
+    let list = current.get(topic);
+    if (!list) current.set(topic, (list = []));
+    list.push(message);
+    bytes += size + 64;
+  };
+  let records = 0;
+  const toMessage = (r: CodecRecord): { message: Message; size: number } => {
+    const headers: Record<string, Buffer> = {};
+    let size = (r.key?.length ?? 0) + (r.value?.length ?? 0);
+    for (const [name, value] of r.headers) {
+      headers[name] = toBuffer(value)!;
+      size += name.length + value.length;
+    }
+    const message: Message = { key: toBuffer(r.key), value: toBuffer(r.value), headers };
+    if (r.timestamp >= 0) message.timestamp = String(Math.trunc(r.timestamp));
+    return { message, size };
+  };
+  const repartitionTopic = topics.repartition;
+  if (repartitionTopic !== undefined) {
+    const version = Buffer.from(String(BLOCK_VERSION));
+    for (const { source, blocks } of publication.repartition) {
+      const sourceBytes = Buffer.from(source);
+      for (const block of blocks) {
+        const value = toBuffer(block.data);
+        const headers = { [SOURCE_HEADER]: sourceBytes, [BLOCK_HEADER]: version };
+        add(repartitionTopic, { partition: block.partition, key: null, value, headers }, block.data.length + 32);
+        records++;
+      }
+    }
+    // After the data: each upstream partition's stream time, to every repartition partition.
+    for (const { source, watermark } of publication.watermarks) {
+      const headers = {
+        [SOURCE_HEADER]: source,
+        [WATERMARK_HEADER]: watermark.streamTime === null ? '' : String(watermark.streamTime),
+        [IDLE_HEADER]: watermark.idle ? '1' : '0',
+      };
+      for (let partition = 0; partition < topics.repartitionPartitions; partition++) {
+        add(repartitionTopic, { partition, key: null, value: null, headers }, 64);
+        records++;
+      }
+    }
+  }
+  for (const p of publication.outputs) {
+    for (const r of readRecords(p.buffer)) {
+      const { message, size } = toMessage(r);
+      add(topics.output, message, size);
+      records++;
+    }
+  }
+  for (const letter of publication.dead) {
+    const headers: Record<string, Buffer> = {};
+    let size = (letter.key?.length ?? 0) + (letter.value?.length ?? 0);
+    for (const [name, value] of letter.headers) {
+      headers[name] = typeof value === 'string' ? Buffer.from(value) : toBuffer(value)!;
+      size += name.length + headers[name].length;
+    }
+    add(topics.dlq, { key: toBuffer(letter.key), value: toBuffer(letter.value), headers }, size);
+    records++;
+  }
+  if (bytes > 0) calls.push([...current].map(([t, messages]) => ({ topic: t, messages })));
+  let changelog: TopicMessages | undefined;
+  if (topics.changelog !== undefined && publication.changelog.length > 0) {
+    const messages: Message[] = [];
+    for (const { partition, buffer } of publication.changelog) {
+      for (const r of readRecords(buffer)) messages.push({ partition, key: toBuffer(r.key), value: toBuffer(r.value) });
+    }
+    records += messages.length;
+    if (messages.length > 0) changelog = { topic: topics.changelog, messages };
+  }
+  return { calls, changelog, records };
 }
 
 export class KafkaSink {
@@ -63,80 +160,19 @@ export class KafkaSink {
     }
   }
 
-  /** Publishes everything and resolves once all of it is acknowledged. Records go in order per source. */
+  /**
+   * Publishes everything and resolves once all of it is acknowledged. Records go in order per source;
+   * the changelog goes last, once the results it accounts for are acknowledged: a crash in between
+   * repeats results (at-least-once) but never leaves state that claims results which were not written.
+   */
   async publish(publication: Publication): Promise<{ records: number }> {
-    const calls: TopicMessages[][] = [];
-    let current = new Map<string, Message[]>();
-    let bytes = 0;
-    const add = (topic: string, message: Message, size: number): void => {
-      if (bytes > 0 && bytes + size > MAX_CALL_BYTES) {
-        calls.push([...current].map(([t, messages]) => ({ topic: t, messages })));
-        current = new Map();
-        bytes = 0;
-      }
-      let list = current.get(topic);
-      if (!list) current.set(topic, (list = []));
-      list.push(message);
-      bytes += size + 64;
-    };
-    let records = 0;
-    const addPacked = (topic: string, packed: Iterable<CodecRecord>): void => {
-      for (const r of packed) {
-        const headers: Record<string, Buffer> = {};
-        let size = (r.key?.length ?? 0) + (r.value?.length ?? 0);
-        for (const [name, value] of r.headers) {
-          headers[name] = toBuffer(value)!;
-          size += name.length + value.length;
-        }
-        const message: Message = { key: toBuffer(r.key), value: toBuffer(r.value), headers };
-        if (r.timestamp >= 0) message.timestamp = String(Math.trunc(r.timestamp));
-        add(topic, message, size);
-        records++;
-      }
-    };
-    const repartitionTopic = this.#topics.repartition;
-    if (repartitionTopic !== undefined) {
-      const version = Buffer.from(String(BLOCK_VERSION));
-      for (const { source, blocks } of publication.repartition) {
-        const sourceBytes = Buffer.from(source);
-        for (const block of blocks) {
-          const value = toBuffer(block.data);
-          const headers = { [SOURCE_HEADER]: sourceBytes, [BLOCK_HEADER]: version };
-          add(repartitionTopic, { partition: block.partition, key: null, value, headers }, block.data.length + 32);
-          records++;
-        }
-      }
-      // After the data: each upstream partition's stream time, to every repartition partition.
-      for (const { source, watermark } of publication.watermarks) {
-        const headers = {
-          [SOURCE_HEADER]: source,
-          [WATERMARK_HEADER]: watermark.streamTime === null ? '' : String(watermark.streamTime),
-          [IDLE_HEADER]: watermark.idle ? '1' : '0',
-        };
-        for (let partition = 0; partition < this.#topics.repartitionPartitions; partition++) {
-          add(repartitionTopic, { partition, key: null, value: null, headers }, 64);
-          records++;
-        }
-      }
-    }
-    addPacked(
-      this.#topics.output,
-      publication.outputs.flatMap((p) => [...readRecords(p.buffer)]),
-    );
-    for (const letter of publication.dead) {
-      const headers: Record<string, Buffer> = {};
-      let size = (letter.key?.length ?? 0) + (letter.value?.length ?? 0);
-      for (const [name, value] of letter.headers) {
-        headers[name] = typeof value === 'string' ? Buffer.from(value) : toBuffer(value)!;
-        size += name.length + headers[name].length;
-      }
-      add(this.#topics.dlq, { key: toBuffer(letter.key), value: toBuffer(letter.value), headers }, size);
-      records++;
-    }
-    if (bytes > 0) calls.push([...current].map(([t, messages]) => ({ topic: t, messages })));
+    const { calls, changelog, records } = messagesOf(publication, this.#topics);
     try {
       for (const topicMessages of calls) {
         await this.#producer.sendBatch({ topicMessages, acks: -1, compression: CompressionTypes.None });
+      }
+      if (changelog) {
+        await this.#producer.sendBatch({ topicMessages: [changelog], acks: -1, compression: CompressionTypes.None });
       }
     } catch (error) {
       throw new KafkaError(`publishing failed: ${(error as Error).message}`, error);

@@ -12,8 +12,13 @@
  *
  * Layout for the hot path: windows are kept by start in a `Map<start, Slot>` plus an ascending array
  * of starts (few distinct starts, new ones almost always appended at the end, closed ones removed
- * from the front since every window has the same size). Each slot keeps the smallest offset of the
- * records it holds, so `minOpenOffset()` only looks at the slots.
+ * from the front since every window has the same size).
+ *
+ * The store is also the task's state store (Kafka Streams' in-memory window store with change
+ * logging): every entry changed since the last `drainChanges()` (live or replayed) and every entry
+ * forgotten because its window closed is reported once, for the changelog; `restoreEntry()` puts an
+ * entry back from the changelog without reporting it. Everything here is in memory; a store larger
+ * than memory would keep the same surface (`WindowStateStore`) over a disk-backed map.
  */
 import { IllegalStateError, UserCodeError } from '../errors.ts';
 import type { Aggregator } from './aggregators.ts';
@@ -50,9 +55,10 @@ export type AddOutcome = 'added' | 'late';
 interface Entry {
   readonly key: string | null;
   acc: unknown;
-  minOffset: number;
   /** Changed by a live add since the last collect (update mode only). */
   dirty: boolean;
+  /** Changed since the last drainChanges() (the changelog). */
+  logged: boolean;
 }
 
 interface Slot {
@@ -60,7 +66,22 @@ interface Slot {
   readonly end: number;
   /** `null` is a key of its own: `Map` tells `null` and `'null'` apart. */
   readonly entries: Map<string | null, Entry>;
-  minOffset: number;
+}
+
+/** What changed in the store since the last drain: entries to write, and entries of closed windows. */
+export interface StoreChanges {
+  puts: Array<{ start: number; key: string | null; acc: unknown }>;
+  deletes: Array<{ start: number; key: string | null }>;
+}
+
+/** The state-store surface a task uses besides adding records (see the module comment). */
+export interface WindowStateStore {
+  readonly openWindows: number;
+  readonly streamTime: number;
+  restoreEntry(start: number, key: string | null, acc: unknown): void;
+  restoreDelete(start: number, key: string | null): void;
+  restoreStreamTime(streamTime: number): void;
+  drainChanges(): StoreChanges;
 }
 
 /** Null first, then string order (UTF-16 code units, like `Array.prototype.sort`). */
@@ -75,7 +96,7 @@ function compareResults(a: WindowResult, b: WindowResult): number {
   return a.windowStart - b.windowStart || compareKeys(a.key, b.key);
 }
 
-export class WindowStore {
+export class WindowStore implements WindowStateStore {
   private readonly sizeMs: number;
   private readonly slideMs: number;
   private readonly tumblingWindows: boolean;
@@ -90,6 +111,9 @@ export class WindowStore {
   private starts: number[] = [];
   /** Entries changed by live adds since the last collect (update mode only). */
   private dirtyEntries: Array<{ slot: Slot; entry: Entry }> = [];
+  /** Entries changed since the last drainChanges(), and entries of windows closed since then. */
+  private loggedEntries: Array<{ slot: Slot; entry: Entry }> = [];
+  private closedEntries: Array<{ start: number; key: string | null }> = [];
   private entryCount = 0;
 
   private currentStreamTime: number;
@@ -144,14 +168,7 @@ export class WindowStore {
    * windows changed for update emission. If the aggregator throws, nothing changes (stream time
    * included) and the error is re-thrown.
    */
-  add(
-    key: string | null,
-    eventTime: number,
-    value: unknown,
-    offset: number,
-    wallNow: number,
-    replay = false,
-  ): AddOutcome {
+  add(key: string | null, eventTime: number, value: unknown, wallNow: number, replay = false): AddOutcome {
     if (!Number.isFinite(eventTime)) {
       throw new UserCodeError(`event time is not a finite number: ${String(eventTime)}`);
     }
@@ -187,21 +204,18 @@ export class WindowStore {
     for (let i = 0; i < starts.length; i++) {
       const start = starts[i] as number;
       let slot = this.slots.get(start);
-      if (slot === undefined) {
-        slot = { start, end: start + this.sizeMs, entries: new Map(), minOffset: offset };
-        this.slots.set(start, slot);
-        this.insertStart(start);
-      } else if (offset < slot.minOffset) {
-        slot.minOffset = offset;
-      }
+      if (slot === undefined) slot = this.newSlot(start);
       let entry = slot.entries.get(key);
       if (entry === undefined) {
-        entry = { key, acc: accs[i], minOffset: offset, dirty: false };
+        entry = { key, acc: accs[i], dirty: false, logged: false };
         slot.entries.set(key, entry);
         this.entryCount++;
       } else {
         entry.acc = accs[i];
-        if (offset < entry.minOffset) entry.minOffset = offset;
+      }
+      if (!entry.logged) {
+        entry.logged = true;
+        this.loggedEntries.push({ slot, entry });
       }
       if (!replay && !entry.dirty && this.emit === 'update') {
         entry.dirty = true;
@@ -276,7 +290,9 @@ export class WindowStore {
     this.dirtyEntries = [];
     for (let i = 0; i < closedCount; i++) {
       const start = this.starts[i] as number;
-      this.entryCount -= (this.slots.get(start) as Slot).entries.size;
+      const slot = this.slots.get(start) as Slot;
+      this.entryCount -= slot.entries.size;
+      for (const key of slot.entries.keys()) this.closedEntries.push({ start, key });
       this.slots.delete(start);
     }
     if (closedCount > 0) this.starts.splice(0, closedCount);
@@ -285,13 +301,51 @@ export class WindowStore {
     return results;
   }
 
-  /** Smallest offset of any record held by a window not yet collected, or `undefined` when none. */
-  minOpenOffset(): number | undefined {
-    let min: number | undefined;
-    for (const slot of this.slots.values()) {
-      if (min === undefined || slot.minOffset < min) min = slot.minOffset;
+  /**
+   * The changes since the last call, for the changelog: the current accumulator of every entry
+   * changed (of windows still open) and every entry forgotten with its closed window.
+   */
+  drainChanges(): StoreChanges {
+    const puts: StoreChanges['puts'] = [];
+    for (const { slot, entry } of this.loggedEntries) {
+      entry.logged = false;
+      // A window closed since the change: its tombstone is among the deletes.
+      if (this.slots.get(slot.start) === slot) puts.push({ start: slot.start, key: entry.key, acc: entry.acc });
     }
-    return min;
+    const deletes = this.closedEntries;
+    this.loggedEntries = [];
+    this.closedEntries = [];
+    return { puts, deletes };
+  }
+
+  /** Puts an entry back as the changelog holds it (not reported as a change). */
+  restoreEntry(start: number, key: string | null, acc: unknown): void {
+    const slot = this.slots.get(start) ?? this.newSlot(start);
+    const entry = slot.entries.get(key);
+    if (entry) entry.acc = acc;
+    else {
+      slot.entries.set(key, { key, acc, dirty: false, logged: false });
+      this.entryCount++;
+    }
+  }
+
+  /** Forgets a restored entry (a tombstone read after it in the changelog). */
+  restoreDelete(start: number, key: string | null): void {
+    const slot = this.slots.get(start);
+    if (!slot || !slot.entries.delete(key)) return;
+    this.entryCount--;
+    if (slot.entries.size === 0) {
+      this.slots.delete(start);
+      this.starts.splice(this.starts.indexOf(start), 1);
+    }
+  }
+
+  /** The stream time the restored state had; it never moves backwards. */
+  restoreStreamTime(streamTime: number): void {
+    if (streamTime > this.currentStreamTime) {
+      this.currentStreamTime = streamTime;
+      this.idleAnchorStreamTime = streamTime;
+    }
   }
 
   /**
@@ -314,6 +368,13 @@ export class WindowStore {
     if (!this.externalClock && eventTime > this.currentStreamTime) this.currentStreamTime = eventTime;
     this.idleAnchorStreamTime = this.currentStreamTime;
     this.idleAnchorWallTime = wallNow;
+  }
+
+  private newSlot(start: number): Slot {
+    const slot: Slot = { start, end: start + this.sizeMs, entries: new Map() };
+    this.slots.set(start, slot);
+    this.insertStart(start);
+    return slot;
   }
 
   private insertStart(start: number): void {

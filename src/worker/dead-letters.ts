@@ -3,7 +3,7 @@
  * where it came from in the user's input (`sluice-source-*`). A record that went through the
  * repartition topic names its input record, not the internal topic.
  */
-import { describeError, type ErrorCode } from '../errors.ts';
+import { describeError, type ErrorCode, StateError } from '../errors.ts';
 import { type DeadLetter } from '../pool/protocol.ts';
 import { DLQ_HEADERS, OWN_DLQ_HEADER } from '../wire/headers.ts';
 import { type CodecRecord } from '../wire/record-codec.ts';
@@ -83,13 +83,17 @@ export class DeadLetters {
     );
   }
 
-  /** A window whose aggregate `result()` threw: dropped, and reported by its key and bounds. */
+  /**
+   * A window whose aggregate `result()` threw, or whose accumulator the changelog cannot store
+   * (`StateError`): dropped, and reported by its key and bounds.
+   */
   window(key: string | null, windowStart: number, windowEnd: number, error: unknown): DeadLetter {
+    const code = error instanceof StateError ? error.code : 'SLUICE_USER_CODE_FAILED';
     return {
       key: key === null ? null : encoder.encode(key),
       value: null,
       headers: [
-        ...this.#errorHeaders('SLUICE_USER_CODE_FAILED', describeError(error)),
+        ...this.#errorHeaders(code, describeError(error)),
         [DLQ_HEADERS.windowStart, String(windowStart)],
         [DLQ_HEADERS.windowEnd, String(windowEnd)],
       ],

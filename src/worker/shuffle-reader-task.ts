@@ -65,7 +65,6 @@ export class ShuffleReaderTask extends AggregatingTask implements Task {
   readonly #run: Runner;
   /** A bare count(): nothing reads the values. */
   readonly #skipValues: boolean;
-  readonly #replayDedupe = new Map<string, readonly [number, number]>();
 
   constructor(ctx: TaskContext, topic: string, partition: number, start: PartitionStart) {
     super(ctx, topic, partition, start, true);
@@ -86,7 +85,12 @@ export class ShuffleReaderTask extends AggregatingTask implements Task {
     const processingTime = this.ctx.plan.window?.time === 'processing' ? batchTime : undefined;
     for (const record of readRecords(records)) {
       // Blocks and control records are not records of their own: the statistics count entries.
-      const replay = this.saw(record.offset);
+      const seen = this.saw(record.offset);
+      if (seen === 'skip') {
+        stats.skipped += 1;
+        continue;
+      }
+      const replay = seen === 'replay';
       const control = readControl(record);
       if (control.kind === 'block')
         this.#block(record, control.source, { replay, processingTime, wallNow, pills }, dead, stats);
@@ -174,7 +178,8 @@ export class ShuffleReaderTask extends AggregatingTask implements Task {
 
   #isDuplicate(source: string | undefined, entry: BlockEntry, replay: boolean): boolean {
     if (source === undefined) return false;
-    const marks = replay ? this.#replayDedupe : this.dedupe;
+    // While replaying after an upgrade, the checkpoint's marks are for live records: replayed ones have their own.
+    const marks = replay ? this.replayDedupe : this.dedupe;
     const seen = marks.get(source);
     if (seen && (entry.offset !== seen[0] ? entry.offset < seen[0] : entry.sequence <= seen[1])) return true;
     marks.set(source, [entry.offset, entry.sequence]);

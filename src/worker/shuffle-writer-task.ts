@@ -31,6 +31,7 @@ export class ShuffleWriterTask implements Task {
   readonly topic: string;
   readonly partition: number;
   readonly openWindows = 0;
+  readonly changelogPartition = null;
   readonly #ctx: TaskContext;
   readonly #run: Runner;
   readonly #eventTime: EventTimeOf;
@@ -59,6 +60,14 @@ export class ShuffleWriterTask implements Task {
     this.#lastBusyWall = wallNow;
   }
 
+  restore(): void {
+    // No state.
+  }
+
+  restored(): number | null {
+    return this.#end.start;
+  }
+
   process(
     records: ArrayBuffer,
     batchTime: number,
@@ -73,8 +82,11 @@ export class ShuffleWriterTask implements Task {
     const dead: DeadLetter[] = [];
     const stats = emptyStats();
     for (const record of readRecords(records)) {
+      if (!this.#end.saw(record.offset)) {
+        stats.skipped++;
+        continue;
+      }
       stats.recordsIn++;
-      this.#end.saw(record.offset);
       try {
         openRecord(this.#ctx, pills, record.offset, -1, record.key, record.value);
         const value = deserialize(record.value, plan.format);

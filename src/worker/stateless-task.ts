@@ -23,6 +23,7 @@ export class StatelessTask implements Task {
   readonly topic: string;
   readonly partition: number;
   readonly openWindows = 0;
+  readonly changelogPartition = null;
   readonly #ctx: TaskContext;
   readonly #run: Runner;
   readonly #letters: DeadLetters;
@@ -46,6 +47,14 @@ export class StatelessTask implements Task {
     this.#eventTime = ctx.plan.eventTime ? eventTimeFor(ctx.plan, topic, partition) : undefined;
   }
 
+  restore(): void {
+    // No state.
+  }
+
+  restored(): number | null {
+    return this.#end.start;
+  }
+
   process(
     records: ArrayBuffer,
     batchTime: number,
@@ -59,8 +68,11 @@ export class StatelessTask implements Task {
     const dead = [];
     const stats = emptyStats();
     for (const record of readRecords(records)) {
+      if (!this.#end.saw(record.offset)) {
+        stats.skipped++;
+        continue;
+      }
       stats.recordsIn++;
-      this.#end.saw(record.offset);
       try {
         openRecord(this.#ctx, pills, record.offset, -1, record.key, record.value);
         const value = deserialize(record.value, plan.format);

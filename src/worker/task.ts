@@ -30,8 +30,47 @@ export function taskKindFor(plan: JobPlan, topic: string): TaskKind {
 }
 
 /**
+ * The changelog partition of an aggregating task: a shuffle reader's is its repartition partition; a
+ * windowed task's is the position of its input partition among the job's input partitions (`sources`).
+ * Null for tasks without state.
+ */
+export function changelogPartitionFor(
+  plan: JobPlan,
+  sources: readonly string[],
+  topic: string,
+  partition: number,
+): number | null {
+  switch (taskKindFor(plan, topic)) {
+    case 'shuffle-reader':
+      return partition;
+    case 'windowed': {
+      const at = sources.indexOf(`${topic}:${partition}`);
+      return at >= 0 ? at : null;
+    }
+    default:
+      return null;
+  }
+}
+
+/** Partitions `<job>-changelog` must have: one per aggregating task (0 for a job without window). */
+export function changelogPartitionsFor(
+  plan: JobPlan,
+  sources: readonly string[],
+  repartitionPartitions: number,
+): number {
+  if (plan.window === undefined) return 0;
+  return plan.repartitionTopic !== undefined ? repartitionPartitions : sources.length;
+}
+
+/** A changelog record as read back (restore). */
+export interface StoredRecord {
+  key: Uint8Array | null;
+  value: Uint8Array | null;
+}
+
+/**
  * Whether a partition of this kind takes part in every batch, records or not: aggregating tasks
- * (idle advancement closes windows when traffic stops) once their state is rebuilt, and shuffle
+ * (idle advancement closes windows when traffic stops) once their state is restored, and shuffle
  * writers (they report their stream time downstream).
  */
 export function withoutRecordsFor(kind: TaskKind): 'never' | 'once-rebuilt' | 'always' {
@@ -63,6 +102,15 @@ export interface Task {
   readonly topic: string;
   readonly partition: number;
   readonly openWindows: number;
+  /** The changelog partition holding this task's state; null for a task without state. */
+  readonly changelogPartition: number | null;
+  /** Applies changelog records, in offset order (a task without state has none). */
+  restore(records: readonly StoredRecord[]): void;
+  /**
+   * The changelog was read to its end: returns the next input offset to process (records below it are
+   * in the state, or were before the restart), or null when the group has no commit and no state.
+   */
+  restored(): number | null;
   /**
    * Processes one batch of the partition's packed records. `caughtUp`: nothing else is waiting for
    * the partition, so it may be idle (see PartitionWork). `poison`: records not to run again.
@@ -94,9 +142,11 @@ export function resultOf(
     outputs?: RecordWriter;
     repartition?: BlockWriter;
     watermark?: PartitionResult['watermark'];
+    changelog?: { writer: RecordWriter; partition: number };
   },
 ): PartitionResult {
-  const { stats, dead, outputs, repartition } = parts;
+  const { stats, dead, outputs, repartition, changelog } = parts;
+  stats.changelog = changelog?.writer.count ?? 0;
   stats.recordsOut = outputs?.count ?? 0;
   stats.dead = dead.length;
   return {
@@ -108,7 +158,10 @@ export function resultOf(
     repartitionCount: repartition?.count ?? 0,
     dead,
     watermark: parts.watermark ?? null,
+    changelog: changelog?.writer.finish() ?? new ArrayBuffer(0),
+    changelogPartition: changelog?.partition ?? null,
     commit: parts.commit,
+    committed: false,
     stats,
   };
 }
@@ -122,20 +175,37 @@ export function emptyStats(): PartitionStats {
     dead: 0,
     duplicates: 0,
     replayed: 0,
+    skipped: 0,
+    changelog: 0,
     openWindows: 0,
     streamTime: null,
   };
 }
 
-/** The end offset to commit, or null when it did not move since the last commit. */
+/**
+ * The end offset to commit, or null when it did not move since the last commit. Records below the
+ * committed offset are skipped: the consumer may have started from an older commit, read before an
+ * exactly-once task fenced the partition's previous owner, whose last transaction then committed.
+ */
 export class EndOffset {
+  readonly #from: number;
+  readonly #start: number | null;
   #end: number;
   #committed: number | undefined;
   constructor(start: PartitionStart) {
-    this.#end = start.committedOffset ?? 0;
+    this.#start = start.committedOffset;
+    this.#from = start.committedOffset ?? 0;
+    this.#end = this.#from;
   }
-  saw(offset: number): void {
+  /** The committed offset the task started from. */
+  get start(): number | null {
+    return this.#start;
+  }
+  /** Notes a record; false when it is below the committed offset (skip it). */
+  saw(offset: number): boolean {
+    if (offset < this.#from) return false;
     if (offset + 1 > this.#end) this.#end = offset + 1;
+    return true;
   }
   commit(): { offset: number; metadata: null } | null {
     if (this.#committed === this.#end) return null;

@@ -40,8 +40,13 @@ export class WindowedTask extends AggregatingTask implements Task {
     const dead: DeadLetter[] = [];
     const stats = emptyStats();
     for (const record of readRecords(records)) {
+      const seen = this.saw(record.offset);
+      if (seen === 'skip') {
+        stats.skipped++;
+        continue;
+      }
       stats.recordsIn++;
-      const replay = this.saw(record.offset);
+      const replay = seen === 'replay';
       if (replay) stats.replayed++;
       const origin = originOf(this, record);
       try {

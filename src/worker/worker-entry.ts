@@ -5,9 +5,15 @@
  * itself. Publishing here, not in the main thread, keeps kafkajs's record encoding off the thread
  * that also consumes (profiled: 29% of the main thread). One `switch` handles requests; any failure
  * is serialized back, never thrown across the boundary.
+ *
+ * A partition's life here: `open` (exactly-once: its transactional producer, which fences the
+ * previous owner), `restore` (its task, built from the committed position, reads its changelog
+ * partition to the end), batches, `drop`. In exactly-once delivery each task's batch is one
+ * transaction with its input offset; at-least-once publishes through the worker's idempotent
+ * producer and the scheduler commits.
  */
 // First: fixes kafkajs's producer before kafkajs is loaded (see the module).
-import { kafkajsFixesActive } from '../kafka/kafkajs-fixes.ts';
+import { abortedFilterFixActive, kafkajsFixesActive } from '../kafka/kafkajs-fixes.ts';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Kafka } from 'kafkajs';
 import pino from 'pino';
@@ -21,11 +27,16 @@ import {
   type BatchRequest,
   type HeldTask,
   type PartitionResult,
+  type RestoredTask,
+  type RestoreRequest,
   type WorkerInit,
   type WorkerRequest,
   type WorkerResponse,
 } from '../pool/protocol.ts';
-import { KafkaSink } from '../sink/kafka-sink.ts';
+import { KafkaSink, messagesOf, type Publication } from '../sink/kafka-sink.ts';
+import { TaskProducer } from '../sink/task-producer.ts';
+import { ChangelogReader } from '../state/changelog-reader.ts';
+import { BatchFailedError, IllegalStateError } from '../errors.ts';
 import { createTask } from './create-task.ts';
 import { type Task, type TaskContext } from './task.ts';
 
@@ -36,20 +47,30 @@ const post = (message: WorkerResponse): void => port.postMessage(message);
 const logger = pino({ level: init.kafka.logLevel, base: { service: 'sluice', worker: init.workerIndex } });
 const progress = new Progress(init.progress);
 
-/** Loads the job and connects the producer: the worker is ready once both are. */
-async function start(): Promise<{ plan: JobPlan; sink: KafkaSink }> {
+interface Clients {
+  client: Kafka;
+  sink: KafkaSink;
+  reader: ChangelogReader | undefined;
+}
+
+/** Loads the job and connects the producer (and the changelog reader): the worker is ready once all are. */
+async function start(): Promise<{ plan: JobPlan; clients: Clients }> {
+  if (!abortedFilterFixActive()) throw new IllegalStateError('kafkajs was loaded before its aborted-record fix');
   let plan = await loadJobPlan(init.jobPath);
   if (init.batchIntervalMs !== undefined) plan = { ...plan, batchIntervalMs: init.batchIntervalMs };
-  const { connection } = init.kafka;
+  const { connection, topics } = init.kafka;
   const client = new Kafka(kafkaClientConfig(connection, logger, `${connection.clientId}-worker-${init.workerIndex}`));
-  const sink = new KafkaSink(client, init.kafka.topics);
+  const sink = new KafkaSink(client, topics);
   await sink.start();
+  const reader = topics.changelog !== undefined ? new ChangelogReader(client, topics.changelog, { logger }) : undefined;
+  await reader?.start();
   if (!kafkajsFixesActive()) logger.warn('kafkajs producer runs without its grouping fix: publishing is slower');
-  return { plan, sink };
+  return { plan, clients: { client, sink, reader } };
 }
 
 /** Answers the main thread's requests for the partitions routed here. */
-function serve(plan: JobPlan, sink: KafkaSink): void {
+function serve(plan: JobPlan, { client, sink, reader }: Clients): void {
+  const exactlyOnce = init.kafka.delivery === 'exactly-once';
   const context: TaskContext = {
     plan,
     maxRecordBytes: init.maxRecordBytes,
@@ -58,6 +79,87 @@ function serve(plan: JobPlan, sink: KafkaSink): void {
     progress,
   };
   const tasks = new Map<string, Task>();
+  /** Exactly-once: each partition's transactional producer. */
+  const producers = new Map<string, TaskProducer>();
+
+  async function closeProducer(id: string): Promise<void> {
+    const producer = producers.get(id);
+    producers.delete(id);
+    await producer?.close().catch(() => undefined);
+  }
+
+  /** A new producer per partition (a failed one cannot be used again), opened: the old owner is fenced. */
+  async function open(partitions: ReadonlyArray<{ topic: string; partition: number }>): Promise<void> {
+    if (!exactlyOnce) return;
+    await Promise.all(
+      partitions.map(async ({ topic, partition }) => {
+        const id = partitionId(topic, partition);
+        await closeProducer(id);
+        const producer = new TaskProducer(client, {
+          groupId: init.kafka.groupId,
+          topic,
+          partition,
+          transactionTimeoutMs: init.kafka.transactionTimeoutMs,
+        });
+        producers.set(id, producer);
+        await producer.open();
+      }),
+    );
+  }
+
+  async function restore(request: RestoreRequest): Promise<RestoredTask[]> {
+    return Promise.all(
+      request.partitions.map(async ({ topic, partition, start }) => {
+        const started = performance.now();
+        const id = partitionId(topic, partition);
+        tasks.delete(id);
+        const task = createTask(context, topic, partition, start);
+        let records = 0;
+        if (task.changelogPartition !== null) {
+          if (!reader) throw new IllegalStateError('an aggregating task needs the changelog topic');
+          let reported = 0;
+          const read = await reader.restore(task.changelogPartition, (chunk, _position, end) => {
+            task.restore(chunk);
+            records += chunk.length;
+            const now = performance.now();
+            if (now - reported >= 200) {
+              reported = now;
+              post({ type: 'restore-progress', requestId: request.requestId, topic, partition, records, end });
+            }
+          });
+          records = read.records;
+        }
+        const position = task.restored();
+        tasks.set(id, task);
+        return { topic, partition, records, ms: performance.now() - started, position };
+      }),
+    );
+  }
+
+  /**
+   * Exactly-once: each task's batch in its own transaction, with its input offset, through the producer
+   * the partition had when the batch began. A partition opened again meanwhile (a rebalance) has a new
+   * producer that fenced that one: the batch's commit then fails rather than landing after the new
+   * owner read its committed offset.
+   */
+  async function commitTransactions(
+    results: PartitionResult[],
+    batchProducers: ReadonlyMap<string, TaskProducer>,
+  ): Promise<void> {
+    const settled = await Promise.allSettled(
+      results.map(async (r) => {
+        const id = partitionId(r.topic, r.partition);
+        const producer = batchProducers.get(id);
+        if (!producer) throw new IllegalStateError(`no transactional producer for ${id}`);
+        const { calls, changelog } = messagesOf(publicationOf([r]), init.kafka.topics);
+        const offset = r.commit ? { topic: r.topic, partition: r.partition, offset: r.commit.offset } : null;
+        await producer.commit(changelog ? [...calls, [changelog]] : calls, offset);
+        if (r.commit) r.committed = true;
+      }),
+    );
+    const failures = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as Error] : []));
+    if (failures.length > 0) throw new BatchFailedError(failures);
+  }
 
   function held(): HeldTask[] {
     return [...tasks.values()].map((t) => ({
@@ -72,34 +174,28 @@ function serve(plan: JobPlan, sink: KafkaSink): void {
     const started = performance.now();
     const results: PartitionResult[] = [];
     const wallNow = Date.now();
+    const batchProducers = new Map<string, TaskProducer>();
     for (const [index, work] of request.partitions.entries()) {
       const id = partitionId(work.topic, work.partition);
-      let task = tasks.get(id);
-      if (work.start || !task) {
-        task = createTask(context, work.topic, work.partition, work.start ?? { committedOffset: null, metadata: null });
-        tasks.set(id, task);
-      }
+      const task = tasks.get(id);
+      // A replaced worker holds no task: the batch fails and the partition is rebuilt from its commit.
+      if (!task) throw new IllegalStateError(`${id} has no task here: it was not restored on this worker`);
+      const producer = producers.get(id);
+      if (producer) batchProducers.set(id, producer);
       progress.phase('processing', index);
       results.push(task.process(work.records, request.batchTime, wallNow, work.caughtUp, work.poison));
     }
     const processingMs = performance.now() - started;
     progress.phase('publishing');
-    await sink.publish({
-      outputs: results.map((r) => ({ buffer: r.outputs, count: r.outputCount })),
-      repartition: results.flatMap((r) =>
-        r.repartition.length > 0 ? [{ source: partitionId(r.topic, r.partition), blocks: r.repartition }] : [],
-      ),
-      dead: results.flatMap((r) => r.dead),
-      watermarks: results.flatMap((r) =>
-        r.watermark ? [{ source: partitionId(r.topic, r.partition), watermark: r.watermark }] : [],
-      ),
-    });
+    if (exactlyOnce) await commitTransactions(results, batchProducers);
+    else await sink.publish(publicationOf(results));
     progress.phase('idle');
     const publishMs = performance.now() - started - processingMs;
     // Published: the record buffers stay here; the main thread gets counts, statistics and commits.
     const empty = new ArrayBuffer(0);
     for (const r of results) {
       r.outputs = empty;
+      r.changelog = empty;
       r.repartition = [];
       for (const d of r.dead) {
         d.key = null;
@@ -113,11 +209,26 @@ function serve(plan: JobPlan, sink: KafkaSink): void {
     switch (request.type) {
       case 'batch':
         return runBatch(request);
+      case 'open':
+        await open(request.partitions);
+        post({ type: 'opened', requestId: request.requestId });
+        return;
+      case 'restore': {
+        const partitions = await restore(request);
+        post({ type: 'restored', requestId: request.requestId, partitions, held: held() });
+        return;
+      }
       case 'drop':
-        for (const { topic, partition } of request.partitions) tasks.delete(partitionId(topic, partition));
+        for (const { topic, partition } of request.partitions) {
+          const id = partitionId(topic, partition);
+          tasks.delete(id);
+          await closeProducer(id);
+        }
         post({ type: 'dropped', requestId: request.requestId, held: held() });
         return;
       case 'close':
+        await Promise.all([...producers.keys()].map(closeProducer));
+        await reader?.stop().catch(() => undefined);
         await sink.close().catch(() => undefined);
         post({ type: 'closed', requestId: request.requestId });
         return;
@@ -133,10 +244,29 @@ function serve(plan: JobPlan, sink: KafkaSink): void {
   post({ type: 'ready', workerIndex: init.workerIndex });
 }
 
+/** What a batch's results publish, in order per source. */
+function publicationOf(results: readonly PartitionResult[]): Publication {
+  return {
+    outputs: results.map((r) => ({ buffer: r.outputs, count: r.outputCount })),
+    repartition: results.flatMap((r) =>
+      r.repartition.length > 0 ? [{ source: partitionId(r.topic, r.partition), blocks: r.repartition }] : [],
+    ),
+    dead: results.flatMap((r) => r.dead),
+    watermarks: results.flatMap((r) =>
+      r.watermark ? [{ source: partitionId(r.topic, r.partition), watermark: r.watermark }] : [],
+    ),
+    changelog: results.flatMap((r) =>
+      r.changelogPartition !== null && r.changelog.byteLength > 0
+        ? [{ partition: r.changelogPartition, buffer: r.changelog }]
+        : [],
+    ),
+  };
+}
+
 // No top-level await: a job that fails to load must not leave an unsettled one behind (Node reports it
 // on stderr, and a start-up failure is one line). The thread stays until the main thread ends it.
 start().then(
-  ({ plan, sink }) => serve(plan, sink),
+  ({ plan, clients }) => serve(plan, clients),
   (error: unknown) => {
     port.on('message', () => undefined);
     post({ type: 'init-error', error: serializeError(error) });

@@ -42,6 +42,8 @@ describe('resolveConfig', () => {
       workers: Math.max(1, availableParallelism() - 1),
       batchIntervalMs: undefined,
       maxBatchRecords: undefined,
+      delivery: undefined,
+      transactionTimeoutMs: 10_000,
       buffer: { maxRecords: 200_000, maxBytes: 64 * 1024 * 1024 },
       maxRecordBytes: 1024 * 1024,
       shutdownTimeoutMs: 30_000,
@@ -64,6 +66,8 @@ describe('resolveConfig', () => {
       SLUICE_WORKERS: '3',
       SLUICE_BATCH_INTERVAL: '250ms',
       SLUICE_MAX_BATCH_RECORDS: '1000',
+      SLUICE_DELIVERY: 'at-least-once',
+      SLUICE_TRANSACTION_TIMEOUT: '2m',
       SLUICE_BUFFER_MAX_RECORDS: '5000',
       SLUICE_BUFFER_MAX_BYTES: '2kib',
       SLUICE_MAX_RECORD_BYTES: '1000',
@@ -82,6 +86,8 @@ describe('resolveConfig', () => {
     expect(config.workers).toBe(3);
     expect(config.batchIntervalMs).toBe(250);
     expect(config.maxBatchRecords).toBe(1000);
+    expect(config.delivery).toBe('at-least-once');
+    expect(config.transactionTimeoutMs).toBe(120_000);
     expect(config.buffer).toEqual({ maxRecords: 5000, maxBytes: 2048 });
     expect(config.maxRecordBytes).toBe(1000);
     expect(config.shutdownTimeoutMs).toBe(1500);
@@ -114,6 +120,8 @@ describe('resolveConfig', () => {
       SLUICE_WORKERS: '0',
       SLUICE_BATCH_INTERVAL: 'soon',
       SLUICE_MAX_BATCH_RECORDS: '-1',
+      SLUICE_DELIVERY: 'twice',
+      SLUICE_TRANSACTION_TIMEOUT: 'forever',
       SLUICE_BUFFER_MAX_RECORDS: '1.5',
       SLUICE_BUFFER_MAX_BYTES: 'lots',
       SLUICE_MAX_RECORD_BYTES: '0',
@@ -158,6 +166,28 @@ describe('resolveConfig', () => {
     ]);
     expect(configError({ ...base, SLUICE_SESSION_TIMEOUT: '0s' }).issues).toEqual([
       'SLUICE_SESSION_TIMEOUT must be more than 0 (got "0s")',
+    ]);
+  });
+
+  test('delivery: either mode by its exact name, overriding the job; unset leaves the job’s', () => {
+    expect(resolveConfig({ ...base, SLUICE_DELIVERY: 'exactly-once' }).delivery).toBe('exactly-once');
+    expect(resolveConfig({ ...base, SLUICE_DELIVERY: 'at-least-once' }).delivery).toBe('at-least-once');
+    expect(resolveConfig({ ...base, SLUICE_DELIVERY: '' }).delivery).toBeUndefined();
+    for (const wrong of ['Exactly-Once', 'at_least_once', 'none']) {
+      const issues = configError({ ...base, SLUICE_DELIVERY: wrong }).issues;
+      expect(issues).toHaveLength(1);
+      expect(issues[0]).toMatch(/^SLUICE_DELIVERY .*exactly-once.*at-least-once/);
+    }
+  });
+
+  test('the transaction timeout is a duration of at least 1s', () => {
+    expect(resolveConfig({ ...base, SLUICE_TRANSACTION_TIMEOUT: '1s' }).transactionTimeoutMs).toBe(1_000);
+    expect(resolveConfig({ ...base, SLUICE_TRANSACTION_TIMEOUT: '90s' }).transactionTimeoutMs).toBe(90_000);
+    expect(configError({ ...base, SLUICE_TRANSACTION_TIMEOUT: '999ms' }).issues).toEqual([
+      'SLUICE_TRANSACTION_TIMEOUT must be at least 1000ms (got 999 ms)',
+    ]);
+    expect(configError({ ...base, SLUICE_TRANSACTION_TIMEOUT: '20' }).issues).toEqual([
+      'SLUICE_TRANSACTION_TIMEOUT "20" has no unit (e.g. 20ms or 20s; only 0 may omit it)',
     ]);
   });
 

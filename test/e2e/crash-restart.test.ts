@@ -1,9 +1,9 @@
 /**
- * Crash recovery, at-least-once: the real service is SIGKILLed in the middle of a backlog (results
- * already published, offsets already committed, later batches not) and a new process with the same
- * job, group and topics finishes the work. Duplicates of a result are allowed; a result that differs
- * from a recomputation of the input, or a missing one, is not. The same for late records in the
- * dead-letter topic: duplicates allowed, none missing, none that should not be there.
+ * Crash recovery in exactly-once delivery (the default): the real service is SIGKILLed in the middle
+ * of a backlog (results already committed, later batches not, one maybe in an open transaction) and a
+ * new process with the same job, group and topics restores the state from the changelog and finishes
+ * the work. Read committed, every result and every late record's dead letter appears exactly once,
+ * with the value a recomputation of the input gives; no input record is replayed.
  */
 import { describe, expect, test } from '@jest/globals';
 import { admin, onCleanup, uniqueName, waitFor } from '../helpers.ts';
@@ -82,7 +82,7 @@ async function killMidStream(
   expect(progress.inputRead).toBeLessThan(inputCount);
 }
 
-describe('SIGKILL mid-stream, then restart (at-least-once)', () => {
+describe('SIGKILL mid-stream, then restart (exactly-once)', () => {
   test('count per user: every closed window is emitted with the reference value; late records all dead-lettered', async () => {
     const input = await newTopic('cr-user-in', PARTITIONS);
     const output = uniqueName('cr-user-out');
@@ -149,9 +149,14 @@ describe('SIGKILL mid-stream, then restart (at-least-once)', () => {
     expect(dlq.length).toBe(lateIds.length + badIds.length);
     expect(dlq.every((r) => r.headers['sluice-source-topic'] === input)).toBe(true);
 
-    // The restart rebuilt the open windows by replaying from the committed offsets.
+    // Exactly once: no result and no dead letter twice.
+    expect(outputs).toHaveLength(expected.size);
+    expect(lateIds).toHaveLength(expectedLate.size);
+    expect(badIds).toHaveLength(expectedMalformed.size);
+    // The restart restored the open windows from the changelog; it replayed no input.
     const metrics = await second.metrics();
-    expect(metricValue(metrics, 'sluice_records_replayed_total')).toBeGreaterThan(0);
+    expect(metricValue(metrics, 'sluice_state_restored_records_total')).toBeGreaterThan(0);
+    expect(metricValue(metrics, 'sluice_records_replayed_total')).toBe(0);
     console.log(
       `user windows: ${outputs.length} results for ${expected.size} windows (${outputs.length - expected.size} duplicates), ` +
         `${lateIds.length} late letters for ${expectedLate.size} late records, ` +
@@ -212,6 +217,10 @@ describe('SIGKILL mid-stream, then restart (at-least-once)', () => {
     const metrics = await second.metrics();
     const results = [...t.values.values()].reduce((n, vs) => n + vs.length, 0);
     const lateLetters = seen.deadLetters('SLUICE_LATE_RECORD').length;
+    expect(results).toBe(t.values.size);
+    expect(lateLetters).toBe([...t.late.values()].reduce((n, s) => n + s.size, 0));
+    expect(bad).toHaveLength(expectedMalformed.size);
+    expect(metricValue(metrics, 'sluice_records_replayed_total')).toBe(0);
     console.log(
       `page windows: ${results} results for ${t.values.size} windows, ${lateLetters} late letters for ` +
         `${[...t.late.values()].reduce((n, s) => n + s.size, 0)} late records; second run: ` +
@@ -290,12 +299,14 @@ describe('SIGKILL mid-stream, then restart (at-least-once)', () => {
     await new Promise((r) => setTimeout(r, 2000)); // late duplicates and strays show up too
     await seen.stop();
 
-    // Late: exactly the planted set (a letter may repeat: published, then killed before the commit).
+    // Late: exactly the planted set, each once.
     const late = seen.deadLetters('SLUICE_LATE_RECORD');
     expect(new Set(late.map(letterSource))).toEqual(planted);
+    expect(late).toHaveLength(planted.size);
     expect(seen.records.filter((r) => r.topic === dlqTopic)).toHaveLength(late.length);
-    // Counted: every window, each result (first or repeated) with the recomputed count.
+    // Counted: every window, once, with the recomputed count.
     const outputs = seen.outputs();
+    expect(outputs).toHaveLength(expected.size);
     expect(outputs.filter((o) => expected.get(`${o.key}|${o.windowStart}`) !== o.value)).toEqual([]);
     expect(new Set(outputs.map((o) => `${o.key}|${o.windowStart}`))).toEqual(new Set(expected.keys()));
     const metrics = await second.metrics();

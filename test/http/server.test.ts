@@ -53,6 +53,7 @@ const partitions: PartitionStatus[] = [
     buffered: 2,
     kind: 'windowed',
     rewinding: false,
+    restoring: null,
   },
   {
     topic: 'clicks',
@@ -64,6 +65,20 @@ const partitions: PartitionStatus[] = [
     streamTime: null,
     buffered: 0,
     rewinding: true,
+    restoring: null,
+  },
+  {
+    // Its state is being read back from the changelog: how far, and the end being read to.
+    topic: 'clicks',
+    partition: 2,
+    kind: 'windowed',
+    position: 40,
+    highWatermark: 90,
+    lag: 50,
+    streamTime: null,
+    buffered: 0,
+    rewinding: false,
+    restoring: { records: 1_200, end: 5_000 },
   },
 ];
 
@@ -133,6 +148,9 @@ beforeAll(async () => {
       outputTopic: 'page-counts',
       dlqTopic: 'page-views-dlq',
       repartitionTopic: null,
+      changelogTopic: 'page-views-changelog',
+      delivery: 'exactly-once',
+      restoring: { partitions: 1, records: 1_200, end: 5_000 },
       workers: 2,
       workerRestarts: 1,
       buffer: { records: 2, bytes: 120, paused: 0 },
@@ -295,6 +313,9 @@ describe('/api/status', () => {
       outputTopic: 'page-counts',
       dlqTopic: 'page-views-dlq',
       repartitionTopic: null,
+      changelogTopic: 'page-views-changelog',
+      delivery: 'exactly-once',
+      restoring: { partitions: 1, records: 1_200, end: 5_000 },
       workers: 2,
       workerRestarts: 1,
       buffer: { records: 2, bytes: 120, paused: 0 },
@@ -302,6 +323,12 @@ describe('/api/status', () => {
       startedAt: STARTED_AT,
       health: { live: { ok: true }, ready: { ok: false, reason: 'no partitions assigned' } },
     });
+    // Every partition says whether it is restoring, null when not (the page shows how far it is).
+    expect((body['partitions'] as PartitionStatus[]).map((p) => p.restoring)).toEqual([
+      null,
+      null,
+      { records: 1_200, end: 5_000 },
+    ]);
     expect(body['uptimeMs']).toBeGreaterThanOrEqual(90_000);
     expect(Math.abs((body['now'] as number) - Date.now())).toBeLessThan(5_000);
   });

@@ -84,6 +84,8 @@ describe('compileJob: valid jobs and defaults', () => {
       outputTopic: 'views-out',
       dlqTopic: 'views-dlq',
       repartitionTopic: undefined,
+      changelogTopic: undefined,
+      delivery: 'exactly-once',
       stage2: [],
       window: undefined,
     });
@@ -100,6 +102,9 @@ describe('compileJob: valid jobs and defaults', () => {
       time: 'event',
     });
     expect(plan.window?.aggregator.name).toBe('count');
+    // A window is state: it is kept in the job's changelog topic.
+    expect(plan.changelogTopic).toBe('views-changelog');
+    expect(plan.repartitionTopic).toBeUndefined();
   });
 
   test('explicit values', () => {
@@ -110,6 +115,7 @@ describe('compileJob: valid jobs and defaults', () => {
         eventTime,
         batchInterval: '250ms',
         maxBatchRecords: 10,
+        delivery: 'at-least-once',
         pipeline: (s: Stream<View>) =>
           s
             .window(sliding('1m', '10s'), { lateness: '5s', emit: 'update', idleTimeout: 0, time: 'processing' })
@@ -121,6 +127,8 @@ describe('compileJob: valid jobs and defaults', () => {
       format: 'string',
       batchIntervalMs: 250,
       maxBatchRecords: 10,
+      delivery: 'at-least-once',
+      changelogTopic: 'views-changelog',
     });
     expect(plan.eventTime).toBe(eventTime);
     expect(plan.window).toMatchObject({
@@ -171,6 +179,7 @@ describe('compileJob: stage split', () => {
       job({ pipeline: (s: Stream<unknown>) => s.filter(f.filter).keyBy(f.key).map(f.map).flatMap(f.flat) }),
     );
     expect(plan.repartitionTopic).toBeUndefined();
+    expect(plan.changelogTopic).toBeUndefined();
     expect(plan.stage1.map((op) => op.label)).toEqual(['filter#1', 'keyBy#2', 'map#3', 'flatMap#4']);
     expect(plan.stage1.map((op) => op.fn)).toEqual([f.filter, f.key, f.map, f.flat]);
     expect(plan.stage2).toEqual([]);
@@ -197,6 +206,7 @@ describe('compileJob: stage split', () => {
       }),
     );
     expect(plan.repartitionTopic).toBe('views-repartition');
+    expect(plan.changelogTopic).toBe('views-changelog');
     expect(plan.stage1.map((op) => `${op.kind}:${op.label}`)).toEqual(['filter:filter#1', 'keyBy:keyBy#2']);
     expect(plan.stage2.map((op) => op.label)).toEqual(['map#3', 'flatMap#4']);
   });
@@ -236,7 +246,7 @@ describe('compileJob: the job object', () => {
     expectIssue(job({ outptu: { topic: 'x' } }), 'unknown field "outptu" in job');
     expectIssue(
       job({ outptu: {} }),
-      'allowed: name, input, eventTime, batchInterval, maxBatchRecords, pipeline, output',
+      'allowed: name, input, eventTime, batchInterval, maxBatchRecords, delivery, pipeline, output',
     );
   });
 
@@ -310,6 +320,14 @@ describe('compileJob: output', () => {
       job({ input: { topics: ['views-repartition'] } }),
       `input.topics[0] "views-repartition" is the job's own repartition topic`,
     );
+    expectIssue(
+      job({ input: { topics: ['a', 'views-changelog'] } }),
+      `input.topics[1] "views-changelog" is the job's own changelog topic`,
+    );
+    expectIssue(
+      job({ output: { topic: 'views-changelog' } }),
+      `output.topic "views-changelog" is the job's own changelog topic`,
+    );
   });
 });
 
@@ -334,6 +352,17 @@ describe('compileJob: eventTime, batchInterval, maxBatchRecords', () => {
 
   test.each([0, -1, 1.5, '10', Number.POSITIVE_INFINITY, Number.NaN])('maxBatchRecords %p', (value) => {
     expectIssue(job({ maxBatchRecords: value }), 'maxBatchRecords must be a positive integer');
+  });
+
+  test('delivery: exactly-once by default, at-least-once on request, nothing else', () => {
+    expect(compileJob(job()).delivery).toBe('exactly-once');
+    expect(compileJob(job({ delivery: 'exactly-once' })).delivery).toBe('exactly-once');
+    expect(compileJob(job({ delivery: 'at-least-once' })).delivery).toBe('at-least-once');
+    for (const value of ['at_least_once', 'Exactly-Once', 1, null]) {
+      expect(issuesOf(job({ delivery: value }))).toEqual([
+        `delivery must be "exactly-once" or "at-least-once" (got ${JSON.stringify(value)})`,
+      ]);
+    }
   });
 });
 
@@ -495,6 +524,7 @@ describe('compileJob: one error lists every issue', () => {
           input: { topics: ['ok', 'a b'], extra: 1 },
           batchInterval: '1ms',
           maxBatchRecords: 0,
+          delivery: 'twice',
           pipeline: (s: Stream<unknown>) =>
             s.window(sliding('10s', '20s'), { emitt: 'final' } as never).aggregate(count()),
           output: {},
@@ -515,6 +545,7 @@ describe('compileJob: one error lists every issue', () => {
       'output.topic is required',
       'batchInterval must be at least 10ms (got 1 ms)',
       'maxBatchRecords must be a positive integer (got 0)',
+      'delivery must be "exactly-once" or "at-least-once" (got "twice")',
       'window: slide (20000 ms) is larger than size (10000 ms)',
       'unknown option "emitt" in window options',
     ];

@@ -1,19 +1,23 @@
 /**
  * The worker pool with real worker threads and the shared broker (each worker connects its own
- * producer at start-up): the READY handshake, batches answered and published, the tasks each worker
- * holds, the watchdog that replaces a worker hung in user code (never one that is publishing), a
- * worker that exits in user code, and closing.
+ * producer at start-up): the READY handshake, partitions opened and their tasks restored before their
+ * batches (a worker refuses a batch for a partition it did not restore), batches answered and
+ * published, the tasks each worker holds, the watchdog that replaces a worker hung in user code
+ * (never one that is publishing; the replacement holds no task until restored), a worker that exits
+ * in user code, and closing. At-least-once delivery: the worker's producer publishes, nothing is
+ * committed by the workers.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { IllegalStateError, JobLoadError, UserCodeTimeoutError, WorkerCrashedError } from '../../src/errors.ts';
-import { type PartitionStart, type PartitionWork } from '../../src/pool/protocol.ts';
+import { type PartitionWork, type RestoredTask, type WorkerKafka } from '../../src/pool/protocol.ts';
 import { type BatchAnswer, WorkerPool } from '../../src/pool/worker-pool.ts';
 import { RecordWriter } from '../../src/wire/record-codec.ts';
 import { admin, createTopic, onCleanup, testBrokers, uniqueName, waitFor } from '../helpers.ts';
+import { readTopic } from '../support/topics.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const JOB = path.join(root, 'test/fixtures/jobs/misbehaving-map.ts');
@@ -21,15 +25,47 @@ const INPUT = 'items';
 const RECORD_TIMEOUT_MS = 400;
 /** The watchdog looks every recordTimeoutMs / 4. */
 const WATCHDOG_MS = RECORD_TIMEOUT_MS / 4;
-const NO_START: PartitionStart = { committedOffset: null, metadata: null };
-
 const encoder = new TextEncoder();
 type Item = { n: number; act?: 'hang' | 'exit' };
 
-function work(partition: number, firstOffset: number, items: Item[], start: PartitionStart = NO_START): PartitionWork {
+function work(partition: number, firstOffset: number, items: Item[]): PartitionWork {
   const writer = new RecordWriter();
   items.forEach((item, i) => writer.write(firstOffset + i, 1_000 + i, null, encoder.encode(JSON.stringify(item)), []));
-  return { topic: INPUT, partition, records: writer.finish(), count: writer.count, caughtUp: true, start };
+  return { topic: INPUT, partition, records: writer.finish(), count: writer.count, caughtUp: true };
+}
+
+/** How the workers reach Kafka: by default a stateless job (no changelog), at-least-once. */
+function kafkaFor(output: string, clientId = uniqueName('pool-test'), extra: Partial<WorkerKafka> = {}): WorkerKafka {
+  return {
+    connection: { brokers: testBrokers(), clientId, ssl: false, sasl: undefined },
+    topics: { output, dlq: `${output}-dlq`, repartition: undefined, repartitionPartitions: 0, changelog: undefined },
+    logLevel: 'silent',
+    groupId: 'pool-test',
+    delivery: 'at-least-once',
+    transactionTimeoutMs: 10_000,
+    ...extra,
+  };
+}
+
+/** Opens and restores partitions (partition, committed offset) on a worker, as the scheduler does first. */
+async function prepare(
+  pool: WorkerPool,
+  worker: number,
+  partitions: Array<[number, number | null]>,
+  topic = INPUT,
+): Promise<RestoredTask[]> {
+  await pool.open(
+    worker,
+    partitions.map(([partition]) => ({ topic, partition })),
+  );
+  return pool.restore(
+    worker,
+    partitions.map(([partition, committedOffset]) => ({
+      topic,
+      partition,
+      start: { committedOffset, metadata: null },
+    })),
+  );
 }
 
 const items = (n: number): Item[] => Array.from({ length: n }, (_, i) => ({ n: i }));
@@ -55,11 +91,7 @@ async function createPool(size: number, output: string, crashes: Array<{ index: 
     maxRecordBytes: 1024 * 1024,
     batchIntervalMs: undefined,
     sources: Array.from({ length: 4 }, (_, p) => `${INPUT}:${p}`),
-    kafka: {
-      connection: { brokers: testBrokers(), clientId: uniqueName('pool-test'), ssl: false, sasl: undefined },
-      topics: { output, dlq: `${output}-dlq`, repartition: undefined, repartitionPartitions: 0 },
-      logLevel: 'silent',
-    },
+    kafka: kafkaFor(output),
     recordTimeoutMs: RECORD_TIMEOUT_MS,
     onCrash: (index, error) => crashes.push({ index, error }),
   });
@@ -99,19 +131,43 @@ describe('WorkerPool with two workers', () => {
     for (let p = 0; p < 8; p++) expect([0, 1]).toContain(pool.route(INPUT, p));
   });
 
+  test('restore builds the tasks from their committed positions; held() shows them before any batch', async () => {
+    const [restored0, restored1] = await Promise.all([
+      prepare(pool, 0, [
+        [0, null],
+        [2, 100],
+      ]),
+      prepare(pool, 1, [[1, 50]]),
+    ]);
+    // A stateless job has no changelog to read: nothing read, each task at its committed offset.
+    expect(restored0.map((r) => [r.topic, r.partition, r.records, r.position])).toEqual([
+      [INPUT, 0, 0, null],
+      [INPUT, 2, 0, 100],
+    ]);
+    expect(restored1.map((r) => [r.partition, r.records, r.position])).toEqual([[1, 0, 50]]);
+    for (const r of [...restored0, ...restored1]) expect(r.ms).toBeGreaterThanOrEqual(0);
+    expect(heldIds(pool)).toEqual([['items:0', 'items:2'], ['items:1']]);
+  });
+
   test('a batch is answered per partition once published, and held() shows the tasks each worker holds', async () => {
     const before = await published(output);
     const [first, second] = await Promise.all([
-      run(pool, 0, work(0, 0, items(3)), work(2, 100, items(2))),
+      // Partition 2 was restored at 100: the two records below it are skipped.
+      run(pool, 0, work(0, 0, items(3)), work(2, 98, items(4))),
       run(pool, 1, work(1, 50, items(4))),
     ]);
-    expect(first.partitions.map((r) => [r.partition, r.outputCount, r.commit])).toEqual([
-      [0, 3, { offset: 3, metadata: null }],
-      [2, 2, { offset: 102, metadata: null }],
+    expect(first.partitions.map((r) => [r.partition, r.outputCount, r.stats.skipped, r.commit])).toEqual([
+      [0, 3, 0, { offset: 3, metadata: null }],
+      [2, 2, 2, { offset: 102, metadata: null }],
     ]);
     expect(second.partitions.map((r) => [r.partition, r.outputCount, r.commit])).toEqual([
       [1, 4, { offset: 54, metadata: null }],
     ]);
+    // At-least-once: the scheduler commits; no changelog for a stateless job.
+    for (const r of [...first.partitions, ...second.partitions]) {
+      expect(r.committed).toBe(false);
+      expect(r.changelogPartition).toBeNull();
+    }
     // Answered only once Kafka acknowledged them: all 9 are on the output topic already.
     expect((await published(output)) - before).toBe(9);
     expect(pool.held()).toEqual([
@@ -132,7 +188,19 @@ describe('WorkerPool with two workers', () => {
     expect(heldIds(pool)).toEqual([['items:2'], []]);
   });
 
+  test('a batch for a partition the worker did not restore fails, and the worker stays', async () => {
+    const error = await rejection(run(pool, 0, work(0, 3, items(1))));
+    expect(error).toBeInstanceOf(IllegalStateError);
+    expect(error.message).toContain('items:0 has no task here');
+    expect(pool.restarts).toBe(0);
+    expect(heldIds(pool)).toEqual([['items:2'], []]);
+  });
+
   test('a hang in user code: UserCodeTimeoutError after about recordTimeoutMs, naming the record; the worker is replaced', async () => {
+    await prepare(pool, 1, [
+      [1, 10],
+      [3, 20],
+    ]);
     const started = performance.now();
     const error = await rejection(
       run(pool, 1, work(1, 10, items(2)), work(3, 20, [{ n: 0 }, { n: 1, act: 'hang' }, { n: 2 }])),
@@ -147,8 +215,11 @@ describe('WorkerPool with two workers', () => {
     expect(crashes.map((c) => [c.index, c.error])).toEqual([[1, error]]);
     expect(pool.held()[1]).toEqual([]); // the new thread holds nothing yet
 
-    // The replacement takes the next batch on that index (it queues until the worker is READY).
-    const again = await run(pool, 1, work(3, 20, [{ n: 0 }], { committedOffset: 20, metadata: null }));
+    // The replacement takes requests on that index (they queue until it is READY), but no batch for a
+    // partition it has not restored: the scheduler prepares the partition again first.
+    expect(await rejection(run(pool, 1, work(3, 20, [{ n: 0 }])))).toBeInstanceOf(IllegalStateError);
+    expect(await prepare(pool, 1, [[3, 20]])).toEqual([expect.objectContaining({ partition: 3, position: 20 })]);
+    const again = await run(pool, 1, work(3, 20, [{ n: 0 }]));
     expect(again.partitions.map((r) => [r.partition, r.commit?.offset])).toEqual([[3, 21]]);
     expect(heldIds(pool)).toEqual([['items:2'], ['items:3']]);
     expect(pool.state).toBe('running');
@@ -162,7 +233,8 @@ describe('WorkerPool with two workers', () => {
     expect(crashes.map((c) => c.index)).toEqual([1, 0]);
     expect(crashes[1]!.error).toBe(error);
 
-    const again = await run(pool, 0, work(2, 102, items(2), { committedOffset: 102, metadata: null }));
+    await prepare(pool, 0, [[2, 102]]);
+    const again = await run(pool, 0, work(2, 102, items(2)));
     expect(again.partitions[0]!.commit).toEqual({ offset: 104, metadata: null });
     expect(heldIds(pool)).toEqual([['items:2'], ['items:3']]);
   });
@@ -186,6 +258,7 @@ describe('WorkerPool: publishing is never timed', () => {
   test('a publish slower than recordTimeoutMs (its topic does not exist yet) is waited for, not killed', async () => {
     const output = uniqueName('pool-late-out');
     const pool = await createPool(1, output);
+    await prepare(pool, 0, [[0, null]]);
     let settled = false;
     const batch = run(pool, 0, work(0, 0, items(3))).finally(() => (settled = true));
     // The worker is publishing (its producer retries the missing topic) for several timeouts.
@@ -210,11 +283,7 @@ describe('WorkerPool: start-up', () => {
         maxRecordBytes: 1024,
         batchIntervalMs: undefined,
         sources: [],
-        kafka: {
-          connection: { brokers: testBrokers(), clientId: 'pool-test', ssl: false, sasl: undefined },
-          topics: { output: 'out', dlq: 'dlq', repartition: undefined, repartitionPartitions: 0 },
-          logLevel: 'silent',
-        },
+        kafka: kafkaFor('out', 'pool-test'),
         recordTimeoutMs: RECORD_TIMEOUT_MS,
       }),
     );
@@ -251,15 +320,12 @@ export default {
       maxRecordBytes: 1024 * 1024,
       batchIntervalMs: undefined,
       sources: [`${INPUT}:0`],
-      kafka: {
-        connection: { brokers: testBrokers(), clientId: uniqueName('pool-test'), ssl: false, sasl: undefined },
-        topics: { output, dlq: `${output}-dlq`, repartition: undefined, repartitionPartitions: 0 },
-        logLevel: 'silent',
-      },
+      kafka: kafkaFor(output),
       recordTimeoutMs: RECORD_TIMEOUT_MS,
       onCrash: (index, error) => crashes.push({ index, error }),
     });
     onCleanup(() => pool.close());
+    await prepare(pool, 0, [[0, null]]);
     expect(await rejection(run(pool, 0, work(0, 0, [{ n: 0, act: 'exit' }])))).toBeInstanceOf(WorkerCrashedError);
     await waitFor('the replacement to fail', () => (crashes.length >= 2 ? true : undefined), 10_000);
     expect(crashes[1]!.error).toBeInstanceOf(JobLoadError);
@@ -274,6 +340,131 @@ export default {
     ]);
     expect(outcome).toBeInstanceOf(WorkerCrashedError);
     expect((outcome as Error).message).toContain('this job loads only once');
+    // Preparing a partition there fails at once too.
+    expect(await rejection(prepare(pool, 0, [[0, null]]))).toBeInstanceOf(WorkerCrashedError);
     await pool.close();
   });
 });
+
+describe.each(['at-least-once', 'exactly-once'] as const)(
+  'WorkerPool: a windowed job’s state moves between workers through the changelog (%s)',
+  (delivery) => {
+    test('restored on another worker, the task goes on where the first left off; records it holds are skipped', async () => {
+      const dir = mkdtempSync(path.join(tmpdir(), 'sluice-pool-'));
+      onCleanup(async () => rmSync(dir, { recursive: true, force: true }));
+      const jobPath = path.join(dir, 'windowed.mjs');
+      // Its own input topic: exactly-once commits the input offsets in the transaction, so it must exist.
+      const input = await createTopic(uniqueName('pool-win-in'), 4);
+      writeFileSync(
+        jobPath,
+        `import { custom, tumbling } from '${pathToFileURL(path.join(root, 'src/index.ts')).href}';
+// A sum that also keeps a Set of the values seen: the accumulator is not plain JSON.
+export default {
+  name: 'pool-windowed',
+  input: { topics: ['${input}'] },
+  eventTime: (v) => v.ts,
+  pipeline: (s) =>
+    s.window(tumbling('10s'), { idleTimeout: 0 }).aggregate(
+      custom({
+        init: () => ({ n: 0, seen: new Set() }),
+        add: (a, v) => ({ n: a.n + v.n, seen: new Set([...a.seen, v.n]) }),
+        merge: (a, b) => ({ n: a.n + b.n, seen: new Set([...a.seen, ...b.seen]) }),
+        result: (a) => ({ n: a.n, distinct: a.seen.size }),
+      }),
+    ),
+  output: { topic: 'out' },
+};
+`,
+      );
+      const output = await createTopic(uniqueName('pool-win-out'), 1);
+      await createTopic(`${output}-dlq`, 1);
+      const changelog = await createTopic(`${output}-changelog`, 4, { 'cleanup.policy': 'compact' });
+      const groupId = uniqueName('pool-group');
+      const pool = await WorkerPool.create({
+        size: 2,
+        jobPath,
+        maxRecordBytes: 1024 * 1024,
+        batchIntervalMs: undefined,
+        sources: Array.from({ length: 4 }, (_, p) => `${input}:${p}`),
+        kafka: kafkaFor(output, uniqueName('pool-test'), {
+          topics: { output, dlq: `${output}-dlq`, repartition: undefined, repartitionPartitions: 0, changelog },
+          groupId,
+          delivery,
+        }),
+        recordTimeoutMs: 10_000,
+      });
+      onCleanup(() => pool.close());
+      const records = (first: number, values: Array<[n: number, ts: number]>): PartitionWork => {
+        const writer = new RecordWriter();
+        values.forEach(([n, ts], i) =>
+          writer.write(first + i, 1, encoder.encode('k'), encoder.encode(JSON.stringify({ n, ts }))),
+        );
+        return { topic: input, partition: 2, records: writer.finish(), count: writer.count, caughtUp: true };
+      };
+
+      // Worker 0: nothing to restore yet; one batch leaves a window open, in the changelog.
+      expect(await prepare(pool, 0, [[2, null]], input)).toEqual([
+        expect.objectContaining({ topic: input, partition: 2, records: 0, position: null }),
+      ]);
+      const [first] = (
+        await run(
+          pool,
+          0,
+          records(0, [
+            [1, 1_000],
+            [2, 2_000],
+            [2, 3_000],
+          ]),
+        )
+      ).partitions;
+      expect(first).toMatchObject({
+        outputCount: 0,
+        changelogPartition: 2, // the third input partition
+        commit: { offset: 3, metadata: null },
+        committed: delivery === 'exactly-once', // committed with its transaction, or by the scheduler
+      });
+      expect(first!.stats).toMatchObject({ openWindows: 1, changelog: 2 });
+      // Exactly-once: the input offset reached the group with the transaction (visible once the broker
+      // has written the transaction's markers); at-least-once: the worker commits nothing.
+      const expected = delivery === 'exactly-once' ? '3' : '-1';
+      const groupOffset = async (): Promise<string | undefined> => {
+        const answer = await (await admin()).fetchOffsets({ groupId, topics: [input] }).catch(() => undefined);
+        return answer?.[0]?.partitions.find((p) => p.partition === 2)?.offset;
+      };
+      expect(
+        await waitFor(
+          'the group offset',
+          async () => ((await groupOffset()) === expected ? expected : undefined),
+          15_000,
+        ),
+      ).toBe(expected);
+
+      // The partition moves to worker 1, as after a rebalance; in at-least-once its commit was lost.
+      await pool.dropAll([{ topic: input, partition: 2 }]);
+      const committed = delivery === 'exactly-once' ? 3 : null;
+      const [restored] = await prepare(pool, 1, [[2, committed]], input);
+      expect(restored).toMatchObject({ partition: 2, position: 3 });
+      expect(restored!.records).toBeGreaterThanOrEqual(2);
+      expect(heldIds(pool)).toEqual([[], [`${input}:2`]]);
+      const from = committed ?? 0;
+      const all: Array<[number, number]> = [
+        [1, 1_000],
+        [2, 2_000],
+        [2, 3_000],
+        [4, 4_000],
+        [0, 50_000],
+      ];
+      const [second] = (await run(pool, 1, records(from, all.slice(from)))).partitions;
+      expect(second!.stats).toMatchObject({ skipped: 3 - from, recordsIn: 2, openWindows: 1 });
+      expect(second).toMatchObject({ outputCount: 1, commit: { offset: 5, metadata: null } });
+
+      // The window's result counts every record once; its Set survived the changelog.
+      // Read committed, and a while longer: a result written twice would show.
+      const out = await readTopic(output, (r) => r.length >= 1);
+      expect(out.map((r) => JSON.parse(r.value!.toString()) as unknown)).toEqual([
+        { key: 'k', windowStart: 0, windowEnd: 10_000, value: { n: 9, distinct: 3 } },
+      ]);
+      await pool.close();
+    });
+  },
+);

@@ -1,6 +1,7 @@
 /**
- * One batch (BatchRun) against fakes: which partitions it packs and how, what it commits when a
- * worker or the commit fails, and that a rebalance while it runs commits nothing.
+ * One batch (BatchRun) against fakes: which partitions it packs and how (only those whose task is
+ * restored), what it commits when a worker or the commit fails (nothing a worker committed in its
+ * transaction), and that a rebalance while it runs commits nothing.
  */
 import { describe, expect, test } from '@jest/globals';
 import { BatchFailedError } from '../../src/errors.ts';
@@ -33,9 +34,18 @@ interface Setup {
   workers?: number;
   maxBatchRecords?: number;
   purger?: boolean;
+  /** The tasks were restored on their workers (what the scheduler does before any batch); default true. */
+  restored?: boolean;
 }
 
-async function setup({ plan = plans.stateless(), partitions, workers = 2, maxBatchRecords = 1_000, purger }: Setup) {
+async function setup({
+  plan = plans.stateless(),
+  partitions,
+  workers = 2,
+  maxBatchRecords = 1_000,
+  purger,
+  restored = true,
+}: Setup) {
   const queue = new BufferQueue({ maxRecords: 100_000, maxBytes: 100_000_000 });
   const admin = new FakeAdmin();
   const receiver = new FakeReceiver(queue, admin);
@@ -46,6 +56,7 @@ async function setup({ plan = plans.stateless(), partitions, workers = 2, maxBat
   table.assign({ epoch: 1, partitions });
   queue.setPartitions(partitions.map((p) => partitionId(p.topic, p.partition)));
   await table.loadStarts();
+  if (restored) for (const e of table.entries()) e.needsStart = false;
   const run = new BatchRun({
     maxBatchRecords,
     queue,
@@ -107,45 +118,52 @@ describe('BatchRun: packing', () => {
     expect(batchIds).toEqual(new Set([1]));
   });
 
-  test('start (the committed position) goes only with a partition that needs its state rebuilt', async () => {
+  test('a partition whose task is not restored yet takes part in no batch; its work never carries a start', async () => {
     const s = await setup({ partitions: [tp(0), tp(1)] });
-    s.admin.committed.set('in:1', 0); // read before; a fresh table reads it again below
-    s.table.assign({ epoch: 2, partitions: [tp(0), tp(1)] });
-    s.receiver.epoch = 2;
-    await s.table.loadStarts();
+    s.table.get(TOPIC, 1)!.needsStart = true; // e.g. its restore is still running
     s.receiver.deliver(tp(0), [0, 1]);
     s.receiver.deliver(tp(1), [0]);
     await s.batch();
     const first = s.pool.works();
-    expect(first.find((w) => w.partition === 0)!.start).toEqual({ committedOffset: null, metadata: null });
-    expect(first.find((w) => w.partition === 1)!.start).toEqual({ committedOffset: 0, metadata: 'm1' });
+    expect(first.map((w) => w.partition)).toEqual([0]);
+    expect(first[0]).not.toHaveProperty('start');
+    expect(s.table.get(TOPIC, 1)!.position).toBe(0); // not taken: fetched again once it is restored
 
     s.pool.calls.length = 0;
+    s.table.get(TOPIC, 1)!.needsStart = false;
+    s.receiver.refetch([{ ...tp(1), offset: 0 }]);
     s.receiver.deliver(tp(0), [2]);
-    s.receiver.deliver(tp(1), [1]);
     await s.batch();
     const second = s.pool.works();
-    expect(second).toHaveLength(2);
+    expect(second.map((w) => [w.partition, offsetsOf(w)])).toEqual([
+      [0, [2]],
+      [1, [0]],
+    ]);
     for (const w of second) expect(w).not.toHaveProperty('start');
   });
 
-  test('a partition whose worker failed keeps needing its start', async () => {
+  test('a batch leaves restoring to the scheduler: answered or failed, no entry changes whether it needs a start', async () => {
     const s = await setup({ partitions: [tp(0), tp(1)] });
     s.pool.behaviour = (call) =>
       call.worker === 1 ? Promise.reject(new Error('worker 1 crashed')) : Promise.resolve(answerFor(call.batch));
     s.receiver.deliver(tp(0), [0]);
     s.receiver.deliver(tp(1), [0]);
-    await s.batch();
+    const outcome = await s.batch();
+    expect(ids(outcome.failure!.rewind)).toEqual(['in:1']);
     expect(s.table.get(TOPIC, 0)!.needsStart).toBe(false);
-    expect(s.table.get(TOPIC, 1)!.needsStart).toBe(true);
+    expect(s.table.get(TOPIC, 1)!.needsStart).toBe(false); // the rewind marks it, not the batch
   });
 
-  test('windowed: a partition ticks (empty, no start) once its state is built, not before', async () => {
-    const s = await setup({ plan: plans.windowed(), partitions: [tp(0), tp(1)] });
-    expect(await s.batch()).toMatchObject({ info: undefined }); // nothing built yet: nothing ticks
+  test('windowed: a partition ticks (empty) once its task is restored, not before', async () => {
+    const s = await setup({ plan: plans.windowed(), partitions: [tp(0), tp(1)], restored: false });
     s.receiver.deliver(tp(0), [0]);
+    expect(await s.batch()).toMatchObject({ info: undefined }); // nothing restored yet: nothing runs
+    expect(s.pool.calls).toEqual([]);
+
+    s.table.get(TOPIC, 0)!.needsStart = false;
+    s.receiver.refetch([{ ...tp(0), offset: 0 }]);
     await s.batch();
-    expect(s.pool.works().map((w) => w.partition)).toEqual([0]);
+    expect(s.pool.works().map((w) => [w.partition, offsetsOf(w)])).toEqual([[0, [0]]]);
 
     s.pool.calls.length = 0;
     const outcome = await s.batch(); // no records at all
@@ -155,23 +173,27 @@ describe('BatchRun: packing', () => {
     expect(works[0]).not.toHaveProperty('start');
   });
 
-  test('re-keyed: a shuffle writer ticks always, with its start; a shuffle reader only with records until built', async () => {
+  test('re-keyed: restored shuffle writers and readers tick without records; unrestored ones do not', async () => {
     const repartition = 'j-repartition';
-    const s = await setup({ plan: plans.rekeyed(), partitions: [tp(0), tp(1), tp(0, repartition)] });
+    const s = await setup({ plan: plans.rekeyed(), partitions: [tp(0), tp(1), tp(0, repartition)], restored: false });
+    expect(await s.batch()).toMatchObject({ info: undefined });
+    for (const e of s.table.entries()) e.needsStart = false;
     await s.batch();
     const works = s.pool.works();
-    expect(works.map((w) => `${w.topic}:${w.partition}`).sort()).toEqual(['in:0', 'in:1']);
-    for (const w of works) expect(w.start).toEqual({ committedOffset: null, metadata: null });
+    expect(works.map((w) => `${w.topic}:${w.partition}`).sort()).toEqual(['in:0', 'in:1', `${repartition}:0`]);
+    for (const w of works) expect(w.count).toBe(0);
   });
 
-  test('partitions being rewound or without their start take part in no batch, and their cut records are not sent', async () => {
-    const s = await setup({ partitions: [tp(0), tp(1), tp(2)], workers: 1 });
+  test('partitions being rewound, without their start or not restored take part in no batch, and their cut records are not sent', async () => {
+    const s = await setup({ partitions: [tp(0), tp(1), tp(2), tp(3)], workers: 1 });
     s.table.get(TOPIC, 1)!.rewinding = true;
     s.table.get(TOPIC, 2)!.start = undefined;
-    for (const p of [0, 1, 2]) s.receiver.deliver(tp(p), [0, 1]);
+    s.table.get(TOPIC, 3)!.needsStart = true;
+    for (const p of [0, 1, 2, 3]) s.receiver.deliver(tp(p), [0, 1]);
     await s.batch();
     expect(s.pool.works().map((w) => w.partition)).toEqual([0]);
     expect(s.table.get(TOPIC, 1)!.position).toBe(0); // its cut records were not taken
+    expect(s.table.get(TOPIC, 3)!.position).toBe(0);
   });
 
   test('the poison list of a partition goes with its work, only once the record has two strikes', async () => {
@@ -342,6 +364,49 @@ describe('BatchRun: failures and commits', () => {
     expect(outcome.failure!.suspects.map((x) => x.error)).toEqual([hung]);
   });
 
+  test('exactly-once: what a worker committed in its transaction is not committed again, but the purger hears of it', async () => {
+    const repartition = 'j-repartition';
+    const s = await setup({
+      plan: plans.rekeyed(),
+      partitions: [tp(0), tp(1), tp(0, repartition)],
+      purger: true,
+      workers: 1,
+    });
+    s.receiver.deliver(tp(0), [0, 1]);
+    s.receiver.deliver(tp(1), [0]);
+    s.receiver.deliver(tp(0, repartition), [0, 1, 2]);
+    // in:1 was committed by the scheduler (at-least-once answer); the others in their transactions.
+    s.pool.behaviour = (call) => {
+      const answer = answerFor(call.batch);
+      for (const r of answer.partitions) r.committed = !(r.topic === TOPIC && r.partition === 1);
+      return Promise.resolve(answer);
+    };
+    const outcome = await s.batch();
+    expect(outcome.failure).toBeUndefined();
+    expect(s.receiver.commits).toEqual([[{ topic: TOPIC, partition: 1, offset: 1, metadata: null }]]);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(s.admin.deleted).toEqual([{ topic: repartition, partitions: [{ partition: 0, offset: '3' }] }]);
+  });
+
+  test('exactly-once: a batch whose commits were all transacted sends no commit request, even after a rebalance', async () => {
+    const s = await setup({ partitions: [tp(0), tp(1)] });
+    const gate = deferred();
+    s.pool.behaviour = async (call) => {
+      await gate.promise;
+      const answer = answerFor(call.batch);
+      for (const r of answer.partitions) r.committed = true;
+      return answer;
+    };
+    s.receiver.deliver(tp(0), [0]);
+    s.receiver.deliver(tp(1), [0]);
+    const running = s.batch();
+    s.receiver.epoch = 2;
+    gate.resolve();
+    const outcome = await running;
+    expect(outcome.failure).toBeUndefined();
+    expect(s.receiver.commits).toEqual([]);
+  });
+
   test('nothing new to commit: no commit request', async () => {
     const s = await setup({ plan: plans.windowed(), partitions: [tp(0)] });
     s.receiver.deliver(tp(0), [0]);
@@ -392,6 +457,24 @@ describe('BatchRun: a rebalance during the batch', () => {
 });
 
 describe('BatchRun: accounting', () => {
+  test('skipped records and changelog records are counted', async () => {
+    const s = await setup({ plan: plans.windowed(), partitions: [tp(0), tp(1)] });
+    s.pool.behaviour = (call) => {
+      const answer = answerFor(call.batch);
+      for (const r of answer.partitions) {
+        r.stats.skipped = r.partition === 0 ? 2 : 0;
+        r.stats.changelog = 3;
+      }
+      return Promise.resolve(answer);
+    };
+    s.receiver.deliver(tp(0), [0, 1, 2]);
+    s.receiver.deliver(tp(1), [0]);
+    await s.batch();
+    const skipped = await s.metrics.recordsSkipped.get();
+    expect(skipped.values.map((v) => [v.labels, v.value])).toEqual([[{ topic: TOPIC, partition: '0' }, 2]]);
+    expect((await s.metrics.changelogRecords.get()).values[0]!.value).toBe(6);
+  });
+
   test('records in per partition, outputs and the batch record', async () => {
     const s = await setup({ partitions: [tp(0), tp(1)] });
     s.receiver.deliver(tp(0), [0, 1, 2]);

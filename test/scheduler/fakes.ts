@@ -1,15 +1,22 @@
 /**
- * Small stand-ins for what the scheduler depends on: a pool whose batches answer as a test scripts
- * them, a receiver over an in-memory log per partition (it fills a real BufferQueue), and an admin
- * that keeps the group's committed offsets. Each records what it was asked, for assertions.
+ * Small stand-ins for what the scheduler depends on: a pool whose batches, opens and restores answer
+ * as a test scripts them, a receiver over an in-memory log per partition (it fills a real
+ * BufferQueue), and an admin that keeps the group's committed offsets. Each records what it was
+ * asked, for assertions; the pool and the admin also note the order of their calls in a shared log.
  */
 import { type Admin } from 'kafkajs';
 import pino from 'pino';
 import { compileJob, type JobPlan } from '../../src/job/plan.ts';
 import { count, defineJob, tumbling } from '../../src/index.ts';
-import { type BatchRequest, type PartitionResult, type PartitionWork } from '../../src/pool/protocol.ts';
+import {
+  type BatchRequest,
+  type PartitionResult,
+  type PartitionStart,
+  type PartitionWork,
+  type RestoredTask,
+} from '../../src/pool/protocol.ts';
 import { partitionId } from '../../src/pool/protocol.ts';
-import { type BatchAnswer, type Suspect, type WorkerPool } from '../../src/pool/worker-pool.ts';
+import { type BatchAnswer, type RestoreProgress, type Suspect, type WorkerPool } from '../../src/pool/worker-pool.ts';
 import { type BufferQueue, type RawRecord } from '../../src/queue/buffer-queue.ts';
 import { type Receiver } from '../../src/receiver/receiver.ts';
 import { readRecords } from '../../src/wire/record-codec.ts';
@@ -80,7 +87,10 @@ export function resultFor(work: PartitionWork, extra: Partial<PartitionResult> =
     repartitionCount: 0,
     dead: [],
     watermark: null,
+    changelog: new ArrayBuffer(0),
+    changelogPartition: null,
     commit: last === undefined ? null : { offset: last + 1, metadata: null },
+    committed: false,
     stats: {
       recordsIn: offsets.length,
       recordsOut: offsets.length,
@@ -88,6 +98,8 @@ export function resultFor(work: PartitionWork, extra: Partial<PartitionResult> =
       dead: 0,
       duplicates: 0,
       replayed: 0,
+      skipped: 0,
+      changelog: 0,
       openWindows: 0,
       streamTime: null,
     },
@@ -106,19 +118,50 @@ export interface RunCall {
 
 type Behaviour = (call: RunCall) => Promise<BatchAnswer>;
 
+export interface OpenCall {
+  worker: number;
+  partitions: TP[];
+}
+
+export interface RestoreCall {
+  worker: number;
+  partitions: Array<TP & { start: PartitionStart }>;
+  onProgress: ((progress: RestoreProgress) => void) | undefined;
+}
+
+/** What a worker answers for a restore: no changelog records, each task at its committed offset. */
+export function restoredFor(call: RestoreCall): RestoredTask[] {
+  return call.partitions.map((p) => ({
+    topic: p.topic,
+    partition: p.partition,
+    records: 0,
+    ms: 1,
+    position: p.start.committedOffset,
+  }));
+}
+
 export class FakePool {
   readonly calls: RunCall[] = [];
+  readonly opens: OpenCall[] = [];
+  readonly restores: RestoreCall[] = [];
   readonly dropped: TP[][] = [];
+  /** The order of opens, restores and batches (and of the admin's reads, when it shares this log). */
+  readonly log: string[];
   readonly #suspects = new Map<unknown, Suspect>();
   /** Which worker each partition goes to (default: partition number modulo `workers`). */
   router: (topic: string, partition: number) => number;
   /** How the next batches answer (default: every partition processed and committed). */
   behaviour: Behaviour = (call) => Promise.resolve(answerFor(call.batch));
+  /** How opens answer (default: at once). */
+  openBehaviour: (call: OpenCall) => Promise<void> = () => Promise.resolve();
+  /** How restores answer (default: every task restored at its committed offset). */
+  restoreBehaviour: (call: RestoreCall) => Promise<RestoredTask[]> = (call) => Promise.resolve(restoredFor(call));
 
   readonly workers: number;
 
-  constructor(workers = 2) {
+  constructor(workers = 2, log: string[] = []) {
     this.workers = workers;
+    this.log = log;
     this.router = (_topic, partition) => partition % workers;
   }
 
@@ -128,7 +171,30 @@ export class FakePool {
   runBatch(worker: number, batch: Omit<BatchRequest, 'type' | 'requestId'>): Promise<BatchAnswer> {
     const call = { worker, batch };
     this.calls.push(call);
+    this.log.push(`batch ${ids(batch.partitions).join(',')}`);
     return this.behaviour(call);
+  }
+  open(worker: number, partitions: TP[]): Promise<void> {
+    const call = { worker, partitions: partitions.map((p) => ({ topic: p.topic, partition: p.partition })) };
+    this.opens.push(call);
+    this.log.push(`open ${ids(partitions).join(',')}`);
+    return this.openBehaviour(call);
+  }
+  restore(
+    worker: number,
+    partitions: Array<TP & { start: PartitionStart }>,
+    onProgress?: (progress: RestoreProgress) => void,
+  ): Promise<RestoredTask[]> {
+    const call = { worker, partitions: partitions.map((p) => ({ ...p })), onProgress };
+    this.restores.push(call);
+    this.log.push(`restore ${ids(partitions).join(',')}`);
+    return this.restoreBehaviour(call);
+  }
+  /** The starts each restore of a partition was given, oldest first. */
+  startsOf(partition: number, topic = TOPIC): PartitionStart[] {
+    return this.restores.flatMap((c) =>
+      c.partitions.filter((p) => p.topic === topic && p.partition === partition).map((p) => p.start),
+    );
   }
   /** Makes `error` a failure whose worker was in user code on `suspect`. */
   suspect(error: Error, suspect: Suspect): Error {
@@ -241,6 +307,8 @@ export class FakeAdmin {
   readonly committed = new Map<string, number>();
   readonly ends = new Map<string, { low: number; high: number }>();
   fetchOffsetsCalls = 0;
+  /** Where each read of the committed offsets is noted (a log shared with the pool shows the order). */
+  log: string[] = [];
   readonly deleted: Array<{ topic: string; partitions: Array<{ partition: number; offset: string }> }> = [];
   /** Called before each fetchOffsets answers; throw (or reject) to make it fail. */
   beforeFetchOffsets: () => Promise<void> | void = () => undefined;
@@ -261,6 +329,7 @@ export class FakeAdmin {
     Array<{ topic: string; partitions: Array<{ partition: number; offset: string; metadata: string | null }> }>
   > {
     this.fetchOffsetsCalls++;
+    this.log.push(`fetchOffsets ${topics.join(',')}`);
     await this.beforeFetchOffsets();
     return topics.map((topic) => ({
       topic,

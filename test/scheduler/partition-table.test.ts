@@ -1,4 +1,7 @@
-/** The partition table: entries per assignment (kind, batches without records), revoked entries, committed starts, status. */
+/**
+ * The partition table: entries per assignment (kind, batches without records), revoked entries,
+ * committed starts, readiness (every task restored) and status (restore progress included).
+ */
 import { describe, expect, test } from '@jest/globals';
 import { lagOf, PartitionTable } from '../../src/scheduler/partition-table.ts';
 import { deferred, FakeAdmin, plans, tp, TOPIC } from './fakes.ts';
@@ -25,6 +28,7 @@ describe('PartitionTable.assign', () => {
       withoutRecords: 'never',
       start: undefined,
       needsStart: true,
+      restoring: undefined,
       rewinding: false,
       position: undefined,
       highWatermark: undefined,
@@ -86,6 +90,10 @@ describe('PartitionTable.loadStarts', () => {
     expect(t.get(TOPIC, 0)!.start).toEqual({ committedOffset: null, metadata: null });
     expect(t.get(TOPIC, 1)!.start).toEqual({ committedOffset: 17, metadata: 'm1' });
     expect(t.get(TOPIC, 5)!.start).toEqual({ committedOffset: null, metadata: null });
+    // Read, but not ready: the tasks are built and restored from these starts first.
+    expect([...t.entries()].every((e) => e.needsStart)).toBe(true);
+    expect(t.ready).toBe(false);
+    for (const e of t.entries()) e.needsStart = false;
     expect(t.ready).toBe(true);
   });
 
@@ -169,15 +177,22 @@ describe('PartitionTable.loadStarts', () => {
 });
 
 describe('PartitionTable.ready and status', () => {
-  test('not ready while any partition is being rewound', async () => {
+  test('not ready while any partition is being rewound, or its task is not restored', async () => {
     const { table: t } = table();
     t.assign({ epoch: 1, partitions: [tp(0), tp(1)] });
     await t.loadStarts();
+    expect(t.ready).toBe(false);
+    t.get(TOPIC, 0)!.needsStart = false;
+    expect(t.ready).toBe(false);
+    t.get(TOPIC, 1)!.needsStart = false;
     expect(t.ready).toBe(true);
     t.get(TOPIC, 1)!.rewinding = true;
     expect(t.ready).toBe(false);
     t.get(TOPIC, 1)!.rewinding = false;
     expect(t.ready).toBe(true);
+    // Restored but without a start (being read again): not ready either.
+    t.get(TOPIC, 0)!.start = undefined;
+    expect(t.ready).toBe(false);
   });
 
   test('an empty assignment is ready', () => {
@@ -186,7 +201,7 @@ describe('PartitionTable.ready and status', () => {
     expect(t.ready).toBe(true);
   });
 
-  test('status shows each partition with its lag and what the queue buffers for it', () => {
+  test('status shows each partition with its lag, what the queue buffers for it and how far it restored', () => {
     const { table: t } = table(plans.windowed());
     t.assign({ epoch: 1, partitions: [tp(0), tp(1)] });
     const e0 = t.get(TOPIC, 0)!;
@@ -194,6 +209,7 @@ describe('PartitionTable.ready and status', () => {
     e0.highWatermark = 55;
     e0.streamTime = 99;
     e0.rewinding = true;
+    t.get(TOPIC, 1)!.restoring = { records: 300, end: 1_000 };
     expect(t.status((id) => (id === 'in:0' ? 7 : 0))).toEqual([
       {
         topic: TOPIC,
@@ -205,6 +221,7 @@ describe('PartitionTable.ready and status', () => {
         streamTime: 99,
         buffered: 7,
         rewinding: true,
+        restoring: null,
       },
       {
         topic: TOPIC,
@@ -216,6 +233,7 @@ describe('PartitionTable.ready and status', () => {
         streamTime: null,
         buffered: 0,
         rewinding: false,
+        restoring: { records: 300, end: 1_000 },
       },
     ]);
   });

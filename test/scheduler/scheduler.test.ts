@@ -1,11 +1,13 @@
 /**
  * The batch loop against fakes (pool, receiver over an in-memory log, admin with committed offsets)
- * and a real BufferQueue, Metrics and BatchHistory, with a short real batch interval: failed batches
- * rewind what failed to the committed offsets, rewinds retry until the broker answers, poison pills
- * are found, rebalances commit nothing of the old epoch, and the loop never dies silently.
+ * and a real BufferQueue, Metrics and BatchHistory, with a short real batch interval: assigned
+ * partitions are opened, their commits read and their tasks restored before any batch; failed
+ * batches rewind what failed to the committed offsets (prepared again the same way), rewinds retry
+ * until the broker answers, poison pills are found, rebalances commit nothing of the old epoch, and
+ * the loop never dies silently.
  */
 import { afterEach, describe, expect, test } from '@jest/globals';
-import { FatalError } from '../../src/errors.ts';
+import { FatalError, StateError } from '../../src/errors.ts';
 import { type JobPlan } from '../../src/job/plan.ts';
 import { Metrics } from '../../src/metrics/registry.ts';
 import { partitionId } from '../../src/pool/protocol.ts';
@@ -21,6 +23,7 @@ import {
   ids,
   offsetsOf,
   plans,
+  restoredFor,
   silent,
   sleep,
   tp,
@@ -52,6 +55,7 @@ function harness({
   const admin = new FakeAdmin();
   const receiver = new FakeReceiver(queue, admin);
   const pool = new FakePool(workers);
+  admin.log = pool.log; // one log: opens, reads of the commits, restores and batches in order
   const metrics = new Metrics();
   const history = new BatchHistory(1_000);
   const fatal: FatalError[] = [];
@@ -144,7 +148,18 @@ describe('Scheduler: the loop', () => {
     h.scheduler.start();
     await until('a batch', () => h.pool.calls.length > 0);
     expect(h.admin.fetchOffsetsCalls).toBe(3);
-    expect(h.worksOf(0)[0]!.start).toEqual({ committedOffset: 2, metadata: 'm0' });
+    // Each attempt opens again (a failed one may have left nothing usable), then restores once.
+    expect(h.pool.log.slice(0, 7)).toEqual([
+      'open in:0',
+      'fetchOffsets in',
+      'open in:0',
+      'fetchOffsets in',
+      'open in:0',
+      'fetchOffsets in',
+      'restore in:0',
+    ]);
+    expect(h.pool.startsOf(0)).toEqual([{ committedOffset: 2, metadata: 'm0' }]);
+    expect(offsetsOf(h.worksOf(0)[0]!)).toEqual([2, 3]);
   });
 
   test('an exception outside the batch (the queue’s cut throws) ends in onFatal with a FatalError and state failed', async () => {
@@ -234,6 +249,155 @@ describe('Scheduler: the loop', () => {
   });
 });
 
+describe('Scheduler: preparing assigned partitions', () => {
+  test('each worker opens its partitions, then the commits are read, then the tasks restored, then batches run', async () => {
+    const h = harness({ plan: plans.windowed(), workers: 2 });
+    h.admin.committed.set('in:1', 4);
+    h.assign(1, [tp(0), tp(1), tp(2)]);
+    h.receiver.deliver(tp(0), [0]);
+    h.receiver.refetch([{ ...tp(1), offset: 4 }]);
+    h.receiver.deliver(tp(1), [4]);
+    h.scheduler.start();
+    await until('a batch', () => h.pool.calls.length > 0);
+    // Fencing first: a previous owner's last transaction is settled before the commit is read.
+    expect(h.pool.log.slice(0, 5)).toEqual([
+      'open in:0,in:2',
+      'open in:1',
+      'fetchOffsets in',
+      'restore in:0,in:2',
+      'restore in:1',
+    ]);
+    expect(h.pool.log[5]).toMatch(/^batch /);
+    expect(h.pool.opens.map((o) => o.worker)).toEqual([0, 1]);
+    expect(h.pool.restores.map((r) => [r.worker, r.partitions])).toEqual([
+      [
+        0,
+        [
+          { ...tp(0), start: { committedOffset: null, metadata: null } },
+          { ...tp(2), start: { committedOffset: null, metadata: null } },
+        ],
+      ],
+      [1, [{ ...tp(1), start: { committedOffset: 4, metadata: 'm1' } }]],
+    ]);
+    // Work carries no start any more: the task was built by the restore.
+    for (const w of h.pool.works()) expect(w).not.toHaveProperty('start');
+    await until('ready', () => h.scheduler.ready);
+    await sleep(30);
+    expect(h.pool.restores).toHaveLength(2); // once per partition and epoch
+  });
+
+  test('while restoring: not ready, progress shown per partition and in total, no batch; then ready', async () => {
+    const h = harness({ plan: plans.windowed(), workers: 1 });
+    const gate = deferred();
+    h.pool.restoreBehaviour = async (call) => {
+      call.onProgress?.({ ...tp(0), records: 120, end: 500 });
+      call.onProgress?.({ ...tp(1), records: 7, end: 10 });
+      await gate.promise;
+      return restoredFor(call);
+    };
+    h.assign(1, [tp(0), tp(1)]);
+    h.receiver.deliver(tp(0), [0, 1]);
+    h.scheduler.start();
+    await until('restoring', () => h.pool.restores.length === 1);
+    await sleep(30);
+    expect(h.scheduler.ready).toBe(false);
+    expect(h.scheduler.restoring()).toEqual({ partitions: 2, records: 127, end: 510 });
+    expect(h.scheduler.partitions().map((p) => [p.partition, p.restoring])).toEqual([
+      [0, { records: 120, end: 500 }],
+      [1, { records: 7, end: 10 }],
+    ]);
+    expect((await h.metrics.restoringPartitions.get()).values[0]!.value).toBe(2);
+    expect(h.pool.calls).toEqual([]);
+    gate.resolve();
+    await until('a batch', () => h.pool.calls.length > 0);
+    expect(h.scheduler.restoring()).toEqual({ partitions: 0, records: 0, end: 0 });
+    expect(h.scheduler.partitions().map((p) => p.restoring)).toEqual([null, null]);
+    expect((await h.metrics.restoringPartitions.get()).values[0]!.value).toBe(0);
+    expect(offsetsOf(h.worksOf(0)[0]!)).toEqual([0, 1]);
+    await until('ready', () => h.scheduler.ready);
+  });
+
+  test('a restored position past the committed offset is where the partition is; restore metrics count it', async () => {
+    const h = harness({ plan: plans.windowed(), workers: 1 });
+    h.admin.committed.set('in:0', 3);
+    h.pool.restoreBehaviour = (call) =>
+      Promise.resolve(call.partitions.map((p) => ({ ...tp(p.partition), records: 40, ms: 250, position: 9 })));
+    h.assign(1, [tp(0)]);
+    h.scheduler.start();
+    await until('ready', () => h.scheduler.ready);
+    expect(h.scheduler.partitions()[0]!.position).toBe(9);
+    const restored = await h.metrics.restoredRecords.get();
+    expect(restored.values).toEqual([expect.objectContaining({ labels: { topic: TOPIC, partition: '0' }, value: 40 })]);
+    const seconds = await h.metrics.restoreSeconds.get();
+    expect(seconds.values.find((v) => v.metricName === 'sluice_state_restore_seconds_count')!.value).toBe(1);
+  });
+
+  test('a failed open or restore is retried from the open on; no batch runs before it succeeds', async () => {
+    const h = harness({ workers: 1 });
+    let openFailures = 1;
+    h.pool.openBehaviour = () =>
+      openFailures-- > 0 ? Promise.reject(new Error('transaction coordinator not available')) : Promise.resolve();
+    let restoreFailures = 1;
+    h.pool.restoreBehaviour = (call) =>
+      restoreFailures-- > 0 ? Promise.reject(new Error('changelog unreadable')) : Promise.resolve(restoredFor(call));
+    h.assign(1, [tp(0)]);
+    h.receiver.deliver(tp(0), [0]);
+    h.scheduler.start();
+    await until('committed', () => h.receiver.lastCommitted().get('in:0') === 1);
+    expect(h.pool.log.slice(0, 7)).toEqual([
+      'open in:0', // fails
+      'open in:0',
+      'fetchOffsets in',
+      'restore in:0', // fails
+      'open in:0',
+      'fetchOffsets in',
+      'restore in:0',
+    ]);
+    expect(h.pool.log[7]).toBe('batch in:0');
+    expect(h.fatal).toEqual([]);
+  });
+
+  test('a changelog holding another task’s state (StateError) stops the service: not retried', async () => {
+    const h = harness({ plan: plans.windowed(), workers: 1 });
+    h.pool.restoreBehaviour = () => Promise.reject(new StateError('changelog partition 0 holds the state of in:3'));
+    h.assign(1, [tp(0)]);
+    h.receiver.deliver(tp(0), [0]);
+    h.scheduler.start();
+    await until('fatal', () => h.fatal.length > 0);
+    expect(h.scheduler.state).toBe('failed');
+    expect(h.fatal[0]).toBeInstanceOf(FatalError);
+    expect(h.fatal[0]!.cause).toBeInstanceOf(StateError);
+    expect(h.fatal[0]!.message).toContain('holds the state of in:3');
+    await sleep(40);
+    expect(h.pool.restores).toHaveLength(1);
+    expect(h.pool.calls).toEqual([]);
+  });
+
+  test('a rebalance during a restore: its answer belongs to no one, and the new epoch prepares again', async () => {
+    const h = harness({ plan: plans.windowed(), workers: 1 });
+    const gate = deferred();
+    h.pool.restoreBehaviour = async (call) => {
+      if (h.pool.restores.length === 1) await gate.promise;
+      return restoredFor(call);
+    };
+    h.assign(1, [tp(0)]);
+    h.scheduler.start();
+    await until('restoring', () => h.pool.restores.length === 1);
+    h.admin.committed.set('in:0', 6);
+    h.assign(2, [tp(0)]);
+    gate.resolve();
+    await until('restored again', () => h.pool.restores.length === 2);
+    await until('ready', () => h.scheduler.ready);
+    expect(h.pool.startsOf(0)).toEqual([
+      { committedOffset: null, metadata: null },
+      { committedOffset: 6, metadata: 'm0' },
+    ]);
+    expect(h.pool.opens).toHaveLength(2);
+    h.receiver.deliver(tp(0), [6]);
+    await until('committed', () => h.receiver.lastCommitted().get('in:0') === 7);
+  });
+});
+
 describe('Scheduler: failed batches rewind', () => {
   test('a worker failure rewinds only that worker’s partitions to their commits; the others’ commits go through', async () => {
     const h = harness({ workers: 2 });
@@ -268,7 +432,18 @@ describe('Scheduler: failed batches rewind', () => {
     );
     const replay = h.worksOf(1).at(-1)!;
     expect(offsetsOf(replay)).toEqual([2, 3]);
-    expect(replay.start).toEqual({ committedOffset: 2, metadata: 'm1' });
+    // The failed partitions were restored again from their commits; the others were not touched.
+    expect(h.pool.startsOf(1)).toEqual([
+      { committedOffset: null, metadata: null },
+      { committedOffset: 2, metadata: 'm1' },
+    ]);
+    expect(h.pool.startsOf(3)).toEqual([
+      { committedOffset: null, metadata: null },
+      { committedOffset: 2, metadata: 'm3' },
+    ]);
+    expect(h.pool.startsOf(0)).toHaveLength(1);
+    expect(h.pool.startsOf(2)).toHaveLength(1);
+    expect(h.pool.opens.slice(2).map((o) => ids(o.partitions))).toEqual([['in:1', 'in:3']]);
     expect(offsetsOf(h.worksOf(0).at(-1)!)).toEqual([2, 3]);
     expect(h.worksOf(0).filter((w) => offsetsOf(w).includes(2))).toHaveLength(1); // not replayed
     expect(h.history.recent().map((b) => b.outcome)).toContain('failed');
@@ -327,9 +502,12 @@ describe('Scheduler: failed batches rewind', () => {
     expect(h.admin.fetchOffsetsCalls).toBe(fetchesBefore + 3);
     expect(h.receiver.seeks[0]).toEqual([{ topic: TOPIC, partition: 1, offset: 2 }]);
     await until('replayed', () => h.receiver.lastCommitted().get('in:1') === 3);
-    // Since the failure, partition 1 went with a start once: the replay from its commit.
-    const started = h.worksOf(1).filter((w) => w.start !== undefined);
-    expect(started.map((w) => [w.start, offsetsOf(w)])).toEqual([[{ committedOffset: 2, metadata: 'm1' }, [2]]]);
+    // Since the failure, partition 1 was restored once, from its commit, and then replayed from there.
+    expect(h.pool.startsOf(1)).toEqual([
+      { committedOffset: null, metadata: null },
+      { committedOffset: 2, metadata: 'm1' },
+    ]);
+    expect(offsetsOf(h.worksOf(1).at(-1)!)).toEqual([2]);
     expect(h.scheduler.ready).toBe(true);
   });
 
@@ -427,9 +605,15 @@ describe('Scheduler: rebalances', () => {
     // Only commits of the new epoch: the old batch's 4 was not committed before the replay.
     const laterCommits = h.receiver.commits.slice(committedBefore);
     expect(laterCommits.flat().filter((o) => o.partition === 0)).toHaveLength(1);
-    const rebuilt = h.worksOf(0).filter((w) => w.start !== undefined);
-    expect(rebuilt.at(-1)!.start).toEqual({ committedOffset: 2, metadata: 'm0' });
-    expect(offsetsOf(rebuilt.at(-1)!)).toEqual([2, 3]);
+    // The new epoch restored both partitions from their commits before its first batch.
+    expect(h.pool.startsOf(0)).toEqual([
+      { committedOffset: null, metadata: null },
+      { committedOffset: 2, metadata: 'm0' },
+    ]);
+    const restoredAt = h.pool.log.lastIndexOf('restore in:0,in:1');
+    const firstBatchAfter = h.pool.log.findIndex((l, i) => i > restoredAt && l.startsWith('batch'));
+    expect(firstBatchAfter).toBeGreaterThan(restoredAt);
+    expect(offsetsOf(h.worksOf(0).at(-1)!)).toEqual([2, 3]);
   });
 
   test('a batch that fails across a rebalance leaves no partition of the new epoch held', async () => {

@@ -1,11 +1,15 @@
 /**
  * Differential test: WindowStore (one per partition, batches collected as the engine does) against
- * the plain reference implementation, on random out-of-order input with late and very late records.
+ * the plain reference implementation, on random out-of-order input with late and very late records;
+ * and the same with restarts: the stores are thrown away at random points (between batches or in the
+ * middle of one) and rebuilt from the changelog they wrote, then fed again from the last batch end —
+ * the results must still be the reference's, each once.
  */
 import { describe, expect, test } from '@jest/globals';
 import { mulberry32 } from '../../examples/generator/clickstream.ts';
+import { decodeAccumulator, encodeAccumulator, readChangelogKey, windowKey } from '../../src/wire/changelog.ts';
 import { type Aggregator, count, sum } from '../../src/windows/aggregators.ts';
-import { WindowStore } from '../../src/windows/window-store.ts';
+import { WindowStore, type WindowStoreOptions } from '../../src/windows/window-store.ts';
 import { type RefOptions, type RefRecord, type RefResult, referenceWindows } from './reference-windows.ts';
 
 const PARTITIONS = 4;
@@ -39,25 +43,44 @@ interface Run {
   final: RefResult[];
   flushed: RefResult[];
   late: number[];
+  restarts: number;
 }
 
-/** Feeds each partition's records into its own store, collecting every `batch` records of the input. */
-function runStores(records: RefRecord[], options: RefOptions, batch: number): Run {
+/** One partition's changelog: the latest value per key (compaction), tombstones dropping entries. */
+type Changelog = Map<string, { key: Uint8Array; value: Uint8Array }>;
+
+/**
+ * Feeds each partition's records into its own store, collecting every `batch` records of the input
+ * and then draining each store's changes into its changelog (with its stream time). With `restarts`,
+ * a store set is thrown away before record i with probability `restarts` and rebuilt from the
+ * changelogs; the records since the last batch end are fed again.
+ */
+function runStores(records: RefRecord[], options: RefOptions, batch: number, restarts = 0, seed = 0): Run {
   const aggregator = (options.aggregate === 'count' ? count() : sum()) as Aggregator<unknown, unknown, unknown>;
-  const stores = Array.from(
-    { length: PARTITIONS },
-    () =>
-      new WindowStore({
-        assigner: { kind: options.kind, sizeMs: options.sizeMs, slideMs: options.slideMs ?? options.sizeMs },
-        latenessMs: options.latenessMs,
-        emit: 'final',
-        aggregator,
-        idleTimeoutMs: 1,
-      }),
-  );
-  const offsets = new Array<number>(PARTITIONS).fill(0);
+  const storeOptions: WindowStoreOptions = {
+    assigner: { kind: options.kind, sizeMs: options.sizeMs, slideMs: options.slideMs ?? options.sizeMs },
+    latenessMs: options.latenessMs,
+    emit: 'final',
+    aggregator,
+    idleTimeoutMs: 1,
+  };
+  const changelogs: Changelog[] = Array.from({ length: PARTITIONS }, () => new Map());
+  const streamTimes = new Array<number>(PARTITIONS).fill(-Infinity);
+  const fresh = (): WindowStore[] => Array.from({ length: PARTITIONS }, () => new WindowStore(storeOptions));
+  const rebuilt = (): WindowStore[] =>
+    changelogs.map((changelog, partition) => {
+      const store = new WindowStore(storeOptions);
+      for (const { key, value } of changelog.values()) {
+        const k = readChangelogKey(key);
+        if (k?.kind !== 'window') throw new Error('not a window entry');
+        store.restoreEntry(k.start, k.key, decodeAccumulator(value));
+      }
+      store.restoreStreamTime(streamTimes[partition]!);
+      return store;
+    });
+  let stores = fresh();
   const final: RefResult[] = [];
-  const late: number[] = [];
+  let late: number[] = [];
   const collectAll = (into: RefResult[]): void => {
     for (const store of stores) {
       for (const r of store.collect()) {
@@ -66,23 +89,47 @@ function runStores(records: RefRecord[], options: RefOptions, batch: number): Ru
       }
     }
   };
-  records.forEach((record, index) => {
+  const drainAll = (): void => {
+    stores.forEach((store, partition) => {
+      const { puts, deletes } = store.drainChanges();
+      const changelog = changelogs[partition]!;
+      for (const p of puts) {
+        const key = windowKey(p.start, p.key);
+        changelog.set(Buffer.from(key).toString('hex'), { key, value: encodeAccumulator(p.acc) });
+      }
+      for (const d of deletes) changelog.delete(Buffer.from(windowKey(d.start, d.key)).toString('hex'));
+      streamTimes[partition] = store.streamTime;
+    });
+  };
+  const random = mulberry32(seed);
+  let restarted = 0;
+  let batchEnd = -1; // index of the last record of the last batch collected and drained
+  for (let index = 0; index < records.length; index++) {
+    if (restarts > 0 && random() < restarts) {
+      // A crash: what was not drained is lost; the changelog and the input are all there is.
+      restarted++;
+      stores = rebuilt();
+      late = late.filter((i) => i <= batchEnd);
+      index = batchEnd + 1;
+    }
+    const record = records[index] as RefRecord;
     const store = stores[record.partition] as WindowStore;
-    const offset = offsets[record.partition] as number;
-    offsets[record.partition] = offset + 1;
-    if (store.add(record.key, record.eventTime, record.value, offset, 0) === 'late') late.push(index);
-    if ((index + 1) % batch === 0) collectAll(final);
-  });
+    if (store.add(record.key, record.eventTime, record.value, 0) === 'late') late.push(index);
+    if ((index + 1) % batch === 0) {
+      collectAll(final);
+      drainAll();
+      batchEnd = index;
+    }
+  }
   collectAll(final);
-  // Flush what is still open: idle advancement far into the future closes every window.
+  // Flush what is still open: idle advancement far into the future closes every window (a rebuilt
+  // store without records since starts its idle clock at the first call).
   const flushed: RefResult[] = [];
+  for (const store of stores) store.advanceIdle(Number.MAX_SAFE_INTEGER / 4);
   for (const store of stores) store.advanceIdle(Number.MAX_SAFE_INTEGER / 2);
   collectAll(flushed);
-  for (const store of stores) {
-    expect(store.openWindows).toBe(0);
-    expect(store.minOpenOffset()).toBeUndefined();
-  }
-  return { final, flushed, late };
+  for (const store of stores) expect(store.openWindows).toBe(0);
+  return { final, flushed, late, restarts: restarted };
 }
 
 function sorted(results: RefResult[]): RefResult[] {
@@ -134,6 +181,17 @@ describe('WindowStore against the reference implementation', () => {
     expect(reference.closed.length).toBeGreaterThan(500);
     expect(reference.open.length).toBeGreaterThan(0);
 
+    expect(run.late).toEqual(reference.late);
+    expect(run.final).toHaveLength(reference.closed.length);
+    expect(sorted(run.final)).toEqual(sorted(reference.closed));
+    expect(sorted(run.flushed)).toEqual(sorted(reference.open));
+  });
+
+  test.each(cases)('$name, restarted from the changelog about every 700 records', ({ options, seed }) => {
+    const records = randomRecords(seed, 20_000, options.sizeMs, Math.max(options.latenessMs, 1_000));
+    const reference = referenceWindows(records, options);
+    const run = runStores(records, options, 500, 1 / 700, seed + 1_000);
+    expect(run.restarts).toBeGreaterThan(10);
     expect(run.late).toEqual(reference.late);
     expect(run.final).toHaveLength(reference.closed.length);
     expect(sorted(run.final)).toEqual(sorted(reference.closed));

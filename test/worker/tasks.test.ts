@@ -1,20 +1,33 @@
 /**
  * The tasks of every role, in process (no threads, no Kafka): packed records in, outputs, repartition
- * writes, dead letters, watermark reports and commits out. Covers the stateless operators and
- * formats, every dead-letter reason, windowed emission, the commit rule, restart exactness (replay
- * from commit metadata), and both stages of a re-keyed job (de-duplication, watermarks).
+ * writes, dead letters, watermark reports, changelog records and commits out. Covers the stateless
+ * operators and formats, every dead-letter reason, windowed emission, the commit (the end of what was
+ * processed), the changelog and the restore from it (restart exactness: a restored task goes on as
+ * the uninterrupted one; records below the restored position are skipped), the upgrade from state
+ * kept in commit metadata (replay), and both stages of a re-keyed job (de-duplication, watermarks).
  */
 import { describe, expect, test } from '@jest/globals';
+import { StateError } from '../../src/errors.ts';
 import { count, custom, defineJob, sliding, sum, tumbling, type JobSpec } from '../../src/index.ts';
 import { compileJob, type JobPlan } from '../../src/job/plan.ts';
 import { NO_PROGRESS } from '../../src/pool/progress.ts';
 import { type DeadLetter, type PartitionResult, type PartitionStart } from '../../src/pool/protocol.ts';
+import {
+  decodeAccumulator,
+  decodeProgress,
+  encodeAccumulator,
+  encodeProgress,
+  type Progress,
+  PROGRESS_KEY,
+  readChangelogKey,
+  windowKey,
+} from '../../src/wire/changelog.ts';
 import { BLOCK_HEADER, IDLE_HEADER, POSITION_HEADER, SOURCE_HEADER, WATERMARK_HEADER } from '../../src/wire/headers.ts';
 import { readRecords, RecordWriter } from '../../src/wire/record-codec.ts';
 import { createTask } from '../../src/worker/create-task.ts';
-import { type Task } from '../../src/worker/task.ts';
+import { type StoredRecord, type Task } from '../../src/worker/task.ts';
 import { BlockWriter, partitionFor, readBlock, type BlockEntry } from '../../src/wire/repartition-block.ts';
-import { decodeCheckpoint } from '../../src/wire/checkpoint.ts';
+import { type Checkpoint, encodeCheckpoint } from '../../src/wire/checkpoint.ts';
 import { type WindowAssigner } from '../../src/windows/assigners.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -159,37 +172,111 @@ interface ProcessorOpts {
   partition?: number;
   start?: PartitionStart;
   maxRecordBytes?: number;
+  /** The job's input partitions (default: only this task's own, when it reads an input topic). */
   sources?: string[];
   repartitionPartitions?: number;
+  /** The changelog records to restore from (default none), and in how many calls (as read in chunks). */
+  changelog?: readonly StoredRecord[];
+  chunks?: number;
 }
 
-/** A task with the process() defaults the old processor had (caught up). */
+/** A restored task with the process() defaults the old processor had (caught up). */
 interface TestTask {
   task: Task;
   openWindows: number;
+  /** What restored() answered: the next input offset the task processes. */
+  restoredAt: number | null;
   process(records: ArrayBuffer, batchTime: number, wallNow: number, caughtUp?: boolean): PartitionResult;
 }
 
-function processor(plan: JobPlan, opts: ProcessorOpts = {}): TestTask {
-  const task = createTask(
+function taskFor(plan: JobPlan, opts: ProcessorOpts = {}): Task {
+  const topic = opts.topic ?? 'in';
+  const partition = opts.partition ?? 0;
+  return createTask(
     {
       plan,
       maxRecordBytes: opts.maxRecordBytes ?? 1_000_000,
-      sources: opts.sources ?? [],
+      sources: opts.sources ?? [`${topic}:${partition}`],
       repartitionPartitions: opts.repartitionPartitions ?? 1,
       progress: NO_PROGRESS,
     },
-    opts.topic ?? 'in',
-    opts.partition ?? 0,
+    topic,
+    partition,
     opts.start ?? NO_START,
   );
+}
+
+/** A task built and restored as a worker does it: restore() with the changelog, then restored(). */
+function processor(plan: JobPlan, opts: ProcessorOpts = {}): TestTask {
+  const task = taskFor(plan, opts);
+  const changelog = opts.changelog ?? [];
+  const chunk = Math.max(1, Math.ceil(changelog.length / (opts.chunks ?? 1)));
+  for (let i = 0; i < changelog.length; i += chunk) task.restore(changelog.slice(i, i + chunk));
+  const restoredAt = task.restored();
   return {
     task,
     get openWindows() {
       return task.openWindows;
     },
+    restoredAt,
     process: (records, batchTime, wallNow, caughtUp = true) => task.process(records, batchTime, wallNow, caughtUp),
   };
+}
+
+/** A batch's changelog records, as a restore reads them back (copies: the batch buffer may be reused). */
+function changelogOf(result: PartitionResult): StoredRecord[] {
+  return [...readRecords(result.changelog)].map((r) => ({
+    key: r.key && Uint8Array.from(r.key),
+    value: r.value && Uint8Array.from(r.value),
+  }));
+}
+
+/** The changelog of several batches, in order. */
+const changelogOfAll = (results: readonly PartitionResult[]): StoredRecord[] => results.flatMap(changelogOf);
+
+type EntryView = [start: number, key: string | null, acc: unknown];
+/** Changelog records made readable: window entries (accumulator, or null for a tombstone), then progress. */
+function changelogView(records: readonly StoredRecord[]): Array<EntryView | Progress | 'unknown'> {
+  return records.map((r) => {
+    const key = readChangelogKey(r.key);
+    if (key === undefined) return 'unknown';
+    if (key.kind === 'progress') return r.value ? (decodeProgress(r.value) ?? 'unknown') : 'unknown';
+    return [key.start, key.key, r.value === null ? null : decodeAccumulator(r.value)];
+  });
+}
+
+/** The last progress record of a changelog. */
+function lastProgress(records: readonly StoredRecord[]): Progress | undefined {
+  const all = changelogView(records).filter((v): v is Progress => typeof v === 'object' && !Array.isArray(v));
+  return all.at(-1);
+}
+
+/** What compaction leaves of a changelog: the last record per key, tombstones removed. */
+function compacted(records: readonly StoredRecord[]): StoredRecord[] {
+  const hex = (r: StoredRecord): string => Buffer.from(r.key ?? []).toString('hex');
+  const last = new Map<string, number>();
+  records.forEach((r, i) => last.set(hex(r), i));
+  return records.filter((r, i) => last.get(hex(r)) === i && r.value !== null);
+}
+
+/** A changelog record in order-insensitive form, for comparing changelogs compaction reordered. */
+const recordText = (r: StoredRecord): string =>
+  `${Buffer.from(r.key ?? []).toString('hex')}=${r.value === null ? 'null' : Buffer.from(r.value).toString('hex')}`;
+
+function progressRecord(progress: Partial<Progress> & { task: string; end: number }): StoredRecord {
+  return {
+    key: PROGRESS_KEY,
+    value: encodeProgress({ streamTime: null, dedupe: new Map(), sources: new Map(), ...progress }),
+  };
+}
+
+const entryRecord = (start: number, key: string | null, acc: unknown): StoredRecord => ({
+  key: windowKey(start, key),
+  value: acc === null ? null : encodeAccumulator(acc),
+});
+
+function checkpoint(extra: Partial<Checkpoint> & { end: number }): Checkpoint {
+  return { streamTime: null, dedupe: new Map(), sources: new Map(), ...extra };
 }
 
 function seeded(seed: number): () => number {
@@ -238,9 +325,15 @@ describe('stateless jobs', () => {
       dead: 0,
       duplicates: 0,
       replayed: 0,
+      skipped: 0,
+      changelog: 0,
       openWindows: 0,
       streamTime: null,
     });
+    // No state: no changelog.
+    expect(result.changelog.byteLength).toBe(0);
+    expect(result.changelogPartition).toBeNull();
+    expect(result.committed).toBe(false);
     expect(p.openWindows).toBe(0);
   });
 
@@ -421,6 +514,32 @@ describe('stateless jobs', () => {
     expect(p.process(pack([{ offset: 0, value: {} }]), WALL, WALL).commit).toEqual({ offset: 1, metadata: null });
     expect(p.process(pack([]), WALL, WALL).commit).toBeNull();
     expect(p.process(pack([{ offset: 1, value: {} }]), WALL, WALL).commit).toEqual({ offset: 2, metadata: null });
+  });
+
+  test('no state to restore: no changelog partition, restored() is the committed offset (null without one)', () => {
+    const plan = jobPlan<View>((s) => s);
+    const fresh = processor(plan);
+    expect(fresh.task.changelogPartition).toBeNull();
+    expect(fresh.restoredAt).toBeNull();
+    // Whatever is handed to restore() is ignored: a stateless task has no changelog.
+    const p = processor(plan, {
+      start: { committedOffset: 12, metadata: null },
+      changelog: [progressRecord({ task: 'in:0', end: 99 })],
+    });
+    expect(p.restoredAt).toBe(12);
+  });
+
+  test('records below the committed offset are skipped (read before the previous owner’s last commit settled)', () => {
+    const p = processor(
+      jobPlan<View>((s) => s.map((v) => v.n)),
+      { start: { committedOffset: 5, metadata: null } },
+    );
+    const result = p.process(pack([3, 4, 5, 6].map((n) => ({ offset: n, value: { n } }))), WALL, WALL);
+    expect(outputsOf(result).map((o) => o.value)).toEqual(['5', '6']);
+    expect(result.stats).toMatchObject({ recordsIn: 2, skipped: 2, recordsOut: 2 });
+    expect(result.commit).toEqual({ offset: 7, metadata: null });
+    const again = p.process(pack([{ offset: 6, value: { n: 6 } }]), WALL, WALL);
+    expect(again.stats).toMatchObject({ recordsIn: 1, skipped: 0 }); // only below the committed offset
   });
 });
 
@@ -791,7 +910,7 @@ describe('dead letters: exact headers, and the batch goes on', () => {
 });
 
 // ---------------------------------------------------------------------------------------------
-// Windows and the commit rule
+// Windows, the commit and the changelog
 // ---------------------------------------------------------------------------------------------
 
 describe('windowed jobs (one stage)', () => {
@@ -806,8 +925,10 @@ describe('windowed jobs (one stage)', () => {
     value: { ts, n },
   });
 
-  test('final emission equals a hand computation; commit never passes the earliest open record', () => {
+  test('final emission equals a hand computation; the commit is the end; the changelog holds what is open', () => {
     const p = processor(plan);
+    expect(p.task.changelogPartition).toBe(0);
+    expect(p.restoredAt).toBeNull();
     const b1 = p.process(
       pack([
         rec(0, 'a', 1_000, 1),
@@ -830,17 +951,23 @@ describe('windowed jobs (one stage)', () => {
       recordsOut: 2,
       late: 0,
       dead: 0,
+      skipped: 0,
+      changelog: 5,
       openWindows: 2,
       streamTime: 12_500,
     });
-    // Open: a@[10 000, 20 000) from offset 3, b@[10 000, 20 000) from offsets 4 and 6.
-    expect(b1.commit?.offset).toBe(3);
-    expect(decodeCheckpoint(b1.commit?.metadata)).toEqual({
-      end: 7,
-      streamTime: 12_500,
-      dedupe: new Map(),
-      sources: new Map(),
-    });
+    // Open windows no longer hold the commit back: their state is in the changelog.
+    expect(b1.commit).toEqual({ offset: 7, metadata: null });
+    expect(b1.committed).toBe(false);
+    expect(b1.changelogPartition).toBe(0);
+    // The windows opened in the batch, tombstones for those it closed (never a put for them), the progress.
+    expect(changelogView(changelogOf(b1))).toEqual([
+      [10_000, 'a', 4],
+      [10_000, 'b', 60],
+      [0, 'a', null],
+      [0, 'b', null],
+      { task: 'in:0', end: 7, streamTime: 12_500, dedupe: new Map(), sources: new Map() },
+    ]);
     expect(p.openWindows).toBe(2);
 
     const b2 = p.process(pack([rec(7, 'a', 1_500, 100), rec(8, 'a', 25_000, 3)]), WALL, WALL);
@@ -850,16 +977,37 @@ describe('windowed jobs (one stage)', () => {
       { key: 'a', windowStart: 10_000, windowEnd: 20_000, value: 4 },
       { key: 'b', windowStart: 10_000, windowEnd: 20_000, value: 60 },
     ]);
-    expect(b2.commit?.offset).toBe(8);
+    expect(b2.commit?.offset).toBe(9);
+    expect(changelogView(changelogOf(b2))).toEqual([
+      [20_000, 'a', 3],
+      [10_000, 'a', null],
+      [10_000, 'b', null],
+      { task: 'in:0', end: 9, streamTime: 25_000, dedupe: new Map(), sources: new Map() },
+    ]);
 
     const b3 = p.process(pack([rec(9, null, 40_000, 5)]), WALL, WALL);
     expect(windowsOf(b3)).toEqual([{ key: 'a', windowStart: 20_000, windowEnd: 30_000, value: 3 }]);
-    expect(b3.commit?.offset).toBe(9);
-    // A null key is a key of its own, emitted as null.
+    expect(b3.commit?.offset).toBe(10);
+    // A null key is a key of its own, emitted as null and logged as null (not "null").
+    expect(changelogView(changelogOf(b3))[0]).toEqual([40_000, null, 5]);
     const b4 = p.process(pack([rec(10, 'z', 100_000, 1)]), WALL, WALL);
     expect(outputsOf(b4)).toEqual([
       { key: null, value: '{"key":null,"windowStart":40000,"windowEnd":50000,"value":5}', timestamp: -1 },
     ]);
+  });
+
+  test('the changelog partition is the input partition’s position among the job’s input partitions', () => {
+    const sources = ['clicks:0', 'clicks:1', 'in:0', 'in:1', 'in:2'];
+    for (const [partition, at] of [
+      [0, 2],
+      [2, 4],
+    ] as const) {
+      const p = processor(plan, { partition, sources });
+      expect(p.task.changelogPartition).toBe(at);
+      expect(p.process(pack([rec(0, 'a', 1_000, 1)]), WALL, WALL).changelogPartition).toBe(at);
+    }
+    // A partition that is not among the job's inputs has no changelog partition: it cannot keep state.
+    expect(() => taskFor(plan, { partition: 7, sources })).toThrow('in:7 has no changelog partition');
   });
 
   test('sliding windows: each record counts in every window containing it', () => {
@@ -879,13 +1027,14 @@ describe('windowed jobs (one stage)', () => {
     ]);
   });
 
-  test('the commit equals the end when no window is open (closed by idleness), then null when unchanged', () => {
+  test('the commit is the end, then null while nothing new is processed; idle closing is logged once', () => {
     const idlePlan = jobPlan<View>((s) => s.window(tumbling('10s'), { idleTimeout: '1s' }).aggregate(count()), {
       eventTime: (v) => v.ts,
     });
     const p = processor(idlePlan, { start: { committedOffset: 40, metadata: null } });
+    expect(p.restoredAt).toBe(40);
     const b1 = p.process(pack([rec(40, 'a', 1_000, 0), rec(41, 'a', 5_000, 0), rec(42, 'b', 3_000, 0)]), WALL, WALL);
-    expect(b1.commit?.offset).toBe(40);
+    expect(b1.commit).toEqual({ offset: 43, metadata: null });
     expect(b1.outputCount).toBe(0);
     const b2 = p.process(pack([]), WALL + 60_000, WALL + 60_000);
     expect(windowsOf(b2)).toEqual([
@@ -893,19 +1042,32 @@ describe('windowed jobs (one stage)', () => {
       { key: 'b', windowStart: 0, windowEnd: 10_000, value: 1 },
     ]);
     expect(b2.stats.openWindows).toBe(0);
-    expect(b2.commit?.offset).toBe(43);
-    expect(decodeCheckpoint(b2.commit?.metadata)?.end).toBe(43);
-    expect(p.process(pack([]), WALL + 60_000, WALL + 60_000).commit).toBeNull();
+    expect(b2.commit).toBeNull(); // nothing read since
+    // The windows closed by idleness are tombstoned, and the progress carries the advanced stream time.
+    expect(changelogView(changelogOf(b2))).toEqual([
+      [0, 'a', null],
+      [0, 'b', null],
+      { task: 'in:0', end: 43, streamTime: 65_000, dedupe: new Map(), sources: new Map() },
+    ]);
+    const b3 = p.process(pack([]), WALL + 60_000, WALL + 60_000);
+    expect(b3.commit).toBeNull();
+    // Nothing changed, not even the progress: no changelog record at all.
+    expect(b3.stats.changelog).toBe(0);
+    expect(b3.changelog.byteLength).toBe(0);
   });
 
-  test('late and dead-lettered records do not hold the commit back', () => {
+  test('the commit is the end of the batch, whatever windows are open and whatever was late or dead-lettered', () => {
     const p = processor(plan);
-    p.process(pack([rec(0, 'a', 50_000, 1)]), WALL, WALL);
+    expect(p.process(pack([rec(0, 'a', 50_000, 1)]), WALL, WALL).commit?.offset).toBe(1);
     const result = p.process(pack([rec(1, 'a', 1_000, 1), { offset: 2, value: 'bad' }]), WALL, WALL);
     expect(result.dead).toHaveLength(2);
-    expect(result.commit?.offset).toBe(0); // the open window of offset 0, not the late record
+    expect(result.commit?.offset).toBe(3);
+    // Nothing but the progress moved: the late and the malformed records change no window.
+    expect(changelogView(changelogOf(result))).toEqual([
+      { task: 'in:0', end: 3, streamTime: 50_000, dedupe: new Map(), sources: new Map() },
+    ]);
     const closes = p.process(pack([rec(3, 'b', 70_000, 1)]), WALL, WALL);
-    expect(closes.commit?.offset).toBe(3);
+    expect(closes.commit?.offset).toBe(4);
   });
 
   test('update mode: the windows changed in a batch are emitted after it, the final value once', () => {
@@ -922,13 +1084,57 @@ describe('windowed jobs (one stage)', () => {
       { key: 'b', windowStart: 0, windowEnd: 10_000, value: 5 },
     ]);
   });
+
+  test('an accumulator the changelog cannot store: its window is dead-lettered and tombstoned, the rest goes on', () => {
+    const fnPlan = jobPlan<View>(
+      (s) =>
+        s.window(tumbling('10s'), { idleTimeout: 0 }).aggregate(
+          custom<View, { n: number; f?: () => number }, number>({
+            init: () => ({ n: 0 }),
+            // A function in the accumulator: fine in memory, not storable.
+            add: (acc, v) => (v.k === 'fn' ? { n: acc.n + v.n, f: () => 1 } : { n: acc.n + v.n }),
+            merge: (a, b) => ({ n: a.n + b.n }),
+            result: (acc) => acc.n,
+          }),
+        ),
+      { eventTime: (v) => v.ts },
+    );
+    const p = processor(fnPlan);
+    const b1 = p.process(
+      pack([
+        { offset: 0, key: 'bad', value: { k: 'fn', n: 1, ts: 1_000 } },
+        { offset: 1, key: 'good', value: { k: 'x', n: 2, ts: 1_000 } },
+      ]),
+      WALL,
+      WALL,
+    );
+    expect(b1.dead.map(headersOf)).toEqual([
+      [
+        ['sluice-error-code', 'SLUICE_STATE_FAILED'],
+        ['sluice-error-message', expect.stringContaining('the accumulator cannot be stored')],
+        ['sluice-job', 'job'],
+        ['sluice-window-start', '0'],
+        ['sluice-window-end', '10000'],
+      ],
+    ]);
+    expect(text(b1.dead[0]!.key)).toBe('bad');
+    expect(changelogView(changelogOf(b1))).toEqual([
+      [0, 'bad', null],
+      [0, 'good', { n: 2 }],
+      { task: 'in:0', end: 2, streamTime: 1_000, dedupe: new Map(), sources: new Map() },
+    ]);
+    expect(p.openWindows).toBe(1); // dropped, so that a restart cannot differ from this run
+    const b2 = p.process(pack([{ offset: 2, key: 'z', value: { k: 'x', n: 0, ts: 50_000 } }]), WALL, WALL);
+    expect(windowsOf(b2)).toEqual([{ key: 'good', windowStart: 0, windowEnd: 10_000, value: 2 }]);
+    expect(b2.dead).toEqual([]);
+  });
 });
 
 // ---------------------------------------------------------------------------------------------
 // Restart exactness
 // ---------------------------------------------------------------------------------------------
 
-describe('restart from the committed offset and its metadata', () => {
+describe('restart: state restored from the changelog', () => {
   interface Ev {
     ts: number;
     n: number;
@@ -940,7 +1146,7 @@ describe('restart from the committed offset and its metadata', () => {
     const random = seeded(seed);
     const records: In[] = [];
     for (let i = 0; i < N; i++) {
-      const key = ['a', 'b', 'c'][Math.floor(random() * 3)]!;
+      const key = ['a', 'b', 'c', null][Math.floor(random() * 4)]!;
       let ts = 100_000 + i * 400 + Math.floor(random() * 4_000) - 3_000;
       if (random() < 0.05) ts -= 30_000;
       const value = random() < 0.04 ? 'not json' : { ts, n: 1 + Math.floor(random() * 9) };
@@ -966,19 +1172,30 @@ describe('restart from the committed offset and its metadata', () => {
       eventTime: (v) => v.ts,
     });
 
-  interface Run {
-    results: PartitionResult[];
-  }
-  function run(p: TestTask, batches: In[][]): Run {
-    return { results: batches.map((b) => p.process(pack(b), WALL, WALL)) };
-  }
-  const windowKey = (w: WindowOut): string => `${w.key}@${w.windowStart}`;
+  const run = (p: TestTask, batches: In[][]): PartitionResult[] => batches.map((b) => p.process(pack(b), WALL, WALL));
+  const windowId = (w: WindowOut): string => `${w.key}@${w.windowStart}`;
   const deadOffsets = (results: PartitionResult[]): number[] =>
     results.flatMap((r) =>
       r.dead.map((d) => Number(d.headers.find(([n]) => n === 'sluice-source-offset')![1] as string)),
     );
-  const lastCommit = (results: PartitionResult[]): { offset: number; metadata: string | null } | undefined =>
-    results.reduce<PartitionResult['commit'] | undefined>((last, r) => r.commit ?? last, undefined) ?? undefined;
+
+  /** The restarted run's batches are the uninterrupted run's: outputs, dead letters, commits, changelog. */
+  function expectSameBatches(
+    again: PartitionResult[],
+    reference: PartitionResult[],
+    changelog: 'exact' | 'unordered' = 'exact',
+  ): void {
+    expect(again).toHaveLength(reference.length);
+    again.forEach((r, i) => {
+      const ref = reference[i]!;
+      expect(outputsOf(r)).toEqual(outputsOf(ref));
+      expect(r.dead.map(headersOf)).toEqual(ref.dead.map(headersOf));
+      expect(r.commit).toEqual(ref.commit);
+      expect(r.stats).toEqual(ref.stats);
+      if (changelog === 'exact') expect(changelogOf(r)).toEqual(changelogOf(ref));
+      else expect(changelogOf(r).map(recordText).sort()).toEqual(changelogOf(ref).map(recordText).sort());
+    });
+  }
 
   const scenarios: Array<[string, WindowAssigner, number]> = [
     ['tumbling 10s, lateness 2s', tumbling('10s'), 2_000],
@@ -991,122 +1208,338 @@ describe('restart from the committed offset and its metadata', () => {
       const batches = split(records, 5);
       const finalPlan = planFor(assigner, lateness, 'final');
       const reference = run(processor(finalPlan), batches);
-      const referenceWindows = new Map(reference.results.flatMap(windowsOf).map((w) => [windowKey(w), w.value]));
+      const referenceWindows = new Map(reference.flatMap(windowsOf).map((w) => [windowId(w), w.value]));
       const endOf = (k: number): number => batches[k - 1]!.at(-1)!.offset + 1;
+      /** Restart points: after the first batch, several in between, before the last. */
+      const points = [1, 2, 5, 9, 14, Math.floor(batches.length / 2), batches.length - 2, batches.length - 1];
 
-      test('the uninterrupted run is non-trivial: windows, late records and malformed records', () => {
+      test('the uninterrupted run is non-trivial: windows, late and malformed records, entries and tombstones', () => {
         expect(referenceWindows.size).toBeGreaterThan(20);
-        const letters = reference.results.flatMap((r) => r.dead.map(headersOf));
-        const codes = new Set(letters.map((h) => h[0]![1]));
+        const codes = new Set(reference.flatMap((r) => r.dead.map((d) => headersOf(d)[0]![1])));
         expect(codes).toEqual(new Set(['SLUICE_LATE_RECORD', 'SLUICE_DESERIALIZE_FAILED']));
-        expect(
-          reference.results.some((r) => r.commit !== null && r.commit.offset < endOf(reference.results.indexOf(r) + 1)),
-        ).toBe(true);
+        const views = changelogView(changelogOfAll(reference));
+        expect(views.filter((v) => Array.isArray(v) && v[2] === null).length).toBeGreaterThan(20);
+        expect(views.filter((v) => Array.isArray(v) && v[2] !== null).length).toBeGreaterThan(20);
+        expect(views).not.toContain('unknown');
+        // Every batch commits its end, and its progress says so.
+        reference.forEach((r, i) => {
+          expect(r.commit).toEqual({ offset: endOf(i + 1), metadata: null });
+          expect(lastProgress(changelogOf(r))?.end).toBe(endOf(i + 1));
+        });
       });
 
-      test('crash right after a commit: replay rebuilds state silently, later batches are identical', () => {
-        for (let k = 1; k < batches.length; k++) {
-          const commit = lastCommit(reference.results.slice(0, k))!;
-          const checkpoint = decodeCheckpoint(commit.metadata)!;
-          expect(checkpoint.end).toBe(endOf(k));
-          expect(commit.offset).toBeLessThanOrEqual(checkpoint.end);
-          const p = processor(finalPlan, { start: { committedOffset: commit.offset, metadata: commit.metadata } });
-          const replayRecords = records.slice(commit.offset, endOf(k));
-          const replay = p.process(pack(replayRecords), WALL, WALL);
-          expect(replay.outputCount).toBe(0);
-          expect(replay.dead).toEqual([]);
-          expect(replay.stats.late).toBe(0);
-          expect(replay.stats.replayed).toBe(replayRecords.length);
-          expect(replay.commit).toEqual(commit);
-          const rest = run(p, batches.slice(k));
-          rest.results.forEach((r, i) => {
-            const ref = reference.results[k + i]!;
-            expect(outputsOf(r)).toEqual(outputsOf(ref));
-            expect(r.dead.map(headersOf)).toEqual(ref.dead.map(headersOf));
-            expect(r.commit).toEqual(ref.commit);
-            expect(r.stats.replayed).toBe(0);
+      test('restored after a batch (its changelog and commit written): the rest is identical, changelog included', () => {
+        for (const k of points) {
+          const changelog = changelogOfAll(reference.slice(0, k));
+          const p = processor(finalPlan, { start: { committedOffset: endOf(k), metadata: null }, changelog });
+          expect(p.restoredAt).toBe(endOf(k));
+          expect(p.openWindows).toBe(reference[k - 1]!.stats.openWindows);
+          expectSameBatches(run(p, batches.slice(k)), reference.slice(k));
+        }
+      });
+
+      test('restored from the compacted changelog, read in chunks: the same', () => {
+        for (const k of points) {
+          const changelog = compacted(changelogOfAll(reference.slice(0, k)));
+          const p = processor(finalPlan, {
+            start: { committedOffset: endOf(k), metadata: null },
+            changelog,
+            chunks: 3,
           });
+          expect(p.restoredAt).toBe(endOf(k));
+          // Compaction reorders the entries: the closing batches' tombstones may come in another order.
+          expectSameBatches(run(p, batches.slice(k)), reference.slice(k), 'unordered');
         }
       });
 
-      test('crash before the last commits were made: every window once with the same value, nothing lost', () => {
-        for (let k = 2; k < batches.length; k += 1) {
-          const acked = Math.max(1, k - 3); // batches acked+1..k were published, their commits lost
-          const first = run(processor(finalPlan), batches.slice(0, k));
-          const commit = lastCommit(first.results.slice(0, acked));
-          if (!commit) continue;
-          const e = decodeCheckpoint(commit.metadata)!.end;
-          const p = processor(finalPlan, { start: { committedOffset: commit.offset, metadata: commit.metadata } });
-          const second = run(p, [records.slice(commit.offset, endOf(k)), ...batches.slice(k)]);
+      test('at-least-once, the last commits lost: the records the state holds are skipped, nothing twice, nothing lost', () => {
+        for (const k of points) {
+          const acked = Math.max(0, k - 3); // batches acked+1..k were published with their changelog, not committed
+          const committed = acked === 0 ? null : endOf(acked);
+          const changelog = changelogOfAll(reference.slice(0, k));
+          const p = processor(finalPlan, { start: { committedOffset: committed, metadata: null }, changelog });
+          expect(p.restoredAt).toBe(endOf(k));
+          const from = committed ?? 0;
+          const [again, ...rest] = run(p, [records.slice(from, endOf(k)), ...batches.slice(k)]);
+          expect(again!.stats).toMatchObject({ recordsIn: 0, skipped: endOf(k) - from, replayed: 0, late: 0 });
+          expect(again!.outputCount).toBe(0);
+          expect(again!.dead).toEqual([]);
+          expect(again!.commit).toEqual({ offset: endOf(k), metadata: null });
+          expectSameBatches(rest, reference.slice(k));
 
-          const values = new Map<string, Set<unknown>>();
-          for (const w of [...first.results, ...second.results].flatMap(windowsOf)) {
-            const set = values.get(windowKey(w)) ?? new Set();
-            set.add(w.value);
-            values.set(windowKey(w), set);
-          }
-          expect([...values.keys()].sort()).toEqual([...referenceWindows.keys()].sort());
-          for (const [key, set] of values) expect([...set]).toEqual([referenceWindows.get(key)]);
-
-          // Replayed records (below the checkpoint's end) are never dead-lettered again.
-          const secondDead = deadOffsets(second.results);
-          expect(secondDead.every((o) => o >= e)).toBe(true);
-          expect(new Set([...deadOffsets(first.results), ...secondDead])).toEqual(
-            new Set(deadOffsets(reference.results)),
-          );
+          // Over both runs: every window once with its value, every dead letter once.
+          const first = reference.slice(0, k);
+          const windows = [...first, ...rest].flatMap(windowsOf);
+          expect(windows.map(windowId).sort()).toEqual([...referenceWindows.keys()].sort());
+          for (const w of windows) expect(w.value).toEqual(referenceWindows.get(windowId(w)));
+          expect(deadOffsets([...first, again!, ...rest])).toEqual(deadOffsets(reference));
         }
       });
 
-      test('update mode: replayed records are not emitted as updates again', () => {
+      test('update mode: restored after a batch, updates go on exactly as without the restart', () => {
         const updatePlan = planFor(assigner, lateness, 'update');
         const ref = run(processor(updatePlan), batches);
-        for (const k of [1, 3, Math.floor(batches.length / 2), batches.length - 2]) {
-          const commit = lastCommit(ref.results.slice(0, k))!;
-          const p = processor(updatePlan, { start: { committedOffset: commit.offset, metadata: commit.metadata } });
-          const replay = p.process(pack(records.slice(commit.offset, endOf(k))), WALL, WALL);
-          expect(replay.outputCount).toBe(0);
-          expect(replay.dead).toEqual([]);
-          const rest = run(p, batches.slice(k));
-          rest.results.forEach((r, i) => expect(outputsOf(r)).toEqual(outputsOf(ref.results[k + i]!)));
+        expect(ref.reduce((n, r) => n + r.outputCount, 0)).toBeGreaterThan(
+          reference.reduce((n, r) => n + r.outputCount, 0),
+        );
+        for (const k of points) {
+          const changelog = changelogOfAll(ref.slice(0, k));
+          const p = processor(updatePlan, { start: { committedOffset: endOf(k), metadata: null }, changelog });
+          expectSameBatches(run(p, batches.slice(k)), ref.slice(k));
         }
+      });
+
+      test('restarted again and again: after every few batches a new task restored from all that was written', () => {
+        let p = processor(finalPlan);
+        const results: PartitionResult[] = [];
+        batches.forEach((b, k) => {
+          if (k > 0 && k % 3 === 0) {
+            p = processor(finalPlan, {
+              start: { committedOffset: endOf(k), metadata: null },
+              changelog: compacted(changelogOfAll(results)),
+            });
+          }
+          results.push(p.process(pack(b), WALL, WALL));
+        });
+        expect(results.flatMap(windowsOf)).toEqual(reference.flatMap(windowsOf));
+        expect(results.flatMap((r) => r.dead.map(headersOf))).toEqual(reference.flatMap((r) => r.dead.map(headersOf)));
       });
     });
   }
 
-  test('a restart with foreign commit metadata starts fresh at the committed offset (nothing replayed)', () => {
-    const plan = planFor(tumbling('10s'), 0, 'final');
-    const p = processor(plan, { start: { committedOffset: 5, metadata: 'written-by-another-tool' } });
-    const result = p.process(pack([{ offset: 5, key: 'a', value: { ts: 1_000, n: 1 } }]), WALL, WALL);
-    expect(result.stats.replayed).toBe(0);
-    expect(result.commit?.offset).toBe(5);
-    expect(decodeCheckpoint(result.commit?.metadata)?.end).toBe(6);
+  const plan = planFor(tumbling('10s'), 0, 'final');
+
+  test('records below the restored position are skipped and counted, neither aggregated nor dead-lettered again', () => {
+    const changelog = [entryRecord(0, 'a', 5), progressRecord({ task: 'in:0', end: 10, streamTime: 4_000 })];
+    const p = processor(plan, { start: { committedOffset: 6, metadata: null }, changelog });
+    expect(p.restoredAt).toBe(10);
+    expect(p.openWindows).toBe(1);
+    const result = p.process(
+      pack([
+        { offset: 8, key: 'a', value: { ts: 1_000, n: 100 } },
+        { offset: 9, key: 'a', value: 'not json' }, // dead-lettered before the restart
+        { offset: 10, key: 'a', value: { ts: 2_000, n: 1 } },
+        { offset: 11, key: 'b', value: { ts: 30_000, n: 1 } },
+      ]),
+      WALL,
+      WALL,
+    );
+    expect(result.stats).toMatchObject({ recordsIn: 2, skipped: 2, dead: 0, late: 0 });
+    expect(result.dead).toEqual([]);
+    expect(windowsOf(result)).toEqual([{ key: 'a', windowStart: 0, windowEnd: 10_000, value: 6 }]);
+    expect(result.commit).toEqual({ offset: 12, metadata: null });
   });
 
-  test('a restart whose first batch stops short of the checkpoint end keeps that end in the next commit', () => {
-    const plan = planFor(tumbling('10s'), 0, 'final');
-    const first = processor(plan);
-    const c1 = first.process(
-      pack([0, 1, 2, 3].map((i) => ({ offset: i, key: 'a', value: { ts: 1_000 + i, n: 1 } }))),
-      WALL,
-      WALL,
-    ).commit!;
-    expect(c1.offset).toBe(0);
-    const p = processor(plan, { start: { committedOffset: c1.offset, metadata: c1.metadata } });
-    const partial = p.process(
-      pack([0, 1].map((i) => ({ offset: i, key: 'a', value: { ts: 1_000 + i, n: 1 } }))),
+  test('a restored position behind the committed offset: the records below the commit are skipped too', () => {
+    const changelog = [progressRecord({ task: 'in:0', end: 3, streamTime: 1_000 })];
+    const p = processor(plan, { start: { committedOffset: 5, metadata: null }, changelog });
+    expect(p.restoredAt).toBe(5);
+    const result = p.process(
+      pack([3, 4, 5].map((o) => ({ offset: o, key: 'a', value: { ts: 2_000, n: 1 } }))),
       WALL,
       WALL,
     );
-    expect(partial.commit?.offset).toBe(0);
-    expect(decodeCheckpoint(partial.commit?.metadata)?.end).toBe(4);
-    const restOfReplay = p.process(
-      pack([2, 3, 4].map((i) => ({ offset: i, key: 'a', value: { ts: 1_000 + i, n: 1 } }))),
-      WALL,
-      WALL,
-    );
-    expect(restOfReplay.stats.replayed).toBe(2);
-    const close = p.process(pack([{ offset: 5, key: 'b', value: { ts: 50_000, n: 1 } }]), WALL, WALL);
-    expect(windowsOf(close)).toEqual([{ key: 'a', windowStart: 0, windowEnd: 10_000, value: 5 }]);
+    expect(result.stats).toMatchObject({ recordsIn: 1, skipped: 2 });
+  });
+
+  test('the restored stream time decides lateness from the first record on', () => {
+    const changelog = [progressRecord({ task: 'in:0', end: 1, streamTime: 25_000 })];
+    const p = processor(plan, { start: { committedOffset: 1, metadata: null }, changelog });
+    const result = p.process(pack([{ offset: 1, key: 'a', timestamp: 2, value: { ts: 12_000, n: 1 } }]), WALL, WALL);
+    expect(result.stats.late).toBe(1);
+    expect(result.stats.streamTime).toBe(25_000);
+    expect(headersOf(result.dead[0]!)).toContainEqual([
+      'sluice-error-message',
+      'event time 12000 is behind stream time 25000 by more than the allowed lateness',
+    ]);
+  });
+
+  test('the last record of the changelog for an entry wins; a tombstone removes it; the last progress counts', () => {
+    const changelog = [
+      entryRecord(0, 'a', 1),
+      entryRecord(0, 'b', 7),
+      progressRecord({ task: 'in:0', end: 3, streamTime: 1_000 }),
+      entryRecord(0, 'a', 4),
+      entryRecord(0, 'b', null), // b's window was dropped
+      entryRecord(0, 'null', 2), // not the null key
+      progressRecord({ task: 'in:0', end: 8, streamTime: 2_000 }),
+    ];
+    const p = processor(plan, { start: { committedOffset: 3, metadata: null }, changelog });
+    expect(p.restoredAt).toBe(8);
+    expect(p.openWindows).toBe(2);
+    const result = p.process(pack([{ offset: 8, key: 'z', value: { ts: 50_000, n: 1 } }]), WALL, WALL);
+    expect(windowsOf(result)).toEqual([
+      { key: 'a', windowStart: 0, windowEnd: 10_000, value: 4 },
+      { key: 'null', windowStart: 0, windowEnd: 10_000, value: 2 },
+    ]);
+  });
+
+  test('changelog records this format never wrote are ignored', () => {
+    const changelog: StoredRecord[] = [
+      { key: null, value: bytes('x') },
+      { key: bytes('{"window":0}'), value: bytes('1') },
+      { key: Uint8Array.from([0x07, 1, 2]), value: null },
+      { key: PROGRESS_KEY, value: bytes('not json') }, // a progress this format cannot read: no progress
+      { key: PROGRESS_KEY, value: null },
+      entryRecord(0, 'a', 3),
+    ];
+    const p = processor(plan, { start: { committedOffset: 4, metadata: null }, changelog });
+    expect(p.restoredAt).toBe(4); // no progress read: the committed offset
+    expect(p.openWindows).toBe(1);
+  });
+
+  test('a progress record of another task: restore throws a StateError naming both (the inputs changed)', () => {
+    const task = taskFor(plan, { partition: 1, sources: ['in:0', 'in:1'] });
+    expect(task.changelogPartition).toBe(1);
+    let error: unknown;
+    try {
+      task.restore([entryRecord(0, 'a', 1), progressRecord({ task: 'in:0', end: 5 })]);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(StateError);
+    expect((error as StateError).code).toBe('SLUICE_STATE_FAILED');
+    expect((error as StateError).message).toContain('changelog partition 1 holds the state of in:0, not in:1');
+    // The same task's progress is fine.
+    const own = taskFor(plan, { partition: 1, sources: ['in:0', 'in:1'] });
+    own.restore([progressRecord({ task: 'in:1', end: 5 })]);
+    expect(own.restored()).toBe(5);
+  });
+
+  test('restore() in chunks is restore() at once', () => {
+    const results = run(processor(plan), split(generate(3), 9).slice(0, 6));
+    const changelog = changelogOfAll(results);
+    const end = results.at(-1)!.commit!.offset;
+    const whole = processor(plan, { start: { committedOffset: end, metadata: null }, changelog });
+    const chunked = processor(plan, { start: { committedOffset: end, metadata: null }, changelog, chunks: 7 });
+    const flush = pack([{ offset: end, key: 'z', value: { ts: 10_000_000, n: 0 } }]);
+    expect(whole.openWindows).toBeGreaterThan(0);
+    expect(chunked.openWindows).toBe(whole.openWindows);
+    expect(outputsOf(chunked.process(flush, WALL, WALL))).toEqual(outputsOf(whole.process(flush, WALL, WALL)));
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Upgrade: state kept in commit metadata by a version before the changelog
+// ---------------------------------------------------------------------------------------------
+
+describe('upgrade: a checkpoint in the commit metadata and an empty changelog (replay from the commit)', () => {
+  interface Ev {
+    ts: number;
+    n: number;
+  }
+  const plan = jobPlan<Ev>(
+    (s) => s.window(tumbling('10s'), { lateness: '1s', idleTimeout: 0 }).aggregate(sum((v) => v.n)),
+    { eventTime: (v) => v.ts },
+  );
+  /** 120 records over 60 s of event time, a few late and a few malformed, then a flush. */
+  const records: In[] = (() => {
+    const random = seeded(21);
+    const list: In[] = [];
+    for (let i = 0; i < 120; i++) {
+      let ts = 10_000 + i * 500 + Math.floor(random() * 1_500) - 1_000;
+      if (random() < 0.05) ts -= 20_000;
+      const value = random() < 0.05 ? 'not json' : { ts, n: 1 + Math.floor(random() * 5) };
+      list.push({ offset: i, key: ['a', 'b'][i % 2]!, timestamp: 1, value });
+    }
+    list.push({ offset: 120, key: 'z', timestamp: 1, value: { ts: 1_000_000, n: 0 } });
+    return list;
+  })();
+  const batches = Array.from({ length: Math.ceil(records.length / 10) }, (_, i) => records.slice(i * 10, i * 10 + 10));
+  const reference = ((p: TestTask) => batches.map((b) => p.process(pack(b), WALL, WALL)))(processor(plan));
+  /**
+   * What the version before the changelog committed after batch k: the earliest offset an open window
+   * still needed (its windows' last end + lateness beyond the stream time), with the checkpoint.
+   */
+  function legacyCommit(k: number): { offset: number; checkpoint: Checkpoint } {
+    const end = k * 10;
+    const streamTime = reference[k - 1]!.stats.streamTime;
+    const needed = records
+      .slice(0, end)
+      .filter((r) => typeof r.value === 'object' && streamTime !== null)
+      .filter((r) => Math.floor((r.value as Ev).ts / 10_000) * 10_000 + 10_000 + 1_000 > streamTime!)
+      .map((r) => r.offset);
+    return { offset: needed.length > 0 ? Math.min(...needed) : end, checkpoint: checkpoint({ end, streamTime }) };
+  }
+
+  test('records from the commit to the checkpoint’s end rebuild the windows silently; the rest is identical', () => {
+    let replayedSome = false;
+    for (let k = 1; k < batches.length; k++) {
+      const { offset, checkpoint: cp } = legacyCommit(k);
+      for (const committed of new Set([0, offset])) {
+        const p = processor(plan, { start: { committedOffset: committed, metadata: encodeCheckpoint(cp) } });
+        expect(p.restoredAt).toBe(committed);
+        const replay = p.process(pack(records.slice(committed, cp.end)), WALL, WALL);
+        replayedSome ||= replay.stats.replayed > 0 && committed > 0;
+        expect(replay.stats).toMatchObject({ replayed: cp.end - committed, recordsIn: cp.end - committed, late: 0 });
+        expect(replay.outputCount).toBe(0);
+        expect(replay.dead).toEqual([]);
+        expect(replay.commit).toEqual({ offset: cp.end, metadata: null });
+        expect(replay.stats.openWindows).toBe(reference[k - 1]!.stats.openWindows);
+        // From here on the state is in the changelog: the progress says the replay is over.
+        expect(lastProgress(changelogOf(replay))).toEqual({
+          task: 'in:0',
+          end: cp.end,
+          streamTime: cp.streamTime,
+          dedupe: new Map(),
+          sources: new Map(),
+        });
+        const rest = batches.slice(k).map((b) => p.process(pack(b), WALL, WALL));
+        rest.forEach((r, i) => {
+          expect(outputsOf(r)).toEqual(outputsOf(reference[k + i]!));
+          expect(r.dead.map(headersOf)).toEqual(reference[k + i]!.dead.map(headersOf));
+          expect(r.stats.replayed).toBe(0);
+        });
+      }
+    }
+    expect(replayedSome).toBe(true);
+  });
+
+  test('an upgrade interrupted during its replay goes on replaying after a restore from the changelog', () => {
+    const k = 8;
+    const { offset, checkpoint: cp } = legacyCommit(k);
+    expect(cp.end - offset).toBeGreaterThan(4);
+    const metadata = encodeCheckpoint(cp);
+    const p = processor(plan, { start: { committedOffset: offset, metadata } });
+    const half = offset + 3;
+    const first = p.process(pack(records.slice(offset, half)), WALL, WALL);
+    expect(first.stats.replayed).toBe(3);
+    expect(first.commit).toEqual({ offset: half, metadata: null });
+    expect(lastProgress(changelogOf(first))).toMatchObject({ end: half, replayUntil: cp.end });
+    // The crash: the commit (without metadata now) and the changelog are what is left.
+    const q = processor(plan, { start: { committedOffset: half, metadata: null }, changelog: changelogOf(first) });
+    expect(q.restoredAt).toBe(half);
+    const second = q.process(pack(records.slice(half, cp.end)), WALL, WALL);
+    expect(second.stats.replayed).toBe(cp.end - half);
+    expect(second.outputCount).toBe(0);
+    expect(second.dead).toEqual([]);
+    expect(lastProgress(changelogOf(second))).not.toHaveProperty('replayUntil');
+    const rest = batches.slice(k).map((b) => q.process(pack(b), WALL, WALL));
+    expect(rest.flatMap(outputsOf)).toEqual(reference.slice(k).flatMap(outputsOf));
+  });
+
+  test('a progress record in the changelog wins over a checkpoint left in the metadata', () => {
+    const metadata = encodeCheckpoint(checkpoint({ end: 50, streamTime: 1_000 }));
+    const changelog = [progressRecord({ task: 'in:0', end: 20, streamTime: 2_000 })];
+    const p = processor(plan, { start: { committedOffset: 20, metadata }, changelog });
+    expect(p.restoredAt).toBe(20);
+    const result = p.process(pack([{ offset: 20, key: 'a', value: { ts: 5_000, n: 1 } }]), WALL, WALL);
+    expect(result.stats).toMatchObject({ replayed: 0, recordsIn: 1, streamTime: 5_000 });
+  });
+
+  test('foreign commit metadata starts fresh at the committed offset (nothing replayed)', () => {
+    const p = processor(plan, { start: { committedOffset: 5, metadata: 'written-by-another-tool' } });
+    expect(p.restoredAt).toBe(5);
+    const result = p.process(pack([{ offset: 5, key: 'a', value: { ts: 1_000, n: 1 } }]), WALL, WALL);
+    expect(result.stats.replayed).toBe(0);
+    expect(result.commit).toEqual({ offset: 6, metadata: null });
+  });
+
+  test('a checkpoint without a committed offset is not an upgrade: nothing replayed', () => {
+    const p = processor(plan, { start: { committedOffset: null, metadata: encodeCheckpoint(checkpoint({ end: 9 })) } });
+    expect(p.restoredAt).toBeNull();
+    const result = p.process(pack([{ offset: 0, key: 'a', value: { ts: 1_000, n: 1 } }]), WALL, WALL);
+    expect(result.stats.replayed).toBe(0);
   });
 });
 
@@ -1442,56 +1875,50 @@ describe('stage 2 of a re-keyed job', () => {
 
   test('control records are not counted in stats.recordsIn (nor replayed)', () => {
     const p = stage2();
-    const result = p.process(
-      pack([control(0, A, 1_000), data(1, A, '0:0', 'x', 1_000), control(2, B, 2_000), control(3, A, 3_000)]),
-      WALL,
-      WALL,
-    );
+    const log = [control(0, A, 1_000), data(1, A, '0:0', 'x', 1_000), control(2, B, 2_000), control(3, A, 3_000)];
+    const result = p.process(pack(log), WALL, WALL);
     expect(result.stats.recordsIn).toBe(1);
-    const restarted = stage2({ start: { committedOffset: 0, metadata: result.commit!.metadata } });
-    const replay = restarted.process(
-      pack([control(0, A, 1_000), data(1, A, '0:0', 'x', 1_000), control(2, B, 2_000), control(3, A, 3_000)]),
-      WALL,
-      WALL,
-    );
+    // Replayed after an upgrade (a checkpoint in the commit metadata): the entry is replayed, the controls are not records.
+    const metadata = encodeCheckpoint(checkpoint({ end: 4, streamTime: 2_000 }), [A, B]);
+    const restarted = stage2({ start: { committedOffset: 0, metadata } });
+    const replay = restarted.process(pack(log), WALL, WALL);
     expect(replay.stats).toMatchObject({ recordsIn: 1, replayed: 1, duplicates: 0 });
   });
 
-  test('the checkpoint round-trips the de-duplication marks and the source map', () => {
+  test('the progress carries the de-duplication marks and the upstream stream times; a restored task uses them', () => {
     const p = stage2();
-    p.process(pack([control(0, A, 1_000), control(1, B, 2_000, true)]), WALL, WALL);
-    const result = p.process(
-      pack([data(2, A, '5:0', 'home', 4_000), data(3, A, '5:1', 'home', 4_000), data(4, B, '9:0', 'home', 4_500)]),
-      WALL,
-      WALL,
-    );
-    const commit = result.commit!;
-    expect(commit.offset).toBe(2);
-    expect(decodeCheckpoint(commit.metadata, [A, B])).toEqual({
-      end: 5,
-      streamTime: 4_000,
-      dedupe: new Map([
-        [A, [5, 1]],
-        [B, [9, 0]],
-      ]),
-      sources: new Map([
-        [A, { streamTime: 4_000, idle: false }],
-        [B, { streamTime: 4_500, idle: false }],
-      ]),
-    });
+    const b1 = p.process(pack([control(0, A, 1_000), control(1, B, 2_000, true)]), WALL, WALL);
+    const seen = [data(2, A, '5:0', 'home', 4_000), data(3, A, '5:1', 'home', 4_000), data(4, B, '9:0', 'home', 4_500)];
+    const b2 = p.process(pack(seen), WALL, WALL);
+    expect(b2.commit).toEqual({ offset: 5, metadata: null });
+    expect(b2.changelogPartition).toBe(0);
+    expect(changelogView(changelogOf(b2))).toEqual([
+      [0, 'home', 3],
+      {
+        task: 'job-repartition:0',
+        end: 5,
+        streamTime: 4_000,
+        dedupe: new Map([
+          [A, [5, 1]],
+          [B, [9, 0]],
+        ]),
+        sources: new Map([
+          [A, { streamTime: 4_000, idle: false }],
+          [B, { streamTime: 4_500, idle: false }],
+        ]),
+      },
+    ]);
 
-    // A new owner: replays 2..4 (the open window), then skips what it had already seen.
-    const q = stage2({ start: { committedOffset: commit.offset, metadata: commit.metadata } });
-    const replay = q.process(
-      pack([data(2, A, '5:0', 'home', 4_000), data(3, A, '5:1', 'home', 4_000), data(4, B, '9:0', 'home', 4_500)]),
-      WALL,
-      WALL,
-    );
-    expect(replay.stats).toMatchObject({ replayed: 3, duplicates: 0, dead: 0, openWindows: 1, streamTime: 4_000 });
-    expect(replay.commit).toEqual(commit);
+    // A new owner whose consumer starts from an older commit: what the state holds is skipped, then
+    // a block stage 1 wrote twice (a crash between its publish and its commit) is a duplicate.
+    const q = stage2({ start: { committedOffset: 2, metadata: null }, changelog: changelogOfAll([b1, b2]) });
+    expect(q.restoredAt).toBe(5);
+    expect(q.openWindows).toBe(1);
+    const again = q.process(pack(seen), WALL, WALL);
+    expect(again.stats).toMatchObject({ skipped: 3, recordsIn: 0, duplicates: 0, openWindows: 1, streamTime: 4_000 });
     const next = q.process(
       pack([
-        data(5, A, '5:1', 'home', 4_000), // written twice upstream (crash between publish and commit)
+        data(5, A, '5:1', 'home', 4_000), // written twice upstream
         data(6, A, '6:0', 'home', 5_000),
         control(7, A, 60_000),
         control(8, B, 60_000),
@@ -1503,7 +1930,7 @@ describe('stage 2 of a re-keyed job', () => {
     expect(windowsOf(next)).toEqual([{ key: 'home', windowStart: 0, windowEnd: 10_000, value: 4 }]);
   });
 
-  test('after a restart, a source that was idle before any record is still idle', () => {
+  test('after a restart, a source that was idle before any record is still idle (changelog or checkpoint)', () => {
     // views:1 is an empty input partition: its first and only report is "idle, no stream time".
     const p = stage2();
     const result = p.process(
@@ -1512,11 +1939,63 @@ describe('stage 2 of a re-keyed job', () => {
       WALL,
     );
     expect(result.stats.streamTime).toBe(5_000);
-    const commit = result.commit!;
-    const q = stage2({ start: { committedOffset: commit.offset, metadata: commit.metadata } });
-    const after = q.process(pack([data(2, A, '0:0', 'home', 1_000), control(3, A, 25_000)]), WALL, WALL);
+    const progress = lastProgress(changelogOf(result))!;
+    expect(progress.sources.get(B)).toEqual({ streamTime: -Infinity, idle: true });
+
+    const restored = stage2({ start: { committedOffset: 3, metadata: null }, changelog: changelogOf(result) });
+    const after = restored.process(pack([control(3, A, 25_000)]), WALL, WALL);
     expect(after.stats.streamTime).toBe(25_000);
     expect(windowsOf(after)).toEqual([{ key: 'home', windowStart: 0, windowEnd: 10_000, value: 1 }]);
+
+    // The same state as a checkpoint of the version before the changelog: replayed from offset 2.
+    const upgraded = stage2({ start: { committedOffset: 2, metadata: encodeCheckpoint(progress, [A, B]) } });
+    const replayed = upgraded.process(pack([data(2, A, '0:0', 'home', 1_000), control(3, A, 25_000)]), WALL, WALL);
+    expect(replayed.stats.replayed).toBe(1);
+    expect(replayed.stats.streamTime).toBe(25_000);
+    expect(windowsOf(replayed)).toEqual([{ key: 'home', windowStart: 0, windowEnd: 10_000, value: 1 }]);
+  });
+
+  test('a progress record of another repartition partition: restore throws a StateError', () => {
+    const task = taskFor(pvPlan, { topic: 'job-repartition', partition: 2, sources: [A, B] });
+    expect(task.changelogPartition).toBe(2); // a shuffle reader's changelog partition is its own number
+    expect(() => task.restore([progressRecord({ task: 'job-repartition:1', end: 3 })])).toThrow(StateError);
+    expect(() =>
+      taskFor(pvPlan, { topic: 'job-repartition', partition: 2, sources: [A, B] }).restore([
+        progressRecord({ task: 'views:2', end: 3 }),
+      ]),
+    ).toThrow('holds the state of views:2, not job-repartition:2');
+  });
+
+  test('records below the restored position are skipped, blocks and control records alike', () => {
+    const changelog = [
+      entryRecord(0, 'home', 2),
+      progressRecord({
+        task: 'job-repartition:0',
+        end: 3,
+        streamTime: 2_000,
+        dedupe: new Map([[A, [2, 0]]]),
+        sources: new Map([
+          [A, { streamTime: 2_000, idle: false }],
+          [B, { streamTime: 2_000, idle: false }],
+        ]),
+      }),
+    ];
+    const p = stage2({ start: { committedOffset: 0, metadata: null }, changelog });
+    expect(p.restoredAt).toBe(3);
+    const result = p.process(
+      pack([
+        data(0, A, '1:0', 'home', 1_000),
+        control(1, A, 60_000), // below the position: must not move stream time
+        data(2, A, '2:0', 'home', 1_500),
+        data(3, B, '1:0', 'home', 1_800),
+      ]),
+      WALL,
+      WALL,
+    );
+    expect(result.stats).toMatchObject({ skipped: 3, recordsIn: 1, duplicates: 0, streamTime: 2_000 });
+    expect(result.outputCount).toBe(0);
+    const close = p.process(pack([control(4, A, 30_000), control(5, B, 30_000)]), WALL, WALL);
+    expect(windowsOf(close)).toEqual([{ key: 'home', windowStart: 0, windowEnd: 10_000, value: 3 }]);
   });
 
   test('the stage’s own idle clock does not push stream time past what the upstream sources reported', () => {
@@ -1632,7 +2111,7 @@ describe('stage 2 of a re-keyed job', () => {
     expect(result.stats.openWindows).toBe(1);
   });
 
-  test('blocks: a restart replays the open window from the blocks, emitting and dead-lettering nothing twice', () => {
+  test('blocks: an upgrade replays the open window from the blocks, emitting and dead-lettering nothing twice', () => {
     const p = stage2();
     const b0 = block(0, A, [
       [1, 0, 'home', 1_000],
@@ -1640,16 +2119,145 @@ describe('stage 2 of a re-keyed job', () => {
     ]);
     const b1 = block(1, B, [[1, 0, 'home', 3_000]]);
     const first = p.process(pack([control(2, A, 30_000), b0, b1]), WALL, WALL);
-    // The controls came first: A at 30 000 but B unknown, so nothing closes yet.
-    expect(first.stats).toMatchObject({ recordsIn: 3, openWindows: 1 });
-    const commit = first.commit!;
-    expect(commit.offset).toBe(0);
-    const q = stage2({ start: { committedOffset: commit.offset, metadata: commit.metadata } });
+    // A reported 30 000, B only 3 000: nothing closes yet.
+    expect(first.stats).toMatchObject({ recordsIn: 3, openWindows: 1, streamTime: 3_000 });
+    // What the version before the changelog committed for this state: offset 0 and its checkpoint.
+    const metadata = encodeCheckpoint(lastProgress(changelogOf(first))!, [A, B]);
+    const q = stage2({ start: { committedOffset: 0, metadata } });
+    expect(q.restoredAt).toBe(0);
     const replay = q.process(pack([b0, b1, control(2, A, 30_000)]), WALL, WALL);
     expect(replay.stats).toMatchObject({ recordsIn: 3, replayed: 3, duplicates: 0, dead: 0, openWindows: 1 });
     expect(replay.outputCount).toBe(0);
+    expect(replay.commit).toEqual({ offset: 3, metadata: null });
     const next = q.process(pack([block(3, B, [[2, 0, 'home', 4_000]]), control(4, B, 30_000)]), WALL, WALL);
     expect(windowsOf(next)).toEqual([{ key: 'home', windowStart: 0, windowEnd: 10_000, value: 4 }]);
+  });
+
+  describe('restored from the changelog at any point, a shuffle reader goes on as the uninterrupted one', () => {
+    interface Hit {
+      page: string;
+      ts: number;
+      n: number;
+    }
+    const rekeyed = (emit: 'final' | 'update'): JobPlan =>
+      compileJob(
+        defineJob<Hit>({
+          name: 'job',
+          input: { topics: ['views'] },
+          eventTime: (v) => v.ts,
+          pipeline: (s) =>
+            s
+              .keyBy((v) => v.page)
+              .window(tumbling('10s'), { lateness: '1s', emit, idleTimeout: 0 })
+              .aggregate(sum((v) => v.n)),
+          output: { topic: 'out' },
+        }),
+      );
+
+    /**
+     * The repartition partition's records: blocks from two upstream partitions (upstream positions in
+     * order, sometimes several entries of one record), some blocks written twice, stream-time reports
+     * (sometimes idle), a malformed record, late entries; then both sources far ahead.
+     */
+    function repartitionLog(seed: number): In[] {
+      const random = seeded(seed);
+      const log: In[] = [];
+      const next = new Map([
+        [A, 0],
+        [B, 0],
+      ]);
+      const clock = new Map([
+        [A, 100_000],
+        [B, 100_000],
+      ]);
+      const last = new Map<string, In>();
+      for (let offset = 0; offset < 400; offset++) {
+        const source = random() < 0.5 ? A : B;
+        const roll = random();
+        if (roll < 0.04 && last.has(source)) {
+          log.push({ ...last.get(source)!, offset }); // stage 1 wrote its batch again
+        } else if (roll < 0.2) {
+          log.push(control(offset, source, clock.get(source)!, random() < 0.1));
+        } else if (roll < 0.22) {
+          log.push({ offset, key: null, value: 'junk', headers: [] });
+        } else {
+          const writer = new BlockWriter(1);
+          for (let records = 1 + Math.floor(random() * 3); records > 0; records--) {
+            const upstream = next.get(source)!;
+            next.set(source, upstream + 1);
+            clock.set(source, clock.get(source)! + Math.floor(random() * 700));
+            let ts = clock.get(source)! - Math.floor(random() * 1_500);
+            if (random() < 0.05) ts -= 25_000;
+            // Sometimes one upstream record became two re-keyed ones (sequence 0 and 1).
+            for (let sequence = 0, parts = random() < 0.2 ? 2 : 1; sequence < parts; sequence++) {
+              const value = { page: ['home', 'about', 'cart'][Math.floor(random() * 3)]!, ts, n: 1 + (offset % 5) };
+              writer.add(bytes(value.page), entryAt(upstream, sequence, ts), 'json', JSON.stringify(value));
+            }
+          }
+          const record: In = {
+            offset,
+            timestamp: WALL,
+            key: null,
+            value: writer.finish()[0]!.data,
+            headers: [
+              [SOURCE_HEADER, source],
+              [BLOCK_HEADER, '2'],
+            ],
+          };
+          last.set(source, record);
+          log.push(record);
+        }
+      }
+      log.push(control(400, A, 10_000_000), control(401, B, 10_000_000));
+      return log;
+    }
+
+    const log = repartitionLog(31);
+    const batches: In[][] = [];
+    const random = seeded(32);
+    for (let i = 0; i < log.length;) {
+      const size = 1 + Math.floor(random() * 20);
+      batches.push(log.slice(i, i + size));
+      i += size;
+    }
+    const endOf = (k: number): number => batches[k - 1]!.at(-1)!.offset + 1;
+    const runAll = (p: TestTask, list: In[][]): PartitionResult[] => list.map((b) => p.process(pack(b), WALL, WALL));
+
+    test.each(['final', 'update'] as const)('%s emission', (emit) => {
+      const plan = rekeyed(emit);
+      const ref = runAll(processor(plan, { topic: 'job-repartition', partition: 0, sources: [A, B] }), batches);
+      // Non-trivial: results, duplicates, late entries, the malformed record.
+      expect(ref.reduce((n, r) => n + r.outputCount, 0)).toBeGreaterThan(20);
+      expect(ref.reduce((n, r) => n + r.stats.duplicates, 0)).toBeGreaterThan(5);
+      expect(ref.reduce((n, r) => n + r.stats.late, 0)).toBeGreaterThan(3);
+      expect(ref.some((r) => r.dead.some((d) => headersOf(d)[0]![1] === 'SLUICE_DESERIALIZE_FAILED'))).toBe(true);
+
+      for (const k of [1, 2, 4, 7, 11, Math.floor(batches.length / 2), batches.length - 3, batches.length - 1]) {
+        for (const changelog of [changelogOfAll(ref.slice(0, k)), compacted(changelogOfAll(ref.slice(0, k)))]) {
+          // The consumer starts two batches back (at-least-once: commits lost); the state skips those.
+          const committed = k >= 3 ? endOf(k - 2) : null;
+          const p = processor(plan, {
+            topic: 'job-repartition',
+            partition: 0,
+            sources: [A, B],
+            start: { committedOffset: committed, metadata: null },
+            changelog,
+          });
+          expect(p.restoredAt).toBe(endOf(k));
+          const [skipped, ...rest] = runAll(p, [log.slice(committed ?? 0, endOf(k)), ...batches.slice(k)]);
+          expect(skipped!.stats).toMatchObject({ skipped: endOf(k) - (committed ?? 0), recordsIn: 0 });
+          expect(skipped!.outputCount).toBe(0);
+          expect(skipped!.dead).toEqual([]);
+          rest.forEach((r, i) => {
+            const want = ref[k + i]!;
+            expect(outputsOf(r)).toEqual(outputsOf(want));
+            expect(r.dead.map(headersOf)).toEqual(want.dead.map(headersOf));
+            expect(r.stats).toEqual(want.stats);
+            expect(r.commit).toEqual(want.commit);
+          });
+        }
+      }
+    });
   });
 
   test('stage 1 output feeds stage 2: JSON values aggregate end to end', () => {

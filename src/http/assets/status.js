@@ -599,6 +599,13 @@ function renderPartitionTable(partitions, now) {
         'td',
         { class: 'mono', title: p.topic },
         p.topic === model.status?.repartitionTopic ? `${p.topic} ↻` : p.topic,
+        p.restoring
+          ? el(
+              'span',
+              { class: 'muted restoring', title: 'its state is being read back from the changelog' },
+              `  restoring ${fmtCount(p.restoring.records)} / ${fmtCount(p.restoring.end)}`,
+            )
+          : null,
       ),
       el('td', { class: 'num' }, String(p.partition)),
       el('td', { class: 'num' }, fmtCount(p.position)),

@@ -1,0 +1,162 @@
+/**
+ * Exactly-once delivery: one transactional producer per task (Kafka Streams' eos-alpha), with the
+ * stable transactional id `<group>:<topic>:<partition>`. Each batch of the task is one transaction:
+ * its outputs, repartition blocks, dead letters, changelog records and its input offset
+ * (`sendOffsets`) become visible to `read_committed` readers together, or not at all.
+ *
+ * Fencing: `open()` begins the first transaction, which sends InitProducerId for the id. The broker
+ * then aborts whatever transaction a previous owner of the partition left open (or waits for the one
+ * it is committing) and bumps the epoch, so the previous owner — a replica that was paused while the
+ * partition moved — gets INVALID_PRODUCER_EPOCH on its next write and never makes one visible.
+ * kafkajs 2.2.4 cannot fence through the consumer group's generation (it sends TxnOffsetCommit v1),
+ * which is why the ids are per partition (measured in test/kafka/transactions-contract.test.ts).
+ *
+ * kafkajs's transaction state traps (a failed EndTxn leaves the producer unusable for good) make
+ * every failure final for this producer: the task is rebuilt from what was committed, with a new one.
+ */
+import { type Kafka, type Producer, type Transaction, CompressionTypes } from 'kafkajs';
+import { KafkaError, ProducerFencedError } from '../errors.ts';
+import { fastDefaultPartitioner } from '../kafka/kafkajs-fixes.ts';
+import { type TopicMessages } from './kafka-sink.ts';
+
+export interface TaskProducerOptions {
+  groupId: string;
+  topic: string;
+  partition: number;
+  /** How long the broker lets a transaction stay open before it aborts it (and fences this producer). */
+  transactionTimeoutMs: number;
+}
+
+/**
+ * The transactional id of a task: the same on every replica, so that a new owner fences the old. Colons
+ * separate the parts: neither group ids nor topic names may hold one, so two jobs never share an id
+ * (with dashes, group `clicks` on topic `eu-views` and group `clicks-eu` on topic `views` would).
+ */
+export function transactionalIdFor(groupId: string, topic: string, partition: number): string {
+  return `${groupId}:${topic}:${partition}`;
+}
+
+/** kafkajs reports a fenced producer as INVALID_PRODUCER_EPOCH (it does not know PRODUCER_FENCED, 90). */
+function isFenced(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e && depth < 5; depth++) {
+    const type = (e as { type?: unknown }).type;
+    if (type === 'INVALID_PRODUCER_EPOCH' || type === 'PRODUCER_FENCED') return true;
+    e = (e as { originalError?: unknown; cause?: unknown }).originalError ?? (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+function isConcurrentTransactions(error: unknown): boolean {
+  return (error as { type?: unknown } | null)?.type === 'CONCURRENT_TRANSACTIONS';
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+export class TaskProducer {
+  readonly transactionalId: string;
+  readonly #options: TaskProducerOptions;
+  readonly #producer: Producer;
+  #transaction: Transaction | undefined;
+  /** A write failed: this producer is done (see the module comment). */
+  #failed: Error | undefined;
+
+  constructor(kafka: Kafka, options: TaskProducerOptions) {
+    this.#options = options;
+    this.transactionalId = transactionalIdFor(options.groupId, options.topic, options.partition);
+    this.#producer = kafka.producer({
+      transactionalId: this.transactionalId,
+      transactionTimeout: options.transactionTimeoutMs,
+      idempotent: true,
+      maxInFlightRequests: 1,
+      createPartitioner: fastDefaultPartitioner,
+      allowAutoTopicCreation: false,
+      // Bounded: a transaction cannot outlive its timeout anyway; the batch is redone after a failure.
+      retry: { retries: 8, initialRetryTime: 100, maxRetryTime: 2_000 },
+    });
+  }
+
+  /** Connects and begins the first transaction, which fences every previous owner of the task. */
+  async open(): Promise<void> {
+    try {
+      await this.#producer.connect();
+      this.#transaction = await this.#producer.transaction();
+    } catch (error) {
+      throw this.#fail(error, 'could not begin a transaction');
+    }
+  }
+
+  /**
+   * Commits one batch of the task: `calls` in order, then the input offset, in one transaction.
+   * Resolves when the broker has committed it. Any failure aborts what it can and is final.
+   */
+  async commit(
+    calls: readonly TopicMessages[][],
+    offset: { topic: string; partition: number; offset: number } | null,
+  ): Promise<void> {
+    if (this.#failed) throw this.#failed;
+    if (calls.length === 0 && offset === null) return;
+    const transaction = this.#transaction ?? (await this.#begin());
+    this.#transaction = undefined;
+    try {
+      for (const topicMessages of calls) {
+        await transaction.sendBatch({
+          topicMessages: [...topicMessages],
+          acks: -1,
+          compression: CompressionTypes.None,
+        });
+      }
+      if (offset) await this.#sendOffsets(transaction, offset);
+      await transaction.commit();
+    } catch (error) {
+      await transaction.abort().catch(() => undefined);
+      throw this.#fail(error, 'transaction failed');
+    }
+  }
+
+  async #begin(): Promise<Transaction> {
+    try {
+      return await this.#producer.transaction();
+    } catch (error) {
+      throw this.#fail(error, 'could not begin a transaction');
+    }
+  }
+
+  /**
+   * AddOffsetsToTxn right after the previous commit meets CONCURRENT_TRANSACTIONS while the broker
+   * finishes that commit, and kafkajs does not retry it (measured: most rounds); a short retry does.
+   */
+  async #sendOffsets(
+    transaction: Transaction,
+    { topic, partition, offset }: { topic: string; partition: number; offset: number },
+  ): Promise<void> {
+    const request = {
+      consumerGroupId: this.#options.groupId,
+      topics: [{ topic, partitions: [{ partition, offset: String(offset) }] }],
+    };
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await transaction.sendOffsets(request);
+        return;
+      } catch (error) {
+        if (!isConcurrentTransactions(error) || attempt >= 10) throw error;
+        await sleep(Math.min(500, 20 * 2 ** attempt));
+      }
+    }
+  }
+
+  #fail(error: unknown, what: string): Error {
+    const id = this.transactionalId;
+    const failure = isFenced(error)
+      ? new ProducerFencedError(
+          `${id}: another replica owns ${this.#options.topic}:${this.#options.partition} (${what})`,
+          error,
+        )
+      : new KafkaError(`${id}: ${what}: ${(error as Error).message}`, error);
+    this.#failed = failure;
+    return failure;
+  }
+
+  async close(): Promise<void> {
+    await this.#producer.disconnect();
+  }
+}
