@@ -119,8 +119,11 @@ async function main(): Promise<void> {
 
     const profileDir = values.profile ? join(root, 'bench', 'results', 'profiles') : undefined;
     if (profileDir) mkdirSync(profileDir, { recursive: true });
-    rows.push(await sluiceWindowed(kafka, brokers, data, run, profileDir));
-    rows.push(await sluiceStateless(kafka, brokers, data, run, profileDir));
+    // Both delivery modes: what exactly-once (a transaction per task and batch) costs.
+    for (const delivery of ['exactly-once', 'at-least-once'] as const) {
+      rows.push(await sluiceWindowed(kafka, brokers, data, run, delivery, profileDir));
+      rows.push(await sluiceStateless(kafka, brokers, data, run, delivery, profileDir));
+    }
     for (const r of rows.slice(2)) Object.assign(r, recompute(r, aRate, bRate));
 
     for (const peer of peers) rows.push(await runPeer(peer, kafka, brokers, data, run, aRate, bRate));
@@ -128,9 +131,12 @@ async function main(): Promise<void> {
     if (latencySeconds > 0) {
       const max = rows.find((r) => r.system.startsWith('Sluice page-views'))?.recordsPerSec ?? 10_000;
       const systems: LatencySystem[] = [];
-      for (const interval of smoke ? [250] : [1000, 250, 100]) {
-        for (const fraction of smoke ? [0.2] : [0.2, 0.5, 0.8]) {
-          systems.push({ kind: 'sluice', setting: interval, rate: Math.round(max * fraction), fraction, workers });
+      for (const delivery of smoke ? (['exactly-once'] as const) : (['exactly-once', 'at-least-once'] as const)) {
+        for (const interval of smoke ? [250] : [1000, 250, 100]) {
+          for (const fraction of smoke ? [0.2] : [0.2, 0.5, 0.8]) {
+            const rate = Math.round(max * fraction);
+            systems.push({ kind: 'sluice', setting: interval, rate, fraction, workers, delivery });
+          }
         }
       }
       // Peers at Sluice's two lower rates: compared at equal input, including one they can sustain.
@@ -178,6 +184,7 @@ async function launchSluice(
   data: BenchData,
   job: 'page-views' | 'stateless',
   name: string,
+  delivery: 'exactly-once' | 'at-least-once',
   profileDir?: string,
 ): Promise<{ service: SluiceRun; output: string }> {
   const output = `${name}-out`;
@@ -188,6 +195,7 @@ async function launchSluice(
     BENCH_INPUT: data.topic,
     BENCH_OUTPUT: output,
     BENCH_BATCH_INTERVAL_MS: '1000',
+    SLUICE_DELIVERY: delivery,
     ...(workers ? { SLUICE_WORKERS: workers } : {}),
   };
   return { service: await startSluice(`bench/jobs/${job}.ts`, env, profileDir), output };
@@ -198,10 +206,12 @@ async function sluiceWindowed(
   brokers: string,
   data: BenchData,
   run: string,
+  delivery: 'exactly-once' | 'at-least-once',
   profileDir?: string,
 ): Promise<Row> {
-  log('Sluice: page-views job (keyBy page → repartition → tumbling 10 s count, final)');
-  const { service, output } = await launchSluice(kafka, brokers, data, 'page-views', `bench-pv-${run}`, profileDir);
+  log(`Sluice: page-views job (keyBy page → repartition → tumbling 10 s count, final), ${delivery}`);
+  const name = `bench-pv-${delivery === 'exactly-once' ? 'eo' : 'alo'}-${run}`;
+  const { service, output } = await launchSluice(kafka, brokers, data, 'page-views', name, delivery, profileDir);
   const expected = data.expectedWindows.size;
   const distinct = new Set<string>();
   const { records: out, lastAt } = await readOutputs(kafka, output, (recs) => {
@@ -221,7 +231,7 @@ async function sluiceWindowed(
     data.expectedWindows,
   );
   return {
-    system: 'Sluice page-views (windowed)',
+    system: `Sluice page-views (windowed, ${delivery})`,
     check,
     recordsPerSec: Math.round(data.records / ((lastAt - first) / 1000)),
     mbPerSec: Number((mb(data.bytes) / ((lastAt - first) / 1000)).toFixed(1)),
@@ -254,16 +264,18 @@ async function sluiceStateless(
   brokers: string,
   data: BenchData,
   run: string,
+  delivery: 'exactly-once' | 'at-least-once',
   profileDir?: string,
 ): Promise<Row> {
-  log('Sluice: stateless map/filter job');
-  const { service, output } = await launchSluice(kafka, brokers, data, 'stateless', `bench-sl-${run}`, profileDir);
+  log(`Sluice: stateless map/filter job, ${delivery}`);
+  const name = `bench-sl-${delivery === 'exactly-once' ? 'eo' : 'alo'}-${run}`;
+  const { service, output } = await launchSluice(kafka, brokers, data, 'stateless', name, delivery, profileDir);
   const { records: out, lastAt } = await readOutputs(kafka, output, (recs) => recs.length >= data.expectedStateless);
   const first = await service.firstBatchAt();
   const rss = await service.stop();
   const seconds = (lastAt - first) / 1000;
   return {
-    system: 'Sluice stateless map/filter',
+    system: `Sluice stateless map/filter (${delivery})`,
     check: out.length === data.expectedStateless ? 'exact' : `expected ${data.expectedStateless}, got ${out.length}`,
     recordsPerSec: Math.round(data.records / seconds),
     mbPerSec: Number((mb(data.bytes) / seconds).toFixed(1)),

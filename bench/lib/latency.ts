@@ -19,6 +19,8 @@ export interface LatencySystem {
   rate: number;
   fraction: number;
   workers?: string | undefined;
+  /** Sluice only: its delivery (default: the job's, exactly-once). */
+  delivery?: 'exactly-once' | 'at-least-once';
 }
 
 export interface LatencyResult {
@@ -43,7 +45,8 @@ export async function runLatency(
   system: LatencySystem,
   options: { seconds: number; partitions: number; recordSize: number; run: string },
 ): Promise<LatencyResult> {
-  const id = `${system.kind}-${system.setting}-${Math.round(system.fraction * 100)}-${options.run}`;
+  const mode = system.delivery === 'at-least-once' ? '-alo' : '';
+  const id = `${system.kind}${mode}-${system.setting}-${Math.round(system.fraction * 100)}-${options.run}`;
   const input = `bench-lat-in-${id}`;
   const output = `bench-lat-out-${id}`;
   await createTopics(admin, [
@@ -60,6 +63,7 @@ export async function runLatency(
       BENCH_OUTPUT: output,
       BENCH_BATCH_INTERVAL_MS: String(system.setting),
       ...(system.workers ? { SLUICE_WORKERS: system.workers } : {}),
+      ...(system.delivery ? { SLUICE_DELIVERY: system.delivery } : {}),
     });
     for (;;) {
       const ok = await fetch(`${service.url}/readyz`).then(
@@ -179,7 +183,7 @@ export async function runLatency(
           ? 'exact'
           : `${mismatches} windows differ`;
   return {
-    system: system.kind,
+    system: system.kind === 'sluice' && system.delivery === 'at-least-once' ? 'sluice (a-l-o)' : system.kind,
     setting: system.setting,
     targetRate: system.rate,
     achievedRate: achieved,

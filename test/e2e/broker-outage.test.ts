@@ -8,9 +8,9 @@
  * producer and go out when it is back). So no event is late in its own partition, and after the
  * input stops, idle advancement closes every window. Only acknowledged events are expected.
  *
- * Checked: every (page, window) result equals the count recomputed from the acknowledged events
- * (none missing, none wrong; repeats of the same value are allowed, delivery is at-least-once), no
- * event dead-lettered as late, and /readyz 503 within 6 s of the broker stopping and 200 again once
+ * Checked: every (page, window) result equals the count recomputed from the acknowledged events,
+ * exactly once (exactly-once delivery, the default: a transaction the outage broke is aborted and
+ * its batch redone from the committed offset), no event dead-lettered as late, and /readyz 503 within 6 s of the broker stopping and 200 again once
  * it is back.
  */
 import { beforeAll, describe, expect, test } from '@jest/globals';
@@ -361,7 +361,7 @@ describe('broker outage under a windowed re-keyed job', () => {
         [
           `outage ${seconds(outageMs)} (broker stopped in ${seconds(downAt - stoppedAt)}, back ${seconds(upAt - restartAt)} after start)`,
           `events made ${steady.made}, acknowledged ${acked.length}, failed sends ${steady.failedSends}; input stopped ${seconds(inputStoppedAt - upAt)} after the broker was back`,
-          `windows expected ${expected.size}, with a result ${expected.size - missing.length}, missing ${missing.length}, wrong ${wrong.length} (starting before the outage ${wrongWhen.get('before') ?? 0}, during ${wrongWhen.get('during') ?? 0}, after ${wrongWhen.get('after') ?? 0}); results ${results().length}`,
+          `windows expected ${expected.size}, with a result ${expected.size - missing.length}, missing ${missing.length}, wrong ${wrong.length} (starting before the outage ${wrongWhen.get('before') ?? 0}, during ${wrongWhen.get('during') ?? 0}, after ${wrongWhen.get('after') ?? 0}); results ${results().length}; failed batches redone ${messages.get('batch failed; rewinding its partitions to their committed offsets') ?? 0}`,
           `dead letters: late ${late.length} (event time before the outage ${lateWindows.get('before') ?? 0}, during ${lateWindows.get('during') ?? 0}, after ${lateWindows.get('after') ?? 0}), other ${otherLetters.length} ${JSON.stringify([...new Set(otherLetters.map(codeOf))])}`,
           `late letters per repartition partition ← input partition: ${JSON.stringify([...lateRoutes].sort())}`,
           `/readyz: first non-200 ${firstDown ? `${seconds(firstDown.at - stoppedAt)} after the stop (${firstDown.status})` : 'never'}; 200 while down after ${seconds(READY_DOWN_WITHIN_MS)}: ${upDuring.length} of ${readiness.samples.filter((s) => s.at >= stoppedAt + READY_DOWN_WITHIN_MS && s.at < restartAt).length} polls; 200 again ${backUp ? `${seconds(backUp.at - upAt)} after the broker was back` : 'never'}`,
@@ -373,9 +373,12 @@ describe('broker outage under a windowed re-keyed job', () => {
       );
 
       // One comparison, so that a failure shows every part that is off.
+      // Exactly-once (the default): a transaction that met the outage was aborted and its batch redone.
+      const repeated = [...got.values()].filter((values) => values.length > 1).length;
       expect({
         missingWindows: missing.length,
         wrongWindows: wrong.length,
+        repeatedWindows: repeated,
         lateLetters: late.length,
         otherLetters: otherLetters.length,
         firstNotReadyStatus: firstDown?.status ?? null,
@@ -385,6 +388,7 @@ describe('broker outage under a windowed re-keyed job', () => {
       }).toEqual({
         missingWindows: 0,
         wrongWindows: 0,
+        repeatedWindows: 0,
         lateLetters: 0,
         otherLetters: 0,
         firstNotReadyStatus: 503,

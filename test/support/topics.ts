@@ -43,11 +43,18 @@ function toRead(topic: string, partition: number, m: KafkaMessage): ReadRecord {
 export async function follow(
   topics: string[],
   groupPrefix = 'follow',
-): Promise<{ records: ReadRecord[]; stop(): Promise<void> }> {
+): Promise<{ records: ReadRecord[]; positions: Map<string, number>; stop(): Promise<void> }> {
   const consumer = testKafka().consumer({ groupId: uniqueName(groupPrefix), maxWaitTimeInMs: 100 });
   await consumer.connect();
   await consumer.subscribe({ topics, fromBeginning: true });
   const records: ReadRecord[] = [];
+  // Where each partition has been read to (`topic:partition` → next offset), past transaction markers
+  // too, which take offsets but are no records.
+  const positions = new Map<string, number>();
+  consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+    const id = `${payload.topic}:${payload.partition}`;
+    positions.set(id, Math.max(positions.get(id) ?? 0, Number(payload.lastOffset) + 1));
+  });
   await consumer.run({
     eachBatch: async ({ batch }) => {
       for (const m of batch.messages) records.push(toRead(batch.topic, batch.partition, m));
@@ -56,7 +63,7 @@ export async function follow(
   let stopped: Promise<void> | undefined;
   const stop = (): Promise<void> => (stopped ??= consumer.disconnect());
   onCleanup(stop);
-  return { records, stop };
+  return { records, positions, stop };
 }
 
 /**
@@ -65,12 +72,12 @@ export async function follow(
  */
 export async function readTopic(
   topic: string,
-  done: (records: ReadRecord[]) => boolean,
+  done: (records: ReadRecord[], positions: ReadonlyMap<string, number>) => boolean,
   { timeoutMs = 120_000, settleMs = 1500 }: { timeoutMs?: number; settleMs?: number } = {},
 ): Promise<ReadRecord[]> {
-  const { records, stop } = await follow([topic], 'reader');
+  const { records, positions, stop } = await follow([topic], 'reader');
   try {
-    await waitFor(`records in ${topic}`, () => (done(records) ? true : undefined), timeoutMs);
+    await waitFor(`records in ${topic}`, () => (done(records, positions) ? true : undefined), timeoutMs);
     await new Promise((r) => setTimeout(r, settleMs));
   } finally {
     await stop();
@@ -86,15 +93,12 @@ export async function readAll(topic: string, timeoutMs = 60_000): Promise<ReadRe
   await admin.disconnect();
   const wanted = offsets.reduce((n, o) => n + (Number(o.high) - Number(o.low)), 0);
   if (wanted === 0) return [];
-  // Transaction markers occupy offsets too, so "at least the non-empty partitions reached their end".
+  // Read to the end: transaction markers occupy offsets too, so the position counts them.
   const ends = new Map(offsets.map((o) => [o.partition, Number(o.high)]));
   return readTopic(
     topic,
-    (records) => {
-      const last = new Map<number, number>();
-      for (const r of records) last.set(r.partition, Math.max(last.get(r.partition) ?? -1, r.offset));
-      return [...ends].every(([p, high]) => high === 0 || (last.get(p) ?? -1) >= high - 1);
-    },
+    (_records, positions) =>
+      [...ends].every(([p, high]) => high === 0 || (positions.get(`${topic}:${p}`) ?? 0) >= high),
     { timeoutMs, settleMs: 0 },
   );
 }
