@@ -369,11 +369,11 @@ function report(rows: Row[], latency: LatencyResult[]): void {
   );
   lines.push('');
   lines.push(
-    `${pad('system', 40)}${pad('records/s', 12)}${pad('MB/s', 8)}${pad('×A', 7)}${pad('×B', 7)}${pad('peak RSS MB', 13)}check`,
+    `${pad('system', 48)}${pad('records/s', 12)}${pad('MB/s', 8)}${pad('×A', 7)}${pad('×B', 7)}${pad('peak RSS MB', 13)}check`,
   );
   for (const r of rows) {
     lines.push(
-      `${pad(r.system, 40)}${pad(String(r.recordsPerSec), 12)}${pad(String(r.mbPerSec), 8)}${pad(r.ratioA === null ? '-' : String(r.ratioA), 7)}${pad(r.ratioB === null ? '-' : String(r.ratioB), 7)}${pad(r.peakRssMb === null ? '-' : String(r.peakRssMb), 13)}${r.check}`,
+      `${pad(r.system, 48)}${pad(String(r.recordsPerSec), 12)}${pad(String(r.mbPerSec), 8)}${pad(r.ratioA === null ? '-' : String(r.ratioA), 7)}${pad(r.ratioB === null ? '-' : String(r.ratioB), 7)}${pad(r.peakRssMb === null ? '-' : String(r.peakRssMb), 13)}${r.check}`,
     );
   }
   if (latency.length > 0) {
