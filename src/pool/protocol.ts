@@ -74,6 +74,12 @@ export interface PartitionWork {
   caughtUp: boolean;
   /** Records not to run again: dead-lettered as poison pills. */
   poison?: Poison[];
+  /**
+   * The next offset after everything cut for the partition so far, counting offsets that hold no
+   * record (transaction markers): the commit goes there, so a caught-up read_committed partition of a
+   * transactional topic shows no lag.
+   */
+  through?: number;
 }
 
 export interface BatchRequest {

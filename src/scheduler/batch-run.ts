@@ -108,6 +108,7 @@ export class BatchRun {
         records: writer.finish(),
         count: writer.count,
       };
+      if (entry.position !== undefined) work.through = entry.position;
       const poison = this.#d.poison.forPartition(entry.id);
       if (poison) work.poison = poison;
       const worker = pool.route(entry.topic, entry.partition);

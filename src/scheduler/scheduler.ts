@@ -16,7 +16,14 @@
  */
 import { type Admin } from 'kafkajs';
 import type pino from 'pino';
-import { describeError, FatalError, StateError, UserCodeTimeoutError } from '../errors.ts';
+import {
+  describeError,
+  FatalError,
+  findErrorBy,
+  ProducerFencedError,
+  StateError,
+  UserCodeTimeoutError,
+} from '../errors.ts';
 import { type JobPlan } from '../job/plan.ts';
 import { type Metrics } from '../metrics/registry.ts';
 import { type WorkerPool } from '../pool/worker-pool.ts';
@@ -51,6 +58,9 @@ export interface SchedulerOptions {
 
 export type SchedulerState = 'idle' | 'running' | 'stopping' | 'stopped' | 'failed';
 
+/** How long a rewind waits after its partitions were fenced: the longest consumer heartbeat interval. */
+const FENCED_REWIND_DELAY_MS = 3_000;
+
 /** Backoff of retried rewinds and failed batches. */
 function backoff(attempt: number): number {
   return Math.min(10_000, 250 * 2 ** Math.min(attempt, 6));
@@ -72,6 +82,8 @@ export class Scheduler {
   #lastBusy: number[] = [];
   #lastCompletedAt = Date.now();
   #consecutiveFailures = 0;
+  /** A rewind after fencing waits until then (see #failed). */
+  #rewindNotBefore = 0;
 
   constructor(options: SchedulerOptions) {
     this.#options = options;
@@ -283,6 +295,11 @@ export class Scheduler {
       'batch failed; rewinding its partitions to their committed offsets',
     );
     metrics.resets.inc();
+    // Fenced: another replica took the partitions over while this one was paused. Its consumer learns
+    // of the rebalance at its next heartbeat; opening them again before that would fence the new owner
+    // back (harmless to the output — each owner restores what was committed — but wasted work).
+    const fenced = findErrorBy(failure.error, (e) => e instanceof ProducerFencedError) !== undefined;
+    if (fenced) this.#rewindNotBefore = Date.now() + FENCED_REWIND_DELAY_MS;
     this.#rewind(failure.rewind);
   }
 
@@ -312,6 +329,9 @@ export class Scheduler {
     const { logger } = this.#options;
     let attempt = 0;
     while (this.#state === 'running') {
+      const wait = this.#rewindNotBefore - Date.now();
+      if (wait > 0) await this.#retryClock.sleep(wait);
+      if (this.#state !== 'running') return;
       const epoch = this.#table.epoch;
       const entries = [...this.#table.entries()].filter((e) => e.rewinding);
       if (entries.length === 0) return;

@@ -71,7 +71,10 @@ export class TaskProducer {
       createPartitioner: fastDefaultPartitioner,
       allowAutoTopicCreation: false,
       // Bounded: a transaction cannot outlive its timeout anyway; the batch is redone after a failure.
-      retry: { retries: 8, initialRetryTime: 100, maxRetryTime: 2_000 },
+      // A short first retry: the first AddPartitionsToTxn of a batch usually meets CONCURRENT_TRANSACTIONS
+      // while the broker writes the previous batch's markers, which takes milliseconds, and kafkajs's
+      // default first wait (100–300 ms) would be spent by every task on every batch.
+      retry: { retries: 12, initialRetryTime: 10, maxRetryTime: 2_000 },
     });
   }
 
@@ -148,7 +151,7 @@ export class TaskProducer {
     const id = this.transactionalId;
     const failure = isFenced(error)
       ? new ProducerFencedError(
-          `${id}: another replica owns ${this.#options.topic}:${this.#options.partition} (${what})`,
+          `${id}: fenced (INVALID_PRODUCER_EPOCH): another replica took ${this.#options.topic}:${this.#options.partition} over, or the transaction outlived SLUICE_TRANSACTION_TIMEOUT (${what})`,
           error,
         )
       : new KafkaError(`${id}: ${what}: ${(error as Error).message}`, error);

@@ -160,6 +160,11 @@ export abstract class AggregatingTask {
     return offset < this.replayUntil ? 'replay' : 'live';
   }
 
+  /** The partition was read up to `through` (offsets past the last record hold none: markers). */
+  protected readThrough(through: number | undefined): void {
+    if (through !== undefined && through > this.#end) this.#end = through;
+  }
+
   /** Adds an element to its windows; a dead letter when it is late (and live). */
   protected addToWindows(
     el: Element,

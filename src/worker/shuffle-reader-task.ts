@@ -78,6 +78,7 @@ export class ShuffleReaderTask extends AggregatingTask implements Task {
     wallNow: number,
     caughtUp: boolean,
     poison?: readonly Poison[],
+    through?: number,
   ): PartitionResult {
     const pills = poisonIndex(poison);
     const dead: DeadLetter[] = [];
@@ -108,6 +109,7 @@ export class ShuffleReaderTask extends AggregatingTask implements Task {
       }
     }
     // Stream time follows the upstream partitions; its own idle clock runs only when they are all idle.
+    this.readThrough(through);
     return this.finish(dead, stats, wallNow, caughtUp, this.#allSourcesIdle());
   }
 

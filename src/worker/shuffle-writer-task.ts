@@ -74,6 +74,7 @@ export class ShuffleWriterTask implements Task {
     wallNow: number,
     caughtUp: boolean,
     poison?: readonly Poison[],
+    through?: number,
   ): PartitionResult {
     if (!caughtUp) this.#lastBusyWall = wallNow;
     const { plan } = this.#ctx;
@@ -113,6 +114,7 @@ export class ShuffleWriterTask implements Task {
       }
     }
     stats.streamTime = Number.isFinite(this.#streamTime) ? this.#streamTime : null;
+    this.#end.readThrough(through);
     return resultOf(this, {
       stats,
       dead,

@@ -61,6 +61,7 @@ export class StatelessTask implements Task {
     _wallNow: number,
     _caughtUp: boolean,
     poison?: readonly Poison[],
+    through?: number,
   ): PartitionResult {
     const { plan } = this.#ctx;
     const pills = poisonIndex(poison);
@@ -88,6 +89,7 @@ export class StatelessTask implements Task {
         dead.push(this.#letters.failure(record, origin, error));
       }
     }
+    this.#end.readThrough(through);
     return resultOf(this, { stats, dead, outputs, commit: this.#end.commit() });
   }
 }

@@ -114,6 +114,8 @@ export interface Task {
   /**
    * Processes one batch of the partition's packed records. `caughtUp`: nothing else is waiting for
    * the partition, so it may be idle (see PartitionWork). `poison`: records not to run again.
+   * `through`: the partition has been read up to there (past transaction markers): the commit may go
+   * that far.
    */
   process(
     records: ArrayBuffer,
@@ -121,6 +123,7 @@ export interface Task {
     wallNow: number,
     caughtUp: boolean,
     poison?: readonly Poison[],
+    through?: number,
   ): PartitionResult;
 }
 
@@ -206,6 +209,10 @@ export class EndOffset {
     if (offset < this.#from) return false;
     if (offset + 1 > this.#end) this.#end = offset + 1;
     return true;
+  }
+  /** The partition was read up to `through` (offsets past the last record hold none). */
+  readThrough(through: number | undefined): void {
+    if (through !== undefined && through > this.#end) this.#end = through;
   }
   commit(): { offset: number; metadata: null } | null {
     if (this.#committed === this.#end) return null;

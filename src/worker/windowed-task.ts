@@ -34,6 +34,7 @@ export class WindowedTask extends AggregatingTask implements Task {
     wallNow: number,
     caughtUp: boolean,
     poison?: readonly Poison[],
+    through?: number,
   ): PartitionResult {
     const { plan } = this.ctx;
     const pills = poisonIndex(poison);
@@ -61,6 +62,7 @@ export class WindowedTask extends AggregatingTask implements Task {
         if (!replay) dead.push(this.letters.failure(record, origin, error)); // else: dead-lettered before the restart
       }
     }
+    this.readThrough(through);
     return this.finish(dead, stats, wallNow, caughtUp, true);
   }
 }

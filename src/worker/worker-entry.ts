@@ -183,7 +183,7 @@ function serve(plan: JobPlan, { client, sink, reader }: Clients): void {
       const producer = producers.get(id);
       if (producer) batchProducers.set(id, producer);
       progress.phase('processing', index);
-      results.push(task.process(work.records, request.batchTime, wallNow, work.caughtUp, work.poison));
+      results.push(task.process(work.records, request.batchTime, wallNow, work.caughtUp, work.poison, work.through));
     }
     const processingMs = performance.now() - started;
     progress.phase('publishing');

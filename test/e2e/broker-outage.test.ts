@@ -220,6 +220,7 @@ describe('broker outage under a windowed re-keyed job', () => {
           TEST_BATCH_INTERVAL_MS: '250',
           SLUICE_WORKERS: '2',
           SLUICE_SESSION_TIMEOUT: `${SESSION_TIMEOUT_MS}ms`,
+          SLUICE_DELIVERY: 'exactly-once',
         },
       });
       onCleanup(() => service.stop('SIGKILL'));

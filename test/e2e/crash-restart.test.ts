@@ -36,7 +36,7 @@ import { newTopic, readAll, sourceId } from '../support/topics.ts';
 import { flushPages, flushRecords, type PageView } from '../../examples/generator/clickstream.ts';
 
 /** A dead member is waited for this long before its partitions move (the default is 30 s). */
-const SESSION = { SLUICE_SESSION_TIMEOUT: '10s' };
+const SESSION = { SLUICE_SESSION_TIMEOUT: '10s', SLUICE_DELIVERY: 'exactly-once' };
 const PARTITIONS = 8;
 const COUNT = 60_000;
 const WINDOW_MS = 10_000;

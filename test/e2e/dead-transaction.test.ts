@@ -176,6 +176,7 @@ const env = (input: string, output: string, job: string): Record<string, string>
   SLUICE_MAX_BATCH_RECORDS: '4000',
   SLUICE_WORKERS: '1',
   SLUICE_LOG_LEVEL: 'warn',
+  SLUICE_DELIVERY: 'exactly-once',
 });
 
 describe('a replica that dies mid-transaction', () => {

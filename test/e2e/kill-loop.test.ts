@@ -15,8 +15,9 @@
  * the input stops, idle advancement closes the last windows.
  */
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { Kafka, logLevel, type KafkaMessage } from 'kafkajs';
-import { startLocalBroker, type LocalBroker } from '../../scripts/kafka/local-broker.ts';
+import { type Kafka, type KafkaMessage } from 'kafkajs';
+import { type LocalBroker } from '../../scripts/kafka/local-broker.ts';
+import { startDeliveryBroker } from '../support/delivery-broker.ts';
 import { onCleanup, uniqueName, waitFor } from '../helpers.ts';
 import { startService, type RunningService } from '../support/service.ts';
 
@@ -37,15 +38,8 @@ const SESSION_TIMEOUT = '2s';
 let broker: LocalBroker;
 let kafka: Kafka;
 beforeAll(async () => {
-  broker = await startLocalBroker({
-    heap: '768m',
-    // A restarted replica joins once the killed one's session has expired: allow short sessions.
-    properties: {
-      'group.min.session.timeout.ms': '1000',
-      'transaction.abort.timed.out.transaction.cleanup.interval.ms': '2000',
-    },
-  });
-  kafka = new Kafka({ clientId: 'kill-loop-test', brokers: [broker.brokers], logLevel: logLevel.NOTHING });
+  // A restarted replica joins once the killed one's session has expired: short sessions.
+  ({ broker, kafka } = await startDeliveryBroker('kill-loop-test'));
 }, 120_000);
 afterAll(async () => broker?.stop());
 

@@ -69,6 +69,7 @@ describe('a worker thread dies mid-batch', () => {
     const service = await startService({
       job: 'test/fixtures/jobs/crash-once.ts',
       env: {
+        SLUICE_DELIVERY: 'exactly-once',
         TEST_JOB_NAME: name,
         TEST_INPUT: input,
         TEST_OUTPUT: output,
