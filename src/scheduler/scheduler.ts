@@ -3,12 +3,9 @@
  * the next is due (batch-clock.ts). Batches run one at a time and in order; when one outlasts the
  * interval the next starts at once and the scheduling delay shows it (Spark Streaming's semantics).
  *
- * Every newly assigned partition is *prepared* before it takes part in a batch (`#prepare`): its
- * worker opens it (exactly-once: a transactional producer that fences the previous owner), then its
- * committed offset is read — after the fencing, so that a previous owner's last transaction is
- * settled — then its worker builds its task and restores its state from the changelog. After a
- * failed batch the failed partitions are prepared again and rewound to their committed offsets, so
- * nothing is lost. A rewind that cannot reach the broker is retried until it succeeds, and its
+ * Every newly assigned partition is *prepared* before it takes part in a batch
+ * (partition-preparer.ts: opened, its commit read, its state restored). After a failed batch the
+ * failed partitions are prepared again and rewound to their committed offsets, so nothing is lost. A rewind that cannot reach the broker is retried until it succeeds, and its
  * partitions take part in no batch meanwhile — never does a partition go on from where a failed
  * batch left it. Anything unexpected in the loop itself is fatal: reported once through `onFatal`
  * (the process exits for the orchestrator to restart it), never a loop that died while the state
@@ -32,6 +29,8 @@ import { type Assignment, type Receiver } from '../receiver/receiver.ts';
 import { nextDue, Sleeper } from './batch-clock.ts';
 import { type BatchHistory, type BatchInfo } from './batch-history.ts';
 import { BatchRun, type BatchOutcome } from './batch-run.ts';
+import { PartitionPreparer } from './partition-preparer.ts';
+import { backoff, FENCED_REWIND_DELAY_MS, Rewinder } from './rewinder.ts';
 import { lagOf, PartitionTable, type PartitionEntry, type PartitionStatus } from './partition-table.ts';
 import { PoisonPills, STRIKES } from './poison-pills.ts';
 import { RepartitionPurger } from './repartition-purger.ts';
@@ -58,36 +57,35 @@ export interface SchedulerOptions {
 
 export type SchedulerState = 'idle' | 'running' | 'stopping' | 'stopped' | 'failed';
 
-/** How long a rewind waits after its partitions were fenced: the longest consumer heartbeat interval. */
-const FENCED_REWIND_DELAY_MS = 3_000;
-
-/** Backoff of retried rewinds and failed batches. */
-function backoff(attempt: number): number {
-  return Math.min(10_000, 250 * 2 ** Math.min(attempt, 6));
-}
-
 export class Scheduler {
   readonly #options: SchedulerOptions;
   readonly #table: PartitionTable;
+  readonly #preparer: PartitionPreparer;
+  readonly #rewinder: Rewinder;
   readonly #poison = new PoisonPills();
   readonly #batches: BatchRun;
   readonly #purger: RepartitionPurger | undefined;
   readonly #clock = new Sleeper();
-  /** The rewind loop's backoff, which stop() also cuts short. */
-  readonly #retryClock = new Sleeper();
   #state: SchedulerState = 'idle';
   #loop: Promise<void> | undefined;
   #preparing: Promise<void> | undefined;
-  #rewinding: Promise<void> | undefined;
   #lastBusy: number[] = [];
   #lastCompletedAt = Date.now();
   #consecutiveFailures = 0;
-  /** A rewind after fencing waits until then (see #failed). */
-  #rewindNotBefore = 0;
 
   constructor(options: SchedulerOptions) {
     this.#options = options;
     this.#table = new PartitionTable(options.plan, options.groupId, options.admin, options.startFrom);
+    this.#preparer = new PartitionPreparer(this.#table, options.pool, options.metrics, options.logger);
+    this.#rewinder = new Rewinder({
+      table: this.#table,
+      preparer: this.#preparer,
+      receiver: options.receiver,
+      admin: options.admin,
+      startFrom: options.startFrom,
+      logger: options.logger,
+      running: () => this.#state === 'running',
+    });
     const repartition = options.plan.repartitionTopic;
     this.#purger = repartition ? new RepartitionPurger(options.admin, repartition, options.logger) : undefined;
     this.#batches = new BatchRun({
@@ -112,17 +110,9 @@ export class Scheduler {
 
   /** Partitions whose state is being restored, and how far their changelogs have been read. */
   restoring(): { partitions: number; records: number; end: number } {
-    let partitions = 0;
-    let records = 0;
-    let end = 0;
-    for (const e of this.#table.entries()) {
-      if (!e.restoring) continue;
-      partitions++;
-      records += e.restoring.records;
-      end += e.restoring.end;
-    }
-    return { partitions, records, end };
+    return this.#preparer.restoring();
   }
+
   get lastCompletedAt(): number {
     return this.#lastCompletedAt;
   }
@@ -209,7 +199,8 @@ export class Scheduler {
   async #prepared(): Promise<boolean> {
     const pending = (): PartitionEntry[] => [...this.#table.entries()].filter((e) => e.needsStart && !e.rewinding);
     if (pending().length === 0) return true;
-    this.#preparing ??= this.#prepare(pending())
+    this.#preparing ??= this.#preparer
+      .prepare(pending())
       .then(() => undefined)
       .catch((error: unknown) => {
         // State that belongs to another task cannot be fixed by retrying: the service stops.
@@ -219,59 +210,6 @@ export class Scheduler {
       .finally(() => (this.#preparing = undefined));
     await this.#preparing;
     return pending().length === 0;
-  }
-
-  /**
-   * Opens, reads the committed positions of, and restores `entries` (see the class comment). Returns
-   * false when the epoch changed meanwhile (a new assignment prepares every partition again).
-   */
-  async #prepare(entries: readonly PartitionEntry[]): Promise<boolean> {
-    const { pool, metrics, logger } = this.#options;
-    const epoch = this.#table.epoch;
-    const byWorker = new Map<number, PartitionEntry[]>();
-    for (const e of entries) {
-      const worker = pool.route(e.topic, e.partition);
-      const list = byWorker.get(worker) ?? [];
-      list.push(e);
-      byWorker.set(worker, list);
-    }
-    const parts = (list: readonly PartitionEntry[]) => list.map((e) => ({ topic: e.topic, partition: e.partition }));
-    await Promise.all([...byWorker].map(([worker, list]) => pool.open(worker, parts(list))));
-    if (epoch !== this.#table.epoch) return false;
-    for (const e of entries) e.start = undefined;
-    if (!(await this.#table.loadStarts(entries))) return false;
-    for (const e of entries) e.restoring = { records: 0, end: 0 };
-    metrics.restoringPartitions.set(this.restoring().partitions);
-    try {
-      const restored = await Promise.all(
-        [...byWorker].map(([worker, list]) =>
-          pool.restore(
-            worker,
-            list.map((e) => ({ topic: e.topic, partition: e.partition, start: e.start! })),
-            (p) => {
-              const entry = this.#table.get(p.topic, p.partition);
-              if (entry?.restoring) entry.restoring = { records: p.records, end: p.end };
-            },
-          ),
-        ),
-      );
-      if (epoch !== this.#table.epoch) return false;
-      for (const r of restored.flat()) {
-        const entry = this.#table.get(r.topic, r.partition);
-        if (!entry || !entries.includes(entry)) continue;
-        entry.needsStart = false;
-        if (r.position !== null && (entry.position === undefined || r.position > entry.position))
-          entry.position = r.position;
-        const labels = { topic: r.topic, partition: String(r.partition) };
-        if (r.records > 0) metrics.restoredRecords.inc(labels, r.records);
-        metrics.restoreSeconds.observe(r.ms / 1000);
-        if (r.records > 0) logger.info({ ...labels, records: r.records, ms: Math.round(r.ms) }, 'state restored');
-      }
-      return true;
-    } finally {
-      for (const e of entries) e.restoring = undefined;
-      metrics.restoringPartitions.set(this.restoring().partitions);
-    }
   }
 
   #failed(info: BatchInfo, failure: NonNullable<BatchOutcome['failure']>): void {
@@ -299,75 +237,7 @@ export class Scheduler {
     // of the rebalance at its next heartbeat; opening them again before that would fence the new owner
     // back (harmless to the output — each owner restores what was committed — but wasted work).
     const fenced = findErrorBy(failure.error, (e) => e instanceof ProducerFencedError) !== undefined;
-    if (fenced) this.#rewindNotBefore = Date.now() + FENCED_REWIND_DELAY_MS;
-    this.#rewind(failure.rewind);
-  }
-
-  /**
-   * Moves partitions back to their committed offsets. They are held (paused, their buffered records
-   * dropped) at once and take part in no batch until the rewind is done; a rewind that cannot reach
-   * the broker is retried until it succeeds or the epoch changes (a rejoin rebuilds every partition).
-   */
-  #rewind(failed: readonly PartitionEntry[]): void {
-    const { receiver } = this.#options;
-    // Entries of an epoch that ended while the batch ran are gone: the rejoin rebuilds every
-    // partition, and holding one here would leave it paused with nothing to seek it.
-    const entries = failed.filter((e) => this.#table.get(e.topic, e.partition) === e);
-    if (entries.length === 0) return;
-    for (const entry of entries) {
-      entry.rewinding = true;
-      entry.needsStart = true;
-      entry.position = undefined;
-      entry.fetchedTo = undefined;
-      entry.start = undefined;
-    }
-    receiver.hold(entries.map((e) => ({ topic: e.topic, partition: e.partition })));
-    this.#rewinding ??= this.#rewindLoop().finally(() => (this.#rewinding = undefined));
-  }
-
-  async #rewindLoop(): Promise<void> {
-    const { logger } = this.#options;
-    let attempt = 0;
-    while (this.#state === 'running') {
-      const wait = this.#rewindNotBefore - Date.now();
-      if (wait > 0) await this.#retryClock.sleep(wait);
-      if (this.#state !== 'running') return;
-      const epoch = this.#table.epoch;
-      const entries = [...this.#table.entries()].filter((e) => e.rewinding);
-      if (entries.length === 0) return;
-      try {
-        if (!(await this.#prepare(entries))) continue; // a new epoch rebuilds every partition
-        const positions = await this.#startOffsets(entries);
-        if (epoch !== this.#table.epoch) continue;
-        this.#options.receiver.seek(positions);
-        for (const entry of entries) entry.rewinding = false;
-        attempt = 0; // more may have failed meanwhile: look again
-      } catch (error) {
-        for (const entry of entries) entry.start = undefined;
-        logger.warn({ err: error, attempt, partitions: entries.map((e) => e.id) }, 'rewind failed; will retry');
-        if (this.#state !== 'running') return;
-        await this.#retryClock.sleep(backoff(attempt++));
-      }
-    }
-  }
-
-  /** Where each rewound partition starts: its committed offset, else the topic's start or end. */
-  async #startOffsets(
-    entries: readonly PartitionEntry[],
-  ): Promise<Array<{ topic: string; partition: number; offset: number }>> {
-    const { admin, startFrom } = this.#options;
-    const topicStarts = new Map<string, number>();
-    const withoutCommit = entries.filter((e) => e.start?.committedOffset == null);
-    for (const topic of new Set(withoutCommit.map((e) => e.topic))) {
-      for (const o of await admin.fetchTopicOffsets(topic)) {
-        topicStarts.set(`${topic}:${o.partition}`, Number(startFrom === 'earliest' ? o.low : o.high));
-      }
-    }
-    return entries.map((e) => ({
-      topic: e.topic,
-      partition: e.partition,
-      offset: e.start?.committedOffset ?? topicStarts.get(e.id) ?? 0,
-    }));
+    this.#rewinder.rewind(failure.rewind, fenced ? FENCED_REWIND_DELAY_MS : 0);
   }
 
   #record(info: BatchInfo, startedAt: number): void {
@@ -439,9 +309,9 @@ export class Scheduler {
     }
     this.#state = 'stopping';
     this.#clock.wake();
-    this.#retryClock.wake();
+    this.#rewinder.wake();
     await this.#loop;
-    await this.#rewinding;
+    await this.#rewinder.idle();
     await this.#purger?.idle();
     this.#state = 'stopped';
   }
