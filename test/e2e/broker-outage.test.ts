@@ -1,7 +1,8 @@
 /**
  * A broker outage under a running windowed, re-keyed job (count per page through the repartition
- * topic, tumbling 3 s windows, lateness 2 s, idle timeout 10 s), against a broker of its own that is killed (SIGKILL) and kept down
- * for 45 s, and in a second case 60 s, then started again on the same ports and storage.
+ * topic, tumbling 3 s windows, lateness 2 s, idle timeout 10 s), against a broker of its own that is
+ * killed (SIGKILL) and kept down for 45 s, and in a second case 60 s, then started again on the same
+ * ports and storage.
  *
  * Input flows all along: events stamped with the wall clock when they are made, at a steady rate,
  * to every partition, in order per partition — also while the broker is down (they wait in the
