@@ -4,7 +4,8 @@
  * before its figure counts. Prints a table and writes it as JSON under bench/results/.
  *
  * Options: --records N (1000000) --partitions P (8) --record-size B (100) --workers W
- *          --peers kafka-streams,spark|none --latency-seconds S (20; 0 = skip latency mode)
+ *          --peers kafka-streams,spark|none --latency-seconds S (30, the shortest that measures windows; 0 = skip latency mode)
+ *          --latency-intervals 1000,250,100 --latency-fractions 0.2,0.5,0.8 (Sluice's latency grid, each delivery mode)
  *          --smoke (small and quick: 20000 records, no peers, one short latency run) --profile
  */
 // First, before kafkajs loads: the harness's producers (input fill, live input) publish like Sluice's workers.
@@ -37,7 +38,9 @@ const { values } = parseArgs({
     'record-size': { type: 'string', default: '100' },
     workers: { type: 'string' },
     peers: { type: 'string', default: 'kafka-streams,spark' },
-    'latency-seconds': { type: 'string', default: '20' },
+    'latency-seconds': { type: 'string', default: '30' },
+    'latency-intervals': { type: 'string', default: '1000,250,100' },
+    'latency-fractions': { type: 'string', default: '0.2,0.5,0.8' },
     smoke: { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
   },
@@ -50,6 +53,14 @@ const recordSize = Number(values['record-size']);
 const latencySeconds = smoke ? 30 : Number(values['latency-seconds']);
 const peers = smoke || values.peers === 'none' ? [] : (values.peers ?? '').split(',').filter(Boolean);
 const workers = values.workers;
+const latencyIntervals = (values['latency-intervals'] ?? '')
+  .split(',')
+  .map(Number)
+  .filter((n) => n > 0);
+const latencyFractions = (values['latency-fractions'] ?? '')
+  .split(',')
+  .map(Number)
+  .filter((n) => n > 0);
 
 interface Row {
   system: string;
@@ -132,8 +143,8 @@ async function main(): Promise<void> {
       const max = rows.find((r) => r.system.startsWith('Sluice page-views'))?.recordsPerSec ?? 10_000;
       const systems: LatencySystem[] = [];
       for (const delivery of smoke ? (['exactly-once'] as const) : (['exactly-once', 'at-least-once'] as const)) {
-        for (const interval of smoke ? [250] : [1000, 250, 100]) {
-          for (const fraction of smoke ? [0.2] : [0.2, 0.5, 0.8]) {
+        for (const interval of smoke ? [250] : latencyIntervals) {
+          for (const fraction of smoke ? [0.2] : latencyFractions) {
             const rate = Math.round(max * fraction);
             systems.push({ kind: 'sluice', setting: interval, rate, fraction, workers, delivery });
           }
