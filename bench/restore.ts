@@ -10,15 +10,14 @@
  */
 // First, before kafkajs loads (as in the service).
 import '../src/kafka/kafkajs-fixes.ts';
-import { execFileSync } from 'node:child_process';
 import { resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Kafka, logLevel, type Message } from 'kafkajs';
-import { kafkaVersion, startLocalBroker } from '../scripts/kafka/local-broker.ts';
+import { type Message } from 'kafkajs';
 import { CHANGELOG_CONFIG } from '../src/kafka/topics.ts';
 import { encodeAccumulator, encodeProgress, PROGRESS_KEY, windowKey } from '../src/wire/changelog.ts';
 import { createTopics } from './lib/data.ts';
+import { buildAndConnect, log } from './lib/setup.ts';
 import { startSluice } from './lib/systems.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -31,7 +30,6 @@ const { values } = parseArgs({
 });
 const entries = Number(values.entries);
 const partitions = Number(values.partitions);
-const log = (message: string): void => console.error(`[bench] ${message}`);
 
 /** Sum of a metric's samples in a Prometheus text page. */
 function metric(text: string, name: string): number {
@@ -44,13 +42,7 @@ function metric(text: string, name: string): number {
 }
 
 async function main(): Promise<void> {
-  log('building the service (dist/)');
-  execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'inherit' });
-  const external = process.env['KAFKA_BROKERS'];
-  const broker = external ? undefined : await startLocalBroker({ heap: '1g' });
-  const brokers = external ?? broker!.brokers;
-  log(`Kafka ${external ? `at ${brokers}` : `${kafkaVersion()} local at ${brokers}`}`);
-  const kafka = new Kafka({ clientId: 'bench-restore', brokers: brokers.split(','), logLevel: logLevel.NOTHING });
+  const { broker, brokers, kafka } = await buildAndConnect(root, 'bench-restore');
   const admin = kafka.admin();
   await admin.connect();
   const run = Date.now().toString(36);

@@ -10,15 +10,14 @@
  */
 // First, before kafkajs loads: the harness's producers (input fill, live input) publish like Sluice's workers.
 import '../src/kafka/kafkajs-fixes.ts';
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Kafka, logLevel } from 'kafkajs';
-import { kafkaVersion, startLocalBroker } from '../scripts/kafka/local-broker.ts';
+import { type Kafka } from 'kafkajs';
 import { checkWindows, createTopics, fillInput, type BenchData } from './lib/data.ts';
+import { buildAndConnect, log } from './lib/setup.ts';
 import { runLatency, type LatencyResult, type LatencySystem } from './lib/latency.ts';
 import {
   ceilingJava,
@@ -73,17 +72,10 @@ interface Row {
   note?: string;
 }
 
-const log = (message: string): void => console.error(`[bench] ${message}`);
 const mb = (bytes: number): number => bytes / 1e6;
 
 async function main(): Promise<void> {
-  log('building the service (dist/)');
-  execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'inherit' });
-  const external = process.env['KAFKA_BROKERS'];
-  const broker = external ? undefined : await startLocalBroker({ heap: '1g' });
-  const brokers = external ?? broker!.brokers;
-  log(`Kafka ${external ? `at ${brokers}` : `${kafkaVersion()} local at ${brokers}`}`);
-  const kafka = new Kafka({ clientId: 'bench', brokers: brokers.split(','), logLevel: logLevel.NOTHING });
+  const { broker, brokers, kafka } = await buildAndConnect(root, 'bench');
   const admin = kafka.admin();
   await admin.connect();
   const run = Date.now().toString(36);
