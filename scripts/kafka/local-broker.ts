@@ -125,6 +125,10 @@ appender.stdout.layout.type = PatternLayout
 appender.stdout.layout.pattern = [%d] %p %m (%c)%n
 logger.server.name = kafka.server.KafkaRaftServer
 logger.server.level = INFO
+logger.txn.name = kafka.coordinator.transaction
+logger.txn.level = INFO
+logger.txn2.name = org.apache.kafka.coordinator.transaction
+logger.txn2.level = INFO
 `;
 
 interface Ports {

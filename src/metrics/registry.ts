@@ -77,6 +77,12 @@ export class Metrics {
     labelNames: ['topic', 'partition'] as const,
     registers: [this.registry],
   });
+  readonly settledTransactions = new Counter({
+    name: 'sluice_transactions_settled_total',
+    help: 'Failed transactions whose outcome Sluice wrote into their partitions before restoring the task, by outcome.',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
   readonly restoreSeconds = new Histogram({
     name: 'sluice_state_restore_seconds',
     help: 'Time to restore a task: read its changelog partition to the end and rebuild its state.',

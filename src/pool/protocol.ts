@@ -116,6 +116,8 @@ export interface RestoredTask {
   ms: number;
   /** The next input offset the task processes (records below it are in its state already). */
   position: number | null;
+  /** The outcome written for the task's failed transaction before the restore, if it had one. */
+  settled?: 'commit' | 'abort';
 }
 
 export interface DropRequest {

@@ -82,6 +82,7 @@ export class PartitionPreparer {
           entry.position = r.position;
         const labels = { topic: r.topic, partition: String(r.partition) };
         if (r.records > 0) metrics.restoredRecords.inc(labels, r.records);
+        if (r.settled) metrics.settledTransactions.inc({ outcome: r.settled });
         metrics.restoreSeconds.observe(r.ms / 1000);
         if (r.records > 0) logger.info({ ...labels, records: r.records, ms: Math.round(r.ms) }, 'state restored');
       }

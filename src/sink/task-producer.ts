@@ -18,6 +18,7 @@ import { type Kafka, type Producer, type Transaction, CompressionTypes } from 'k
 import { KafkaError, ProducerFencedError } from '../errors.ts';
 import { fastDefaultPartitioner } from '../kafka/kafkajs-fixes.ts';
 import { type TopicMessages } from './kafka-sink.ts';
+import { type UnsettledTransaction } from './transaction-settler.ts';
 
 export interface TaskProducerOptions {
   groupId: string;
@@ -59,6 +60,12 @@ export class TaskProducer {
   #transaction: Transaction | undefined;
   /** A write failed: this producer is done (see the module comment). */
   #failed: Error | undefined;
+  /** The partitions the current transaction wrote to, by topic (as the partitioner chose them). */
+  #touched = new Map<string, Set<number>>();
+  /** The last transaction the broker said it committed: its markers may still be missing. */
+  #lastCommitted: UnsettledTransaction | undefined;
+  /** The transaction whose commit failed: its outcome is not known here (`transaction-settler.ts`). */
+  #unsettled: UnsettledTransaction | undefined;
 
   constructor(kafka: Kafka, options: TaskProducerOptions) {
     this.#options = options;
@@ -68,7 +75,17 @@ export class TaskProducer {
       transactionTimeout: options.transactionTimeoutMs,
       idempotent: true,
       maxInFlightRequests: 1,
-      createPartitioner: fastDefaultPartitioner,
+      // The default choices, and a note of each partition written (to settle a failed transaction).
+      createPartitioner: () => {
+        const partitioner = fastDefaultPartitioner();
+        return (args) => {
+          const partition = partitioner(args);
+          let partitions = this.#touched.get(args.topic);
+          if (!partitions) this.#touched.set(args.topic, (partitions = new Set()));
+          partitions.add(partition);
+          return partition;
+        };
+      },
       allowAutoTopicCreation: false,
       // Bounded: a transaction cannot outlive its timeout anyway; the batch is redone after a failure.
       // A short first retry: the first AddPartitionsToTxn of a batch usually meets CONCURRENT_TRANSACTIONS
@@ -100,6 +117,8 @@ export class TaskProducer {
     if (calls.length === 0 && offset === null) return;
     const transaction = this.#transaction ?? (await this.#begin());
     this.#transaction = undefined;
+    this.#touched = new Map();
+    let offsetsSent = false;
     try {
       for (const topicMessages of calls) {
         await transaction.sendBatch({
@@ -108,12 +127,35 @@ export class TaskProducer {
           compression: CompressionTypes.None,
         });
       }
-      if (offset) await this.#sendOffsets(transaction, offset);
+      if (offset) {
+        offsetsSent = true;
+        await this.#sendOffsets(transaction, offset);
+      }
       await transaction.commit();
+      this.#lastCommitted = this.#transactionOf(offset);
     } catch (error) {
+      // Even an abort that answers may leave partitions unmarked (see transaction-settler.ts).
+      this.#unsettled = this.#transactionOf(offsetsSent ? offset : null);
       await transaction.abort().catch(() => undefined);
       throw this.#fail(error, 'transaction failed');
     }
+  }
+
+  #transactionOf(offset: { offset: number } | null): UnsettledTransaction {
+    return { transactionalId: this.transactionalId, partitions: this.#touched, offset: offset?.offset ?? null };
+  }
+
+  /**
+   * The transactions to settle before the task is restored again: the last one the broker said it
+   * committed (EndTxn answers before the markers are written, and a broker restarting then can skip
+   * them) and, once this producer has failed, the one whose commit failed.
+   */
+  unsettled(): { committed?: UnsettledTransaction; failed?: UnsettledTransaction } | undefined {
+    if (!this.#lastCommitted && !this.#unsettled) return undefined;
+    return {
+      ...(this.#lastCommitted && { committed: this.#lastCommitted }),
+      ...(this.#unsettled && { failed: this.#unsettled }),
+    };
   }
 
   async #begin(): Promise<Transaction> {

@@ -20,73 +20,27 @@
  * retried with backoff until `retryTimeoutMs` after the first failure of a run of them; any success
  * starts the count again.
  */
-import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Kafka } from 'kafkajs';
 import type pino from 'pino';
 import { ConfigError, describeError, IllegalStateError, isSluiceError, KafkaError, RestoreError } from '../errors.ts';
 import { isRetriableKafkaError } from '../kafka/errors.ts';
+import {
+  createCluster,
+  createErrorFromCode,
+  type KafkajsBroker,
+  type KafkajsCluster,
+  READ_COMMITTED,
+} from '../kafka/kafkajs-cluster.ts';
 import { type ChangelogRecord, type FetchedPartition, readFetched, stableEnd } from './fetched-records.ts';
 
 export type { ChangelogRecord } from './fetched-records.ts';
 
-const require = createRequire(import.meta.url);
-
-/** The parts of kafkajs's Broker (`src/broker/index.js`) used here. */
-interface KafkajsBroker {
-  fetch(request: {
-    replicaId: number;
-    isolationLevel: number;
-    maxWaitTime: number;
-    minBytes: number;
-    maxBytes: number;
-    topics: Array<{ topic: string; partitions: Array<{ partition: number; fetchOffset: string; maxBytes: number }> }>;
-  }): Promise<{ errorCode?: number; responses: Array<{ topicName: string; partitions: FetchedPartition[] }> }>;
-}
-
-/** The parts of kafkajs's Cluster (`src/cluster/index.js`) used here. */
-interface KafkajsCluster {
-  connect(): Promise<void>;
-  disconnect(): Promise<void>;
-  addTargetTopic(topic: string): Promise<void>;
-  refreshMetadata(): Promise<void>;
-  findLeaderForPartitions(topic: string, partitions: number[]): Record<string, number[]>;
-  findBroker(query: { nodeId: string }): Promise<KafkajsBroker>;
-  fetchTopicsOffset(
-    topics: Array<{ topic: string; partitions: Array<{ partition: number }>; fromBeginning: boolean }>,
-  ): Promise<Array<{ topic: string; partitions: Array<{ partition: number; offset: string }> }>>;
-}
-
-type CreateCluster = (options: {
-  metadataMaxAge: number;
-  allowAutoTopicCreation: boolean;
-  maxInFlightRequests: null;
-  instrumentationEmitter: null;
-  isolationLevel: number;
-}) => KafkajsCluster;
-
-const CREATE_CLUSTER = 'private:Kafka:createCluster';
-const READ_COMMITTED = 1;
-const { createErrorFromCode } = require('kafkajs/src/protocol/error.js') as {
-  createErrorFromCode: (code: number) => Error;
-};
-
-function createCluster(kafka: Kafka): KafkajsCluster {
-  const symbol = Object.getOwnPropertySymbols(kafka).find((s) => s.description === CREATE_CLUSTER);
-  const create = symbol === undefined ? undefined : (kafka as unknown as Record<symbol, unknown>)[symbol];
-  if (typeof create !== 'function') {
-    const version = (require('kafkajs/package.json') as { version: string }).version;
-    throw new RestoreError(
-      `kafkajs ${version} has no Symbol(${CREATE_CLUSTER}) on its Kafka client: the changelog reader is built on kafkajs 2.2.4's internals`,
-    );
-  }
-  return (create as CreateCluster).call(kafka, {
-    metadataMaxAge: 300_000,
-    allowAutoTopicCreation: false,
-    maxInFlightRequests: null,
-    instrumentationEmitter: null,
-    isolationLevel: READ_COMMITTED,
-  });
+function clusterOf(kafka: Kafka): KafkajsCluster {
+  return createCluster(
+    kafka,
+    (message) => new RestoreError(`${message}: the changelog reader is built on kafkajs 2.2.4's internals`),
+  );
 }
 
 export interface ChangelogReaderOptions {
@@ -163,7 +117,7 @@ export class ChangelogReader {
     this.#maxBytes = maxBytes;
     this.#retryTimeoutMs = retryTimeoutMs;
     this.#logger = options.logger;
-    this.#cluster = createCluster(kafka);
+    this.#cluster = clusterOf(kafka);
   }
 
   get state(): ChangelogReaderState {
@@ -296,7 +250,7 @@ export class ChangelogReader {
       .find((r) => r.topicName === this.#topic)
       ?.partitions.find((p) => p.partition === partition);
     if (!data) throw new KafkaError(`the fetch response has no ${this.#topic}-${partition}`);
-    return data;
+    return data as FetchedPartition;
   }
 
   /**

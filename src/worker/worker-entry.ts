@@ -35,6 +35,12 @@ import {
 } from '../pool/protocol.ts';
 import { KafkaSink, messagesOf, type Publication } from '../sink/kafka-sink.ts';
 import { TaskProducer } from '../sink/task-producer.ts';
+import {
+  committedPart,
+  settlementFor,
+  TransactionSettler,
+  type UnsettledTransaction,
+} from '../sink/transaction-settler.ts';
 import { ChangelogReader } from '../state/changelog-reader.ts';
 import { BatchFailedError, IllegalStateError } from '../errors.ts';
 import { createTask } from './create-task.ts';
@@ -81,29 +87,73 @@ function serve(plan: JobPlan, { client, sink, reader }: Clients): void {
   const tasks = new Map<string, Task>();
   /** Exactly-once: each partition's transactional producer. */
   const producers = new Map<string, TaskProducer>();
+  /** Exactly-once: a failed producer's transactions to settle (`transaction-settler.ts`), by partition. */
+  const unsettled = new Map<string, { committed?: UnsettledTransaction; failed?: UnsettledTransaction }>();
+  const settler = exactlyOnce
+    ? new TransactionSettler(client, {
+        groupId: init.kafka.groupId,
+        transactionTimeoutMs: init.kafka.transactionTimeoutMs,
+      })
+    : undefined;
 
   async function closeProducer(id: string): Promise<void> {
     const producer = producers.get(id);
     producers.delete(id);
+    const left = producer?.unsettled();
+    if (left) unsettled.set(id, { ...unsettled.get(id), ...left });
     await producer?.close().catch(() => undefined);
+  }
+
+  /**
+   * A new producer for the partition, opened: the old owner is fenced. The old producer's last committed
+   * transaction is first settled as committed (the broker decided so), so that the committed offset and
+   * changelog read next hold it even if the broker skipped its markers; the new producer's InitProducerId
+   * waits until the settling's own markers are written.
+   */
+  async function openProducer(id: string, topic: string, partition: number): Promise<void> {
+    await closeProducer(id);
+    const left = unsettled.get(id);
+    if (left?.committed && settler) {
+      await settler.settle(committedPart(left.committed, left.failed), 'commit');
+      delete left.committed;
+      logger.debug({ topic, partition }, 'settled the last committed transaction');
+    }
+    const producer = new TaskProducer(client, {
+      groupId: init.kafka.groupId,
+      topic,
+      partition,
+      transactionTimeoutMs: init.kafka.transactionTimeoutMs,
+    });
+    producers.set(id, producer);
+    await producer.open();
+  }
+
+  /**
+   * Writes the outcome the restore from `committedOffset` assumes into every partition the task's failed
+   * transaction wrote (`transaction-settler.ts`), then opens its producer again (the settling fenced it).
+   */
+  async function settleFailed(id: string, topic: string, partition: number, committedOffset: number | null) {
+    const failed = unsettled.get(id)?.failed;
+    unsettled.delete(id);
+    if (!failed || !settler) return undefined;
+    const outcome = settlementFor(failed, committedOffset);
+    try {
+      await settler.settle(failed, outcome);
+    } catch (error) {
+      unsettled.set(id, { failed });
+      throw error;
+    }
+    const partitions = [...failed.partitions.values()].reduce((n, p) => n + p.size, 0);
+    logger.info({ topic, partition, outcome, partitions }, 'settled the transaction whose commit failed');
+    await openProducer(id, topic, partition);
+    return outcome;
   }
 
   /** A new producer per partition (a failed one cannot be used again), opened: the old owner is fenced. */
   async function open(partitions: ReadonlyArray<{ topic: string; partition: number }>): Promise<void> {
     if (!exactlyOnce) return;
     await Promise.all(
-      partitions.map(async ({ topic, partition }) => {
-        const id = partitionId(topic, partition);
-        await closeProducer(id);
-        const producer = new TaskProducer(client, {
-          groupId: init.kafka.groupId,
-          topic,
-          partition,
-          transactionTimeoutMs: init.kafka.transactionTimeoutMs,
-        });
-        producers.set(id, producer);
-        await producer.open();
-      }),
+      partitions.map(({ topic, partition }) => openProducer(partitionId(topic, partition), topic, partition)),
     );
   }
 
@@ -113,6 +163,7 @@ function serve(plan: JobPlan, { client, sink, reader }: Clients): void {
         const started = performance.now();
         const id = partitionId(topic, partition);
         tasks.delete(id);
+        const settled = await settleFailed(id, topic, partition, start.committedOffset);
         const task = createTask(context, topic, partition, start);
         let records = 0;
         if (task.changelogPartition !== null) {
@@ -131,7 +182,7 @@ function serve(plan: JobPlan, { client, sink, reader }: Clients): void {
         }
         const position = task.restored();
         tasks.set(id, task);
-        return { topic, partition, records, ms: performance.now() - started, position };
+        return { topic, partition, records, ms: performance.now() - started, position, ...(settled && { settled }) };
       }),
     );
   }
@@ -223,11 +274,14 @@ function serve(plan: JobPlan, { client, sink, reader }: Clients): void {
           const id = partitionId(topic, partition);
           tasks.delete(id);
           await closeProducer(id);
+          // Another replica restores it: it cannot know this one's failed transaction.
+          unsettled.delete(id);
         }
         post({ type: 'dropped', requestId: request.requestId, held: held() });
         return;
       case 'close':
         await Promise.all([...producers.keys()].map(closeProducer));
+        await settler?.stop();
         await reader?.stop().catch(() => undefined);
         await sink.close().catch(() => undefined);
         post({ type: 'closed', requestId: request.requestId });

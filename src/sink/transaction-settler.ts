@@ -1,0 +1,200 @@
+/**
+ * Settles a task's transaction whose outcome Sluice did not see (its commit failed: the broker went
+ * away, the answer was lost), before the task is restored from what was committed.
+ *
+ * Why: a transaction coordinator completes a transaction by writing a marker (commit or abort) into
+ * each partition the transaction wrote. Kafka 4.3.0 to 4.4.0 skip the marker for a partition that has
+ * no leader at that moment, as if the topic had been deleted (KAFKA-20734: `KRaftMetadataCache`
+ * answers "no such partition" for a leaderless one), and record the transaction as complete anyway.
+ * That happens whenever a transaction completes while all replicas of one of its partitions are down:
+ * a single broker, or a whole cluster, restarting with transactions in flight (the coordinator loads
+ * them before the partitions have leaders again). The records of that transaction then stay in those
+ * partitions without a marker: read_committed readers stop before them, and the next marker the same
+ * producer id writes there decides them. When the next owner of the task redid the batch and
+ * committed, its marker committed the first attempt's records too: the batch's results twice
+ * (measured: up to 90 of 1 200 windows after a broker SIGKILL, `test/e2e/exactly-once.test.ts`).
+ *
+ * So before restoring such a task, Sluice writes that decision itself: it opens a transaction for the
+ * task's id (which fences every earlier producer of it), adds every partition the unsettled one wrote
+ * to and the consumer group's offsets — no records — and ends it with the outcome the task's restore
+ * will assume: commit when the group's committed offset already holds the transaction's input offset
+ * (its commit reached the offsets, so its other writes must count), otherwise abort (the batch is
+ * redone from the committed offset, so nothing of the first attempt may count). On a partition the
+ * coordinator did mark, the extra marker is empty and changes nothing; on one it skipped, it decides
+ * the waiting records the same way the restore does.
+ *
+ * Why by hand: kafkajs's transactions add a partition only when a record is sent to it. The settler
+ * uses the requests kafkajs's own transactional producer makes (InitProducerId, AddPartitionsToTxn,
+ * AddOffsetsToTxn, EndTxn) through its `Cluster` (`kafka/kafkajs-cluster.ts`).
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Kafka } from 'kafkajs';
+import { KafkaError } from '../errors.ts';
+import { isRetriableKafkaError } from '../kafka/errors.ts';
+import {
+  createCluster,
+  type KafkajsBroker,
+  type KafkajsCluster,
+  TRANSACTION_COORDINATOR,
+} from '../kafka/kafkajs-cluster.ts';
+
+/** What a task's transaction wrote, kept when its commit failed. */
+export interface UnsettledTransaction {
+  transactionalId: string;
+  /** The partitions it wrote records to, by topic. */
+  partitions: ReadonlyMap<string, ReadonlySet<number>>;
+  /** The input offset it committed with them (`sendOffsets`), if any. */
+  offset: number | null;
+}
+
+export type Settlement = 'commit' | 'abort';
+
+/**
+ * The outcome a restore from `committedOffset` assumes for `unsettled`: commit when the committed
+ * offset holds the transaction's input offset, abort otherwise.
+ */
+export function settlementFor(unsettled: UnsettledTransaction, committedOffset: number | null): Settlement {
+  return unsettled.offset !== null && committedOffset !== null && committedOffset >= unsettled.offset
+    ? 'commit'
+    : 'abort';
+}
+
+/**
+ * What of a failed producer's last committed transaction can be settled as committed: the partitions
+ * its failed successor did not write to (where both did, the records of both wait for the same marker,
+ * and the failed one decides), and its offsets unless the failed one sent offsets too.
+ */
+export function committedPart(committed: UnsettledTransaction, failed?: UnsettledTransaction): UnsettledTransaction {
+  if (!failed) return committed;
+  const partitions = new Map<string, ReadonlySet<number>>();
+  for (const [topic, list] of committed.partitions) {
+    const theirs = failed.partitions.get(topic);
+    const left = new Set([...list].filter((p) => !theirs?.has(p)));
+    if (left.size > 0) partitions.set(topic, left);
+  }
+  return { ...committed, partitions, offset: failed.offset === null ? committed.offset : null };
+}
+
+export interface TransactionSettlerOptions {
+  groupId: string;
+  transactionTimeoutMs: number;
+  /**
+   * How long a step is retried on retriable errors (coordinator loading or moved, a partition without
+   * a leader, the previous transaction still completing) before `settle()` rejects.
+   * @defaultValue 60 000 ms
+   */
+  retryTimeoutMs?: number;
+}
+
+const RETRY_INITIAL_MS = 20;
+const RETRY_MAX_MS = 1_000;
+
+/** A partition to settle has no leader (yet): retried. */
+class Leaderless extends Error {}
+
+function typeOf(error: unknown): string | undefined {
+  const type = (error as { type?: unknown } | null)?.type;
+  return typeof type === 'string' ? type : undefined;
+}
+
+export class TransactionSettler {
+  readonly #kafka: Kafka;
+  readonly #options: Required<TransactionSettlerOptions>;
+  #cluster: KafkajsCluster | undefined;
+  #connected: Promise<void> | undefined;
+
+  constructor(kafka: Kafka, options: TransactionSettlerOptions) {
+    this.#kafka = kafka;
+    this.#options = { retryTimeoutMs: 60_000, ...options };
+  }
+
+  /** Connects on first use: most runs never settle anything. */
+  async #connect(): Promise<KafkajsCluster> {
+    this.#cluster ??= createCluster(
+      this.#kafka,
+      (message) => new KafkaError(`${message}: the transaction settler is built on kafkajs 2.2.4's internals`),
+    );
+    const cluster = this.#cluster;
+    this.#connected ??= cluster.connect().catch((error: unknown) => {
+      this.#connected = undefined;
+      throw error;
+    });
+    await this.#connected;
+    return cluster;
+  }
+
+  /**
+   * Writes `outcome` into every partition `unsettled` wrote (and the group's offsets when it committed
+   * any): see the module comment. Fences every earlier producer of its transactional id; a producer
+   * of the task opened before this must be opened again.
+   */
+  async settle(unsettled: UnsettledTransaction, outcome: Settlement): Promise<void> {
+    const cluster = await this.#connect();
+    const { transactionalId } = unsettled;
+    const topics = [...unsettled.partitions].map(([topic, partitions]) => ({
+      topic,
+      partitions: [...partitions].sort((a, b) => a - b),
+    }));
+    await this.#retry('partition leaders', async () => {
+      await cluster.addMultipleTargetTopics(topics.map((t) => t.topic));
+      await cluster.refreshMetadata();
+      for (const { topic, partitions } of topics) {
+        const leaders = cluster.findLeaderForPartitions(topic, partitions);
+        const led = Object.entries(leaders)
+          .filter(([node]) => Number(node) >= 0)
+          .reduce((n, [, list]) => n + list.length, 0);
+        // A marker for a leaderless partition would be skipped again: wait for its leader.
+        if (led < partitions.length) throw new Leaderless(`${topic} has partitions without a leader`);
+      }
+    });
+    let coordinator = await this.#retry('find the transaction coordinator', () =>
+      cluster.findGroupCoordinator({ groupId: transactionalId, coordinatorType: TRANSACTION_COORDINATOR }),
+    );
+    const call = async <T>(what: string, request: (broker: KafkajsBroker) => Promise<T>): Promise<T> =>
+      this.#retry(what, async () => {
+        try {
+          return await request(coordinator);
+        } catch (error) {
+          const type = typeOf(error);
+          if (type === 'NOT_COORDINATOR' || type === 'COORDINATOR_NOT_AVAILABLE' || type === 'KafkaJSConnectionError')
+            coordinator = await cluster.findGroupCoordinator({
+              groupId: transactionalId,
+              coordinatorType: TRANSACTION_COORDINATOR,
+            });
+          throw error;
+        }
+      });
+    const { producerId, producerEpoch } = await call('InitProducerId', (b) =>
+      b.initProducerId({ transactionalId, transactionTimeout: this.#options.transactionTimeoutMs }),
+    );
+    const ids = { transactionalId, producerId, producerEpoch };
+    if (topics.length > 0) await call('AddPartitionsToTxn', (b) => b.addPartitionsToTxn({ ...ids, topics }));
+    if (unsettled.offset !== null)
+      await call('AddOffsetsToTxn', (b) => b.addOffsetsToTxn({ ...ids, groupId: this.#options.groupId }));
+    if (topics.length > 0 || unsettled.offset !== null)
+      await call('EndTxn', (b) => b.endTxn({ ...ids, transactionResult: outcome === 'commit' }));
+  }
+
+  /** `step` until it succeeds, retrying retriable errors with backoff for `retryTimeoutMs`. */
+  async #retry<T>(what: string, step: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + this.#options.retryTimeoutMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await step();
+      } catch (error) {
+        const retriable =
+          isRetriableKafkaError(error) || typeOf(error) === 'CONCURRENT_TRANSACTIONS' || error instanceof Leaderless;
+        if (!retriable || Date.now() >= deadline)
+          throw new KafkaError(`settling a transaction: ${what} failed: ${(error as Error).message}`, error);
+        await sleep(Math.min(RETRY_MAX_MS, RETRY_INITIAL_MS * 2 ** attempt));
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    const cluster = this.#cluster;
+    this.#cluster = undefined;
+    this.#connected = undefined;
+    await cluster?.disconnect().catch(() => undefined);
+  }
+}
