@@ -51,6 +51,12 @@ function isConcurrentTransactions(error: unknown): boolean {
   return (error as { type?: unknown } | null)?.type === 'CONCURRENT_TRANSACTIONS';
 }
 
+function addTo(map: Map<string, Set<number>>, topic: string, partition: number): void {
+  let partitions = map.get(topic);
+  if (!partitions) map.set(topic, (partitions = new Set()));
+  partitions.add(partition);
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class TaskProducer {
@@ -60,8 +66,11 @@ export class TaskProducer {
   #transaction: Transaction | undefined;
   /** A write failed: this producer is done (see the module comment). */
   #failed: Error | undefined;
-  /** The partitions the current transaction wrote to, by topic (as the partitioner chose them). */
+  /** The partitions the current transaction sent records to, by topic (as the partitioner chose them). */
   #touched = new Map<string, Set<number>>();
+  /** Those of the current produce call, and those whose produce calls the broker answered. */
+  #call = new Map<string, Set<number>>();
+  #written = new Map<string, Set<number>>();
   /** The last transaction the broker said it committed: its markers may still be missing. */
   #lastCommitted: UnsettledTransaction | undefined;
   /** The transaction whose commit failed: its outcome is not known here (`transaction-settler.ts`). */
@@ -80,9 +89,8 @@ export class TaskProducer {
         const partitioner = fastDefaultPartitioner();
         return (args) => {
           const partition = partitioner(args);
-          let partitions = this.#touched.get(args.topic);
-          if (!partitions) this.#touched.set(args.topic, (partitions = new Set()));
-          partitions.add(partition);
+          addTo(this.#touched, args.topic, partition);
+          addTo(this.#call, args.topic, partition);
           return partition;
         };
       },
@@ -118,31 +126,42 @@ export class TaskProducer {
     const transaction = this.#transaction ?? (await this.#begin());
     this.#transaction = undefined;
     this.#touched = new Map();
+    this.#written = new Map();
     let offsetsSent = false;
+    let offsetsWritten = false;
     try {
       for (const topicMessages of calls) {
+        this.#call = new Map();
         await transaction.sendBatch({
           topicMessages: [...topicMessages],
           acks: -1,
           compression: CompressionTypes.None,
         });
+        for (const [topic, partitions] of this.#call) for (const p of partitions) addTo(this.#written, topic, p);
       }
       if (offset) {
         offsetsSent = true;
         await this.#sendOffsets(transaction, offset);
+        offsetsWritten = true;
       }
       await transaction.commit();
-      this.#lastCommitted = this.#transactionOf(offset);
+      this.#lastCommitted = this.#transactionOf(offset, true);
     } catch (error) {
       // Even an abort that answers may leave partitions unmarked (see transaction-settler.ts).
-      this.#unsettled = this.#transactionOf(offsetsSent ? offset : null);
+      this.#unsettled = this.#transactionOf(offsetsSent ? offset : null, offsetsWritten);
       await transaction.abort().catch(() => undefined);
       throw this.#fail(error, 'transaction failed');
     }
   }
 
-  #transactionOf(offset: { offset: number } | null): UnsettledTransaction {
-    return { transactionalId: this.transactionalId, partitions: this.#touched, offset: offset?.offset ?? null };
+  #transactionOf(offset: { offset: number } | null, offsetsWritten: boolean): UnsettledTransaction {
+    return {
+      transactionalId: this.transactionalId,
+      partitions: this.#touched,
+      written: this.#written,
+      offset: offset?.offset ?? null,
+      offsetsWritten: offset !== null && offsetsWritten,
+    };
   }
 
   /**

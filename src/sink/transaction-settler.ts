@@ -41,10 +41,14 @@ import {
 /** What a task's transaction wrote, kept when its commit failed. */
 export interface UnsettledTransaction {
   transactionalId: string;
-  /** The partitions it wrote records to, by topic. */
+  /** The partitions it sent records to, by topic. */
   partitions: ReadonlyMap<string, ReadonlySet<number>>;
-  /** The input offset it committed with them (`sendOffsets`), if any. */
+  /** Those of them the broker confirmed (a failed send may or may not have reached it). */
+  written: ReadonlyMap<string, ReadonlySet<number>>;
+  /** The input offset it sent with them (`sendOffsets`), if it got that far. */
   offset: number | null;
+  /** The broker confirmed the offsets. */
+  offsetsWritten: boolean;
 }
 
 export type Settlement = 'commit' | 'abort';
@@ -61,18 +65,20 @@ export function settlementFor(unsettled: UnsettledTransaction, committedOffset: 
 
 /**
  * What of a failed producer's last committed transaction can be settled as committed: the partitions
- * its failed successor did not write to (where both did, the records of both wait for the same marker,
- * and the failed one decides), and its offsets unless the failed one sent offsets too.
+ * its failed successor did not surely write to, and its offsets unless the failed one surely wrote
+ * offsets too. Where the failed one wrote, a marker there decides its records (and those of the
+ * committed one, if the broker skipped that one's markers): the failed one's settling decides. Where it
+ * only tried (no answer: most often the broker was gone), committing is right unless the write landed.
  */
 export function committedPart(committed: UnsettledTransaction, failed?: UnsettledTransaction): UnsettledTransaction {
   if (!failed) return committed;
   const partitions = new Map<string, ReadonlySet<number>>();
   for (const [topic, list] of committed.partitions) {
-    const theirs = failed.partitions.get(topic);
+    const theirs = failed.written.get(topic);
     const left = new Set([...list].filter((p) => !theirs?.has(p)));
     if (left.size > 0) partitions.set(topic, left);
   }
-  return { ...committed, partitions, offset: failed.offset === null ? committed.offset : null };
+  return { ...committed, partitions, offset: failed.offsetsWritten ? null : committed.offset };
 }
 
 export interface TransactionSettlerOptions {

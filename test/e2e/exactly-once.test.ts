@@ -17,6 +17,8 @@
  * Every check reads the output read_committed and compares it with a recomputation of the input:
  * each result exactly once, with its exact value, nothing missing, nothing else.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
 import { type Kafka, type KafkaMessage, type Producer } from 'kafkajs';
 import { type LocalBroker } from '../../scripts/kafka/local-broker.ts';
@@ -342,6 +344,15 @@ function compare(results: Result[], expected: ReadonlyMap<string, number>): Comp
 }
 
 /** `partition@offset producer id/epoch` of a record (kafkajs keeps its record batch's header on it). */
+/** How many partitions the broker left without a transaction's markers (KAFKA-20734), from its log. */
+function skippedMarkers(): number {
+  const log = readFileSync(join(broker.dataDir, 'broker.log'), 'utf8');
+  let partitions = 0;
+  for (const m of log.matchAll(/Couldn't find leader endpoint for partitions \w*\(([^)]*)\)/g))
+    partitions += m[1]!.split(',').length;
+  return partitions;
+}
+
 function whereOf(r: Seen): string {
   const batch = (r.m as { batchContext?: { producerId?: unknown; producerEpoch?: unknown } }).batchContext;
   return `${r.partition}@${r.m.offset} producer ${String(batch?.producerId)}/${String(batch?.producerEpoch)}`;
@@ -824,7 +835,7 @@ describe('exactly-once', () => {
           `service not ready ${seconds(notReadyAt - downAt)} later, broker back ${seconds(upAt - downAt)} after it was down; ` +
           `first failed batch ${seconds(failedAt - downAt)} after the broker was down, every window ${seconds(doneAt - upAt)} after it was back; ` +
           `'batch failed' lines ${failedBatches}, 'rewind failed' ${countOf(log, /rewind failed/)}, ` +
-          `'could not prepare' ${countOf(log, /could not prepare/)}, partition resets ${metricValue(metrics, 'sluice_partition_resets_total')}, failed transactions settled ${metricValue(metrics, 'sluice_transactions_settled_total')}; ` +
+          `'could not prepare' ${countOf(log, /could not prepare/)}, partition resets ${metricValue(metrics, 'sluice_partition_resets_total')}, failed transactions settled ${metricValue(metrics, 'sluice_transactions_settled_total')}, partitions whose markers the broker skipped ${skippedMarkers()}; ` +
           `${comparison.results} results for ${comparison.expected} windows, duplicates ${comparison.duplicates} (records the verifier was handed twice at one offset, left out: ${redelivered}), missing ${comparison.missing}, ` +
           `wrong ${comparison.wrong}, dead letters ${letters}${comparison.examples.length > 0 ? `; e.g. ${comparison.examples.join('; ')}` : ''}` +
           `${errors.failedBatches.map((f) => `\n  failed batch ${f.id} after ${seconds(f.processingMs)}: ${f.error.slice(0, 300)}`).join('')}` +

@@ -20,10 +20,26 @@ import {
 } from '../../src/sink/transaction-settler.ts';
 import { onCleanup, uniqueName, waitFor } from '../helpers.ts';
 
-const unsettled = (partitions: Record<string, number[]>, offset: number | null): UnsettledTransaction => ({
+const byTopic = (partitions: Record<string, number[]>) =>
+  new Map(Object.entries(partitions).map(([t, p]) => [t, new Set(p)]));
+const unsettled = (
+  partitions: Record<string, number[]>,
+  offset: number | null,
+  written: Record<string, number[]> = partitions,
+  offsetsWritten = offset !== null,
+): UnsettledTransaction => ({
   transactionalId: 'job:topic:0',
-  partitions: new Map(Object.entries(partitions).map(([t, p]) => [t, new Set(p)])),
+  partitions: byTopic(partitions),
+  written: byTopic(written),
   offset,
+  offsetsWritten,
+});
+const only = (partitions: Map<string, Set<number>>): UnsettledTransaction => ({
+  transactionalId: '',
+  partitions,
+  written: partitions,
+  offset: null,
+  offsetsWritten: false,
 });
 
 describe('the outcome a restore assumes', () => {
@@ -44,6 +60,13 @@ describe('the outcome a restore assumes', () => {
     expect(part.offset).toBeNull();
     // The failed one never reached its offsets: the committed one's are settled.
     expect(committedPart(committed, unsettled({ out: [1] }, null)).offset).toBe(100);
+    // It tried to write (no answer): the committed one's partitions and offsets are settled as committed.
+    const tried = committedPart(committed, unsettled({ out: [1], changelog: [3] }, 130, {}, false));
+    expect([...tried.partitions].map(([t, p]) => [t, [...p]])).toEqual([
+      ['out', [0, 1, 2]],
+      ['changelog', [3]],
+    ]);
+    expect(tried.offset).toBe(100);
   });
 });
 
@@ -144,10 +167,7 @@ describe('settling on a broker', () => {
     // The unmarked records hold read_committed readers back, the later record too.
     expect(await committedView(name, 1)).toEqual({ values: ['before'], end: 1 });
 
-    await settler().settle(
-      { transactionalId: id, partitions: new Map([[name, new Set([1])]]), offset: null },
-      'commit',
-    );
+    await settler().settle({ ...only(new Map([[name, new Set([1])]])), transactionalId: id }, 'commit');
     const view = await committedView(name, 1);
     expect(view.values).toEqual(['before', 'a', 'b', 'c', 'after']);
     expect(view.end).toBeGreaterThanOrEqual(6);
@@ -160,7 +180,7 @@ describe('settling on a broker', () => {
     await append(name, 1, 'after');
     expect((await committedView(name, 1)).values).toEqual([]);
 
-    await settler().settle({ transactionalId: id, partitions: new Map([[name, new Set([1])]]), offset: null }, 'abort');
+    await settler().settle({ ...only(new Map([[name, new Set([1])]])), transactionalId: id }, 'abort');
     expect((await committedView(name, 1)).values).toEqual(['after']);
   }, 60_000);
 
@@ -174,7 +194,7 @@ describe('settling on a broker', () => {
     await transaction.commit();
     await producer.disconnect();
 
-    await settler().settle({ transactionalId: id, partitions: new Map([[name, new Set([0])]]), offset: null }, 'abort');
+    await settler().settle({ ...only(new Map([[name, new Set([0])]])), transactionalId: id }, 'abort');
     expect((await committedView(name, 0)).values).toEqual(['kept']);
   }, 60_000);
 
@@ -192,7 +212,7 @@ describe('settling on a broker', () => {
     const transaction = await producer.transaction();
     await transaction.send({ topic: name, messages: [{ partition: 0, value: 'zombie' }] });
 
-    await settler().settle({ transactionalId: id, partitions: new Map([[name, new Set([0])]]), offset: null }, 'abort');
+    await settler().settle({ ...only(new Map([[name, new Set([0])]])), transactionalId: id }, 'abort');
     await expect(transaction.commit()).rejects.toThrow();
     expect((await committedView(name, 0)).values).toEqual([]);
   }, 60_000);
