@@ -79,7 +79,7 @@ export class Metrics {
   });
   readonly settledTransactions = new Counter({
     name: 'sluice_transactions_settled_total',
-    help: 'Failed transactions whose outcome Sluice wrote into their partitions before restoring the task, by outcome.',
+    help: 'Failed transactions whose outcome Sluice wrote into their partitions before restoring the task (markers a broker skipped), by outcome.',
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });

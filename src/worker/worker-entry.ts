@@ -87,7 +87,7 @@ function serve(plan: JobPlan, { client, sink, reader }: Clients): void {
   const tasks = new Map<string, Task>();
   /** Exactly-once: each partition's transactional producer. */
   const producers = new Map<string, TaskProducer>();
-  /** Exactly-once: a failed producer's transactions to settle (`transaction-settler.ts`), by partition. */
+  /** Exactly-once: a closed producer's transactions to settle (`transaction-settler.ts`), by partition. */
   const unsettled = new Map<string, { committed?: UnsettledTransaction; failed?: UnsettledTransaction }>();
   const settler = exactlyOnce
     ? new TransactionSettler(client, {
