@@ -68,8 +68,7 @@ export class TaskProducer {
   #failed: Error | undefined;
   /** The partitions the current transaction sent records to, by topic (as the partitioner chose them). */
   #touched = new Map<string, Set<number>>();
-  /** Those of the current produce call, and those whose produce calls the broker answered. */
-  #call = new Map<string, Set<number>>();
+  /** Those the broker answered for (the produce responses of the current transaction). */
   #written = new Map<string, Set<number>>();
   /** The last transaction the broker said it committed: its markers may still be missing. */
   #lastCommitted: UnsettledTransaction | undefined;
@@ -90,7 +89,6 @@ export class TaskProducer {
         return (args) => {
           const partition = partitioner(args);
           addTo(this.#touched, args.topic, partition);
-          addTo(this.#call, args.topic, partition);
           return partition;
         };
       },
@@ -131,13 +129,12 @@ export class TaskProducer {
     let offsetsWritten = false;
     try {
       for (const topicMessages of calls) {
-        this.#call = new Map();
-        await transaction.sendBatch({
+        const written = await transaction.sendBatch({
           topicMessages: [...topicMessages],
           acks: -1,
           compression: CompressionTypes.None,
         });
-        for (const [topic, partitions] of this.#call) for (const p of partitions) addTo(this.#written, topic, p);
+        for (const { topicName, partition } of written) addTo(this.#written, topicName, partition);
       }
       if (offset) {
         offsetsSent = true;
