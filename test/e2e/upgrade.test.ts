@@ -20,16 +20,15 @@
  * old and once by the new version, and only if the old version's last checkpoints had not closed it
  * yet (it is at-least-once: a batch published but not committed); the new version emits none twice.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, test } from '@jest/globals';
 import { ConfigResourceTypes } from 'kafkajs';
-import { freePort } from '../../scripts/kafka/local-broker.ts';
-import { admin, onCleanup, testBrokers, uniqueName, waitFor } from '../helpers.ts';
-import { metricValue, startService, type RunningService } from '../support/service.ts';
+import { admin, onCleanup, uniqueName, waitFor } from '../helpers.ts';
+import { metricValue, startService } from '../support/service.ts';
 import { follow, newTopic, readAll, testProducer, type ReadRecord } from '../support/topics.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -92,67 +91,6 @@ beforeAll(() => {
   execFileSync('tar', ['-x', '-C', oldTree], { input: archive });
   symlinkSync(join(root, 'node_modules'), join(oldTree, 'node_modules'), 'dir');
 }, 60_000);
-
-/** The old version's service from its own tree, started the way test/support/service.ts starts this one. */
-async function startOldService(job: string, extraEnv: Record<string, string>): Promise<RunningService> {
-  const port = await freePort();
-  const env: Record<string, string> = {
-    ...(process.env as Record<string, string>),
-    KAFKA_BROKERS: testBrokers().join(','),
-    SLUICE_HTTP_HOST: '127.0.0.1',
-    SLUICE_HTTP_PORT: String(port),
-    SLUICE_LOG_LEVEL: 'info',
-    SLUICE_WORKERS: '2',
-    KAFKAJS_NO_PARTITIONER_WARNING: '1',
-    ...extraEnv,
-  };
-  delete env['NODE_OPTIONS'];
-  const child = spawn(
-    process.execPath,
-    ['--conditions=sluice-source', join(oldTree, 'src', 'main.ts'), 'run', join(oldTree, job)],
-    { cwd: oldTree, env, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
-    child.once('exit', (code, signal) => r({ code, signal })),
-  );
-  let done = false;
-  void exited.then(() => (done = true));
-  const url = `http://127.0.0.1:${port}`;
-  return {
-    process: child,
-    port,
-    url,
-    output: () => out,
-    exited,
-    async waitReady(timeoutMs = 90_000) {
-      await waitFor(
-        'the old version ready',
-        async () => {
-          if (done) throw new Error(`the old version exited before ready:\n${out.slice(-4000)}`);
-          const res = await fetch(`${url}/readyz`).catch(() => undefined);
-          return res?.ok ? true : undefined;
-        },
-        timeoutMs,
-      );
-    },
-    async metrics() {
-      return (await fetch(`${url}/metrics`)).text();
-    },
-    async json<T>(path: string) {
-      return (await (await fetch(`${url}${path}`)).json()) as T;
-    },
-    async stop(signal: NodeJS.Signals = 'SIGTERM') {
-      if (!done) child.kill(signal);
-      const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-      const result = await exited;
-      clearTimeout(timer);
-      return result;
-    },
-  };
-}
 
 /** Sends ticks in chunks at a steady pace, in order, one send at a time; stops at `until` ticks. */
 class TickProducer {
@@ -241,7 +179,7 @@ describe('upgrade in place from state in commit metadata (9522667) to the change
       const ticks = new TickProducer(send);
 
       // The old version, on the first part of the input.
-      const old = await startOldService(JOB, env);
+      const old = await startService({ root: oldTree, job: JOB, env });
       onCleanup(() => old.stop('SIGKILL'));
       await old.waitReady();
       const seen = await follow([output, dlq], 'upgrade-reader');

@@ -25,8 +25,11 @@ export interface RunningService {
 }
 
 export interface ServiceOptions {
+  /** The job module, relative to `root`. */
   job: string;
   env?: Record<string, string>;
+  /** The source tree to run (another version's, say). @defaultValue this repository */
+  root?: string;
 }
 
 /** Starts the service from the TypeScript sources (no build needed). */
@@ -43,10 +46,11 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     ...options.env,
   };
   delete env['NODE_OPTIONS'];
+  const tree = options.root ?? root;
   const child = spawn(
     process.execPath,
-    ['--conditions=sluice-source', join(root, 'src', 'main.ts'), 'run', options.job],
-    { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] },
+    ['--conditions=sluice-source', join(tree, 'src', 'main.ts'), 'run', options.job],
+    { cwd: tree, env, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
