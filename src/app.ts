@@ -24,6 +24,7 @@ import { kafkaClientConfig } from './kafka/client.ts';
 import { BatchHistory } from './scheduler/batch-history.ts';
 import { Scheduler } from './scheduler/scheduler.ts';
 import { ensureTopics } from './kafka/topics.ts';
+import { before, DEADLINE_PASSED } from './util/deadline.ts';
 
 export type AppState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';
 
@@ -318,19 +319,12 @@ export class App {
       // expire — must not turn a graceful stop into a timeout.
       const deadline = Date.now() + Math.max(1000, this.config.shutdownTimeoutMs - 1000);
       for (const [name, step] of steps) {
-        let timer: NodeJS.Timeout | undefined;
         try {
-          const remaining = Math.max(0, deadline - Date.now());
-          const outcome = await Promise.race([
-            Promise.resolve(step()).then(() => 'done' as const),
-            new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), remaining))),
-          ]);
-          if (outcome === 'timeout')
-            this.logger.warn({ step: name, previous }, 'shutdown step did not finish in time; going on');
+          await before(Promise.resolve(step()), deadline);
         } catch (error) {
-          this.logger.warn({ err: error, step: name, previous }, 'shutdown step failed');
-        } finally {
-          clearTimeout(timer);
+          if (error === DEADLINE_PASSED)
+            this.logger.warn({ step: name, previous }, 'shutdown step did not finish in time; going on');
+          else this.logger.warn({ err: error, step: name, previous }, 'shutdown step failed');
         }
       }
       this.#state = 'stopped';

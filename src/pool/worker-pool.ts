@@ -9,10 +9,8 @@
  * to retry. Either failure names the record that was in user code (`suspectOf`), so the scheduler
  * can tell a poison pill from bad luck.
  */
-import { Worker } from 'node:worker_threads';
 import { IllegalStateError, JobLoadError, UserCodeTimeoutError, WorkerCrashedError } from '../errors.ts';
 import { deserializeError } from '../error-serialization.ts';
-import { Progress } from './progress.ts';
 import {
   type BatchRequest,
   type HeldTask,
@@ -25,6 +23,9 @@ import {
   type WorkerResponse,
 } from './protocol.ts';
 import { stickyRouter, type Router } from './router.ts';
+import { type Slot, stalledMs, startSlot, type Suspect, suspectIn } from './worker-slot.ts';
+
+export type { Suspect } from './worker-slot.ts';
 
 export interface WorkerPoolOptions {
   size: number;
@@ -41,15 +42,6 @@ export interface WorkerPoolOptions {
   onCrash?: (workerIndex: number, error: Error) => void;
 }
 
-/** The record a failed worker was running user code on. */
-export interface Suspect {
-  topic: string;
-  partition: number;
-  offset: number;
-  /** Entry of a repartition block, -1 for a record of its own. */
-  sub: number;
-}
-
 /** How far a partition's restore has read its changelog partition. */
 export interface RestoreProgress {
   topic: string;
@@ -64,35 +56,7 @@ export interface BatchAnswer {
   publishMs: number;
 }
 
-type Pending = { resolve: (r: WorkerResponse) => void; reject: (e: Error) => void };
-
-interface Slot {
-  worker: Worker;
-  pending: Map<number, Pending>;
-  busyMs: number;
-  progress: Progress;
-  /** The batch in flight: its partitions by index, to name a suspect. */
-  batch: { requestId: number; partitions: Array<{ topic: string; partition: number }> } | undefined;
-  /** Watchdog: the progress counter last seen, and since when it has not moved while processing. */
-  lastCounter: number;
-  stalledSince: number | undefined;
-  /** The tasks the worker reported holding. */
-  held: HeldTask[];
-  /** Why the worker could not start (a replacement that failed): requests to it fail at once. */
-  startError: Error | undefined;
-}
-
 export type PoolState = 'starting' | 'running' | 'closing' | 'closed';
-
-const fromSources = import.meta.url.endsWith('.ts');
-
-function spawn(init: WorkerInit): Worker {
-  const entry = new URL(fromSources ? '../worker/worker-entry.ts' : '../worker/worker-entry.js', import.meta.url);
-  if (!fromSources) return new Worker(entry, { workerData: init });
-  // Running from TypeScript sources (tests, development): Node strips the types of worker-entry.ts
-  // itself; the condition makes `sluice` (imported by the job) resolve to its sources too.
-  return new Worker(entry, { workerData: init, execArgv: ['--conditions=sluice-source'] });
-}
 
 export class WorkerPool {
   readonly #options: WorkerPoolOptions;
@@ -139,16 +103,8 @@ export class WorkerPool {
   #watch(): void {
     const now = Date.now();
     this.#slots.forEach((slot, index) => {
-      const counter = slot.progress.counter;
-      if (slot.batch === undefined || slot.progress.current !== 'processing' || counter !== slot.lastCounter) {
-        slot.lastCounter = counter;
-        slot.stalledSince = undefined;
-        return;
-      }
-      slot.stalledSince ??= now;
-      const stalled = now - slot.stalledSince;
-      if (stalled < this.#options.recordTimeoutMs) return;
-      const at = this.#suspect(slot);
+      if (stalledMs(slot, now) < this.#options.recordTimeoutMs) return;
+      const at = suspectIn(slot);
       const where = at
         ? ` on ${at.topic}:${at.partition} offset ${at.offset}${at.sub >= 0 ? ` entry ${at.sub}` : ''}`
         : '';
@@ -158,14 +114,6 @@ export class WorkerPool {
         new UserCodeTimeoutError(`user code ran for more than ${this.#options.recordTimeoutMs} ms${where}`),
       );
     });
-  }
-
-  #suspect(slot: Slot): Suspect | undefined {
-    const position = slot.progress.position;
-    const batch = slot.batch;
-    if (!position || !batch) return undefined;
-    const p = batch.partitions[position.partitionIndex];
-    return p ? { topic: p.topic, partition: p.partition, offset: position.offset, sub: position.sub } : undefined;
   }
 
   get state(): PoolState {
@@ -196,18 +144,8 @@ export class WorkerPool {
       kafka: this.#options.kafka,
       progress: new SharedArrayBuffer(64),
     };
-    const worker = spawn(init);
-    const slot: Slot = {
-      worker,
-      pending: new Map(),
-      busyMs: 0,
-      progress: new Progress(init.progress),
-      batch: undefined,
-      lastCounter: 0,
-      stalledSince: undefined,
-      held: [],
-      startError: undefined,
-    };
+    const slot = startSlot(init);
+    const { worker } = slot;
     this.#slots[index] = slot;
     return new Promise<void>((resolve, reject) => {
       let ready = false;
@@ -266,7 +204,7 @@ export class WorkerPool {
       error instanceof WorkerCrashedError || error instanceof UserCodeTimeoutError
         ? error
         : new WorkerCrashedError(`worker ${index} failed: ${error.message}`, error);
-    const suspect = this.#suspect(slot);
+    const suspect = suspectIn(slot);
     if (suspect) this.#suspects.set(crash, suspect);
     slot.batch = undefined;
     for (const pending of slot.pending.values()) pending.reject(crash);

@@ -5,11 +5,12 @@
  * *epoch*: kafkajs restarts each assigned partition from its committed offset, so the buffer is
  * emptied and the scheduler rebuilds partition state from the committed positions.
  */
-import { type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage } from 'kafkajs';
+import { type Consumer, type EachBatchPayload, type Kafka } from 'kafkajs';
 import type pino from 'pino';
 import { FatalError } from '../errors.ts';
 import { isRetriableKafkaError } from '../kafka/errors.ts';
-import { type BufferQueue, type RawRecord } from '../queue/buffer-queue.ts';
+import { type BufferQueue } from '../queue/buffer-queue.ts';
+import { toRaw } from './raw-record.ts';
 
 export interface Assignment {
   readonly epoch: number;
@@ -50,27 +51,6 @@ const FETCH_FRESHNESS_MS = 3_000;
 export type ReceiverState = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
 
 const tp = (topic: string, partition: number): string => `${topic}:${partition}`;
-
-function toRaw(message: KafkaMessage): RawRecord {
-  const headers: Array<[string, Buffer]> = [];
-  let size = (message.key?.length ?? 0) + (message.value?.length ?? 0);
-  for (const [name, value] of Object.entries(message.headers ?? {})) {
-    if (value === undefined) continue;
-    for (const v of Array.isArray(value) ? value : [value]) {
-      const buf = typeof v === 'string' ? Buffer.from(v) : v;
-      headers.push([name, buf]);
-      size += name.length + buf.length;
-    }
-  }
-  return {
-    offset: message.offset,
-    timestamp: Number(message.timestamp),
-    key: message.key ?? null,
-    value: message.value ?? null,
-    headers,
-    size,
-  };
-}
 
 export class Receiver {
   readonly #options: ReceiverOptions;

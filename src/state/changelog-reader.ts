@@ -25,6 +25,7 @@ import type { Kafka } from 'kafkajs';
 import type pino from 'pino';
 import { ConfigError, describeError, IllegalStateError, isSluiceError, KafkaError, RestoreError } from '../errors.ts';
 import { isRetriableKafkaError } from '../kafka/errors.ts';
+import { before, DEADLINE_PASSED } from '../util/deadline.ts';
 import {
   createCluster,
   createErrorFromCode,
@@ -66,24 +67,6 @@ export type ChangelogReaderState = 'idle' | 'starting' | 'running' | 'stopping' 
 const MIN_MAX_BYTES = 64 * 1024;
 const RETRY_INITIAL_MS = 100;
 const RETRY_MAX_MS = 2_000;
-
-const DEADLINE_PASSED = Symbol('deadline passed');
-
-/** `running`, or its failure; past `deadline`, {@link DEADLINE_PASSED} (and `running` goes on unobserved). */
-async function before<T>(running: Promise<T>, deadline: number): Promise<T> {
-  const timer = new AbortController();
-  running.catch(() => undefined);
-  try {
-    return await Promise.race([
-      running,
-      sleep(Math.max(0, deadline - Date.now()), undefined, { signal: timer.signal }).then(() => {
-        throw DEADLINE_PASSED;
-      }),
-    ]);
-  } finally {
-    timer.abort();
-  }
-}
 
 /** A response, or where the log now starts when the fetch offset was below it. */
 type Step = { records: ChangelogRecord[]; next: number; end: number } | { logStart: number };

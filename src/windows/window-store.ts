@@ -17,12 +17,14 @@
  * The store is also the task's state store (Kafka Streams' in-memory window store with change
  * logging): every entry changed since the last `drainChanges()` (live or replayed) and every entry
  * forgotten because its window closed is reported once, for the changelog; `restoreEntry()` puts an
- * entry back from the changelog without reporting it. Everything here is in memory; a store larger
- * than memory would keep the same surface (`WindowStateStore`) over a disk-backed map.
+ * entry back from the changelog without reporting it (the surface: `state-store.ts`).
  */
 import { IllegalStateError, UserCodeError } from '../errors.ts';
 import type { Aggregator } from './aggregators.ts';
 import type { ResolvedAssigner } from './assigners.ts';
+import { compareResults, type StoreChanges, type WindowResult, type WindowStateStore } from './state-store.ts';
+
+export type { StoreChanges, WindowResult, WindowStateStore } from './state-store.ts';
 
 export type EmitMode = 'final' | 'update';
 
@@ -38,16 +40,6 @@ export interface WindowStoreOptions {
   initialStreamTime?: number;
   /** Stream time is driven by the caller through `advanceTo()`, not by the records added. */
   externalClock?: boolean;
-}
-
-export interface WindowResult {
-  key: string | null;
-  windowStart: number;
-  windowEnd: number;
-  value: unknown;
-  final: boolean;
-  /** The aggregator's `result()` threw: no value; the caller dead-letters the window. */
-  error?: unknown;
 }
 
 export type AddOutcome = 'added' | 'late';
@@ -66,34 +58,6 @@ interface Slot {
   readonly end: number;
   /** `null` is a key of its own: `Map` tells `null` and `'null'` apart. */
   readonly entries: Map<string | null, Entry>;
-}
-
-/** What changed in the store since the last drain: entries to write, and entries of closed windows. */
-export interface StoreChanges {
-  puts: Array<{ start: number; key: string | null; acc: unknown }>;
-  deletes: Array<{ start: number; key: string | null }>;
-}
-
-/** The state-store surface a task uses besides adding records (see the module comment). */
-export interface WindowStateStore {
-  readonly openWindows: number;
-  readonly streamTime: number;
-  restoreEntry(start: number, key: string | null, acc: unknown): void;
-  restoreDelete(start: number, key: string | null): void;
-  restoreStreamTime(streamTime: number): void;
-  drainChanges(): StoreChanges;
-}
-
-/** Null first, then string order (UTF-16 code units, like `Array.prototype.sort`). */
-function compareKeys(a: string | null, b: string | null): number {
-  if (a === b) return 0;
-  if (a === null) return -1;
-  if (b === null) return 1;
-  return a < b ? -1 : 1;
-}
-
-function compareResults(a: WindowResult, b: WindowResult): number {
-  return a.windowStart - b.windowStart || compareKeys(a.key, b.key);
 }
 
 export class WindowStore implements WindowStateStore {
@@ -342,10 +306,7 @@ export class WindowStore implements WindowStateStore {
 
   /** The stream time the restored state had; it never moves backwards. */
   restoreStreamTime(streamTime: number): void {
-    if (streamTime > this.currentStreamTime) {
-      this.currentStreamTime = streamTime;
-      this.idleAnchorStreamTime = streamTime;
-    }
+    if (streamTime > this.currentStreamTime) this.currentStreamTime = this.idleAnchorStreamTime = streamTime;
   }
 
   /**
