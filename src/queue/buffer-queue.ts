@@ -6,20 +6,25 @@
  * is full. The overshoot is at most one fetch per partition. Each of the `n` assigned partitions gets
  * an equal share (`maxRecords / n`, `maxBytes / n`), so one hot partition cannot starve the others.
  *
- * Records are kept in the arrays the receiver pushed (one chunk per fetch) with a read index into the
- * oldest chunk: a cut slices each chunk at most once and drops consumed chunks with one `splice`,
- * never an `Array.shift()` per record.
+ * Records are held as the receiver packed them when they were fetched (record-codec layout, one
+ * chunk per fetch), so what the byte bound counts is what the process holds: the packed bytes, the
+ * index of record starts, and a fixed cost per chunk. A cut copies each partition's share into one
+ * transferable buffer (one copy per byte; a whole chunk alone is handed over as it is) and drops
+ * consumed chunks with one `splice`, never an `Array.shift()` per record.
  */
+import { offsetAt, type PackedRecords } from '../wire/record-codec.ts';
 
-/** One Kafka record as fetched: raw bytes, deserialized later in a worker. */
-export interface RawRecord {
-  offset: string;
-  timestamp: number;
-  key: Buffer | null;
-  value: Buffer | null;
-  headers: Array<[string, Buffer]>;
-  /** Bytes of key + value + headers, for the byte bound. */
-  size: number;
+/** What a chunk costs beyond its records: the objects that hold it, the end of its start index. */
+export const CHUNK_OVERHEAD_BYTES = 256;
+/** Each record's entry in its chunk's start index. */
+const START_BYTES = 4;
+
+/** One partition's share of a cut: its records packed in one buffer, to be transferred to a worker. */
+export interface CutRecords {
+  readonly buffer: ArrayBuffer;
+  readonly count: number;
+  /** Offset of the last record. */
+  readonly lastOffset: number;
 }
 
 /** Bounds over all partitions; each assigned partition gets an equal share. */
@@ -29,15 +34,19 @@ export interface BufferQueueOptions {
 }
 
 interface PartitionBuffer {
-  /** Pushed arrays, oldest first; the queue owns them once pushed. */
-  chunks: RawRecord[][];
-  /** Read position in `chunks[0]`. */
+  /** Pushed chunks, oldest first; the queue owns them once pushed. */
+  chunks: PackedRecords[];
+  /** Read position (record index) in `chunks[0]`. */
   head: number;
   records: number;
   bytes: number;
 }
 
 const emptyBuffer = (): PartitionBuffer => ({ chunks: [], head: 0, records: 0, bytes: 0 });
+const countOf = (chunk: PackedRecords): number => chunk.starts.length - 1;
+/** What records `from` up to `to` of a chunk cost the bound. */
+const bytesOf = (chunk: PackedRecords, from: number, to: number): number =>
+  chunk.starts[to]! - chunk.starts[from]! + START_BYTES * (to - from);
 
 export class BufferQueue {
   readonly #maxRecords: number;
@@ -76,23 +85,23 @@ export class BufferQueue {
   }
 
   /**
-   * Appends records to a partition's buffer. Always accepts: backpressure is the caller's job (see
-   * {@link shouldPause}). The queue keeps the array itself: do not modify it after pushing. A
+   * Appends a packed chunk to a partition's buffer. Always accepts: backpressure is the caller's job
+   * (see {@link shouldPause}). The queue keeps the chunk itself: do not modify it after pushing. A
    * partition not yet known is added to the assigned set (shares shrink accordingly).
    */
-  push(partition: string, records: RawRecord[]): void {
-    if (records.length === 0) return;
+  push(partition: string, chunk: PackedRecords): void {
+    const count = countOf(chunk);
+    if (count === 0) return;
     let buffer = this.#buffers.get(partition);
     if (!buffer) {
       buffer = emptyBuffer();
       this.#buffers.set(partition, buffer);
     }
-    let bytes = 0;
-    for (const record of records) bytes += record.size;
-    buffer.chunks.push(records);
-    buffer.records += records.length;
+    const bytes = bytesOf(chunk, 0, count) + CHUNK_OVERHEAD_BYTES;
+    buffer.chunks.push(chunk);
+    buffer.records += count;
     buffer.bytes += bytes;
-    this.#records += records.length;
+    this.#records += count;
     this.#bytes += bytes;
   }
 
@@ -132,9 +141,9 @@ export class BufferQueue {
    * partition, in order. Fair: each non-empty partition gets an equal share; a partition needing less
    * leaves the rest to the others. Only partitions that contribute records appear in the result.
    */
-  cut(maxRecords: number): Map<string, RawRecord[]> {
+  cut(maxRecords: number): Map<string, CutRecords> {
     if (!(maxRecords >= 0)) throw new RangeError(`BufferQueue.cut: maxRecords must be ≥ 0 (got ${maxRecords})`);
-    const batch = new Map<string, RawRecord[]>();
+    const batch = new Map<string, CutRecords>();
     const candidates: Array<[string, PartitionBuffer]> = [];
     for (const entry of this.#buffers) if (entry[1].records > 0) candidates.push(entry);
     if (candidates.length === 0 || maxRecords < 1) return batch;
@@ -211,36 +220,60 @@ export class BufferQueue {
     return (kind === 'records' ? this.#maxRecords : this.#maxBytes) / n;
   }
 
-  /** Removes the `count` oldest records of a buffer (`count` ≤ its records). */
-  #take(buffer: PartitionBuffer, count: number): RawRecord[] {
-    const pieces: RawRecord[][] = [];
+  /** Removes the `count` oldest records of a buffer (`count` ≤ its records), packed in one buffer. */
+  #take(buffer: PartitionBuffer, count: number): CutRecords {
+    const pieces: Array<{ chunk: PackedRecords; from: number; to: number }> = [];
     let needed = count;
     let consumed = 0;
+    let bytes = 0;
+    let length = 0;
     while (needed > 0) {
       const chunk = buffer.chunks[consumed];
       if (!chunk) break;
-      const available = chunk.length - buffer.head;
-      if (available <= needed) {
-        pieces.push(buffer.head === 0 ? chunk : chunk.slice(buffer.head));
-        needed -= available;
+      const from = buffer.head;
+      const to = Math.min(countOf(chunk), from + needed);
+      pieces.push({ chunk, from, to });
+      bytes += bytesOf(chunk, from, to);
+      length += chunk.starts[to]! - chunk.starts[from]!;
+      needed -= to - from;
+      if (to === countOf(chunk)) {
+        bytes += CHUNK_OVERHEAD_BYTES;
         consumed++;
         buffer.head = 0;
       } else {
-        pieces.push(chunk.slice(buffer.head, buffer.head + needed));
-        buffer.head += needed;
-        needed = 0;
+        buffer.head = to;
       }
     }
     buffer.chunks.splice(0, consumed);
-    const taken = pieces.length === 1 ? (pieces[0] as RawRecord[]) : pieces.flat();
-    let bytes = 0;
-    for (const record of taken) bytes += record.size;
-    buffer.records -= taken.length;
-    this.#records -= taken.length;
+    const taken = count - needed;
+    buffer.records -= taken;
+    this.#records -= taken;
     // An emptied buffer resets to exactly 0, so float sizes cannot leave a residue.
     const byteDelta = buffer.records === 0 ? buffer.bytes : bytes;
     buffer.bytes -= byteDelta;
     this.#bytes -= byteDelta;
-    return taken;
+    const last = pieces[pieces.length - 1]!;
+    const lastOffset = offsetAt(last.chunk.bytes, last.chunk.starts[last.to - 1]!);
+    return { buffer: joined(pieces, length), count: taken, lastOffset };
   }
+}
+
+/** The pieces' bytes in one ArrayBuffer: a whole chunk alone as it is, else one copy. */
+function joined(
+  pieces: ReadonlyArray<{ chunk: PackedRecords; from: number; to: number }>,
+  length: number,
+): ArrayBuffer {
+  const only = pieces.length === 1 ? pieces[0]! : undefined;
+  if (only && only.from === 0 && only.to === countOf(only.chunk)) {
+    const { bytes } = only.chunk;
+    if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) return bytes.buffer as ArrayBuffer;
+  }
+  const out = new Uint8Array(length);
+  let pos = 0;
+  for (const { chunk, from, to } of pieces) {
+    const part = chunk.bytes.subarray(chunk.starts[from], chunk.starts[to]);
+    out.set(part, pos);
+    pos += part.length;
+  }
+  return out.buffer;
 }

@@ -1,5 +1,5 @@
 /**
- * One batch: cut the buffer, pack each partition's records into one transferable buffer, send each
+ * One batch: cut the buffer (each partition's records in one transferable buffer), send each
  * worker its partitions, wait for all, commit what succeeded (workers have published it), and
  * account for it in metrics and the batch history record. A worker that fails costs only its own
  * partitions: the others have published, and rewinding them too would only emit their results again.
@@ -8,10 +8,10 @@ import { BatchFailedError } from '../errors.ts';
 import { type Metrics } from '../metrics/registry.ts';
 import { type PartitionResult, type PartitionWork } from '../pool/protocol.ts';
 import { type BatchAnswer, type Suspect, type WorkerPool } from '../pool/worker-pool.ts';
-import { type BufferQueue, type RawRecord } from '../queue/buffer-queue.ts';
+import { type BufferQueue } from '../queue/buffer-queue.ts';
 import { type Receiver } from '../receiver/receiver.ts';
 import { DLQ_HEADERS } from '../wire/headers.ts';
-import { RecordWriter } from '../wire/record-codec.ts';
+import { readRecords } from '../wire/record-codec.ts';
 import { repartitionRecords } from '../wire/repartition-block.ts';
 import { type BatchInfo } from './batch-history.ts';
 import { type PartitionEntry, type PartitionTable } from './partition-table.ts';
@@ -40,13 +40,6 @@ export interface BatchOutcome {
   failure?: { error: unknown; rewind: PartitionEntry[]; suspects: Array<{ suspect: Suspect; error: unknown }> };
 }
 
-function pack(raw: readonly RawRecord[] | undefined): RecordWriter {
-  if (raw === undefined || raw.length === 0) return new RecordWriter(16);
-  const writer = new RecordWriter(4096 + raw.reduce((n, r) => n + r.size + 32, 0));
-  for (const r of raw) writer.write(Number(r.offset), r.timestamp, r.key, r.value, r.headers);
-  return writer;
-}
-
 export class BatchRun {
   readonly #d: BatchRunDeps;
   #batchId = 0;
@@ -60,7 +53,7 @@ export class BatchRun {
     const epoch = table.epoch;
     const cut = queue.cut(this.#d.maxBatchRecords);
     let cutRecords = 0;
-    for (const raw of cut.values()) cutRecords += raw.length;
+    for (const raw of cut.values()) cutRecords += raw.count;
     let backlogged = cutRecords >= this.#d.maxBatchRecords;
     receiver.resumeDrained();
     const byWorker = new Map<number, { works: PartitionWork[]; entries: PartitionEntry[] }>();
@@ -74,16 +67,15 @@ export class BatchRun {
       // Only restored tasks take part; what was cut for the others is fetched again after the rewind.
       if (entry.rewinding || entry.start === undefined || entry.needsStart) continue;
       const raw = cut.get(entry.id);
-      const hasRecords = raw !== undefined && raw.length > 0;
+      const hasRecords = raw !== undefined && raw.count > 0;
       if (!hasRecords && entry.withoutRecords === 'never') continue;
-      const writer = pack(raw);
       if (hasRecords) {
         // A repartition block holds many records, a control record none.
-        const n = entry.kind === 'shuffle-reader' ? repartitionRecords(raw) : raw.length;
+        const n = entry.kind === 'shuffle-reader' ? repartitionRecords(readRecords(raw.buffer)) : raw.count;
         records += n;
         if (entry.kind !== 'shuffle-reader') inputRecords += n;
         metrics.recordsIn.inc({ topic: entry.topic, partition: String(entry.partition) }, n);
-        entry.position = Number(raw[raw.length - 1]!.offset) + 1;
+        entry.position = raw.lastOffset + 1;
       }
       // Everything buffered is cut: the offsets read past it hold no record (transaction markers).
       if (
@@ -105,8 +97,8 @@ export class BatchRun {
         caughtUp,
         topic: entry.topic,
         partition: entry.partition,
-        records: writer.finish(),
-        count: writer.count,
+        records: raw?.buffer ?? new ArrayBuffer(0),
+        count: raw?.count ?? 0,
       };
       if (entry.position !== undefined) work.through = entry.position;
       const poison = this.#d.poison.forPartition(entry.id);

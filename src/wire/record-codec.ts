@@ -33,14 +33,16 @@ export class RecordWriter {
     return this.#count;
   }
 
+  /**
+   * Grows by doubling with `ArrayBuffer.prototype.transfer`: the old memory is released at once (a
+   * realloc, often in place), not left to the garbage collector as a copy would be.
+   */
   #ensure(extra: number): void {
     if (this.#pos + extra <= this.#buf.length) return;
     let size = this.#buf.length * 2;
     while (size < this.#pos + extra) size *= 2;
-    const next = new Uint8Array(size);
-    next.set(this.#buf.subarray(0, this.#pos));
-    this.#buf = next;
-    this.#view = new DataView(next.buffer);
+    this.#buf = new Uint8Array((this.#buf.buffer as ArrayBuffer).transfer(size));
+    this.#view = new DataView(this.#buf.buffer);
   }
 
   #bytes(data: Uint8Array | null): void {
@@ -82,10 +84,115 @@ export class RecordWriter {
     this.#count++;
   }
 
-  /** The packed records, sized exactly; the writer must not be used afterwards. */
+  /** The packed records, sized exactly (the spare room released, not copied); the writer is done. */
   finish(): ArrayBuffer {
-    return (this.#buf.buffer as ArrayBuffer).slice(0, this.#pos);
+    return (this.#buf.buffer as ArrayBuffer).transfer(this.#pos);
   }
+}
+
+/**
+ * A fetched message as kafkajs decodes it (structural: the wire layer does not depend on kafkajs).
+ * Header values are bytes or text, repeated names as arrays.
+ */
+export interface FetchedMessage {
+  readonly offset: string;
+  readonly timestamp: string;
+  readonly key: Buffer | null;
+  readonly value: Buffer | null;
+  readonly headers?: Readonly<Record<string, Buffer | string | ReadonlyArray<Buffer | string> | undefined>>;
+}
+
+/** Records packed once, as fetched: the codec layout, and where each record starts. */
+export interface PackedRecords {
+  /** The records, back to back; its own ArrayBuffer, exactly sized. */
+  readonly bytes: Uint8Array;
+  /** `starts[i]` is where record i begins; `starts[count]` is the end (`count + 1` entries). */
+  readonly starts: Uint32Array;
+  /** Key, value and header bytes (what Kafka carried), without the layout's framing. */
+  readonly payloadBytes: number;
+}
+
+/** Framing bytes per record in the packed layout (offset, timestamp, two lengths, header count). */
+export const RECORD_FRAME_BYTES = 8 + 8 + 4 + 4 + 2;
+
+/** The header values of one name, as kafkajs gives them (one value or several). */
+function headerValues(value: Buffer | string | ReadonlyArray<Buffer | string>): ReadonlyArray<Buffer | string> {
+  return typeof value === 'string' || Buffer.isBuffer(value) ? [value] : value;
+}
+
+const byteLength = (v: Buffer | string): number => (typeof v === 'string' ? Buffer.byteLength(v) : v.length);
+
+/**
+ * Packs fetched messages in one pass over their sizes and one copy of their bytes, into an exactly
+ * sized buffer, so the fetch's message objects (and the response buffers their bytes are views into)
+ * can go at once. The result's bytes are what `readRecords` reads.
+ */
+export function packMessages(messages: readonly FetchedMessage[]): PackedRecords {
+  const starts = new Uint32Array(messages.length + 1);
+  let total = 0;
+  let payloadBytes = 0;
+  for (let i = 0; i < messages.length; i++) {
+    const m = messages[i]!;
+    starts[i] = total;
+    let payload = (m.key?.length ?? 0) + (m.value?.length ?? 0);
+    let frame = RECORD_FRAME_BYTES;
+    if (m.headers) {
+      for (const name in m.headers) {
+        const value = m.headers[name];
+        if (value === undefined) continue;
+        const nameBytes = Buffer.byteLength(name);
+        for (const v of headerValues(value)) {
+          frame += 2 + 4;
+          payload += nameBytes + byteLength(v);
+        }
+      }
+    }
+    total += frame + payload;
+    payloadBytes += payload;
+  }
+  starts[messages.length] = total;
+  const out = Buffer.allocUnsafeSlow(total);
+  let pos = 0;
+  const bytes = (data: Buffer | string | null): void => {
+    if (data === null) {
+      out.writeInt32LE(-1, pos);
+      pos += 4;
+      return;
+    }
+    const len = typeof data === 'string' ? out.write(data, pos + 4) : (out.set(data, pos + 4), data.length);
+    out.writeInt32LE(len, pos);
+    pos += 4 + len;
+  };
+  for (const m of messages) {
+    out.writeDoubleLE(Number(m.offset), pos);
+    out.writeDoubleLE(Number(m.timestamp), pos + 8);
+    pos += 16;
+    bytes(m.key);
+    bytes(m.value);
+    const countAt = pos;
+    pos += 2;
+    let headerCount = 0;
+    if (m.headers) {
+      for (const name in m.headers) {
+        const value = m.headers[name];
+        if (value === undefined) continue;
+        for (const v of headerValues(value)) {
+          const len = out.write(name, pos + 2);
+          out.writeUInt16LE(len, pos);
+          pos += 2 + len;
+          bytes(v);
+          headerCount++;
+        }
+      }
+    }
+    out.writeUInt16LE(headerCount, countAt);
+  }
+  return { bytes: new Uint8Array(out.buffer, out.byteOffset, total), starts, payloadBytes };
+}
+
+/** The offset of the packed record that begins at `start`. */
+export function offsetAt(bytes: Uint8Array, start: number): number {
+  return new DataView(bytes.buffer, bytes.byteOffset + start, 8).getFloat64(0, true);
 }
 
 const decoder = new TextDecoder();

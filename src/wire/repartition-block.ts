@@ -177,7 +177,7 @@ export function blockEntryCount(data: Uint8Array | null): number | undefined {
  * (upstream stream time) none, anything else one (it will be dead-lettered as it is).
  */
 export function repartitionRecords(
-  records: ReadonlyArray<{ value: Uint8Array | null; headers: ReadonlyArray<readonly [string, unknown]> }>,
+  records: Iterable<{ value: Uint8Array | null; headers: ReadonlyArray<readonly [string, unknown]> }>,
 ): number {
   let n = 0;
   for (const r of records) {

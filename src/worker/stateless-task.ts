@@ -65,7 +65,8 @@ export class StatelessTask implements Task {
   ): PartitionResult {
     const { plan } = this.#ctx;
     const pills = poisonIndex(poison);
-    const outputs = new RecordWriter();
+    // About one output per input record, of about its size: room for that at once, the rest released.
+    const outputs = new RecordWriter(records.byteLength + 1024);
     const dead = [];
     const stats = emptyStats();
     for (const record of readRecords(records)) {

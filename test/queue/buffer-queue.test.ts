@@ -1,22 +1,32 @@
 import { describe, expect, test } from '@jest/globals';
-import { BufferQueue, type RawRecord } from '../../src/queue/buffer-queue.ts';
+import { BufferQueue, CHUNK_OVERHEAD_BYTES, type CutRecords } from '../../src/queue/buffer-queue.ts';
+import { packMessages, readRecords, RECORD_FRAME_BYTES, type PackedRecords } from '../../src/wire/record-codec.ts';
+
+/** What each record costs the bound beyond its payload: the packed layout's framing and its start entry. */
+const PER_RECORD = RECORD_FRAME_BYTES + 4;
+const CHUNK = CHUNK_OVERHEAD_BYTES;
 
 let nextOffset = 0;
-/** `n` records of `size` bytes each, with increasing offsets. */
-function records(n: number, size = 10): RawRecord[] {
-  return Array.from({ length: n }, () => ({
-    offset: String(nextOffset++),
-    timestamp: 0,
-    key: null,
-    value: null,
-    headers: [],
-    size,
-  }));
+/** A fetch of `n` records, each costing the byte bound `size` bytes (a value of `size - PER_RECORD` bytes). */
+function records(n: number, size = PER_RECORD + 10): PackedRecords {
+  if (size < PER_RECORD) throw new Error(`a record costs at least ${PER_RECORD} bytes`);
+  return packMessages(
+    Array.from({ length: n }, () => ({
+      offset: String(nextOffset++),
+      timestamp: '0',
+      key: null,
+      value: Buffer.alloc(size - PER_RECORD, 120),
+    })),
+  );
 }
 
-const offsets = (list: RawRecord[] | undefined): number[] => (list ?? []).map((r) => Number(r.offset));
-const counts = (batch: Map<string, RawRecord[]>): Record<string, number> =>
-  Object.fromEntries([...batch].map(([p, list]) => [p, list.length]));
+const offsets = (cut: CutRecords | PackedRecords | undefined): number[] => {
+  if (cut === undefined) return [];
+  const buffer = 'buffer' in cut ? cut.buffer : cut.bytes.slice().buffer;
+  return [...readRecords(buffer)].map((r) => r.offset);
+};
+const counts = (batch: Map<string, CutRecords>): Record<string, number> =>
+  Object.fromEntries([...batch].map(([p, cut]) => [p, cut.count]));
 
 describe('BufferQueue', () => {
   test('rejects non-positive bounds', () => {
@@ -27,13 +37,13 @@ describe('BufferQueue', () => {
   test('push always accepts and accounts records and bytes', () => {
     const q = new BufferQueue({ maxRecords: 10, maxBytes: 1000 });
     q.setPartitions(['t:0', 't:1']);
-    q.push('t:0', records(30, 7));
-    q.push('t:1', records(2, 5));
-    q.push('t:1', []);
+    q.push('t:0', records(30, 70));
+    q.push('t:1', records(2, 50));
+    q.push('t:1', packMessages([]));
     expect(q.records).toBe(32);
-    expect(q.bytes).toBe(220);
-    expect(q.sizeOf('t:0')).toEqual({ records: 30, bytes: 210 });
-    expect(q.sizeOf('t:1')).toEqual({ records: 2, bytes: 10 });
+    expect(q.bytes).toBe(30 * 70 + 2 * 50 + 2 * CHUNK);
+    expect(q.sizeOf('t:0')).toEqual({ records: 30, bytes: 30 * 70 + CHUNK });
+    expect(q.sizeOf('t:1')).toEqual({ records: 2, bytes: 2 * 50 + CHUNK });
     expect(q.sizeOf('t:9')).toEqual({ records: 0, bytes: 0 });
   });
 
@@ -50,12 +60,13 @@ describe('BufferQueue', () => {
     });
 
     test('when the partition holds its share of bytes (maxBytes / n)', () => {
-      const q = new BufferQueue({ maxRecords: 1e9, maxBytes: 1000 });
+      const q = new BufferQueue({ maxRecords: 1e9, maxBytes: 2 * (400 + 2 * CHUNK) });
       q.setPartitions(['a', 'b']);
-      q.push('a', records(4, 100));
-      expect(q.shouldPause('a')).toBe(false);
+      q.push('a', records(2, 100));
       q.push('a', records(1, 100));
-      expect(q.shouldPause('a')).toBe(true);
+      expect(q.shouldPause('a')).toBe(false); // 300 + 2 chunks
+      q.push('a', records(1, 100));
+      expect(q.shouldPause('a')).toBe(true); // 400 + 3 chunks: what holds them counts too
     });
 
     test('shares follow the assignment', () => {
@@ -99,12 +110,12 @@ describe('BufferQueue', () => {
     });
 
     test('hysteresis on bytes too', () => {
-      const q = new BufferQueue({ maxRecords: 1e9, maxBytes: 1000 });
+      const q = new BufferQueue({ maxRecords: 1e9, maxBytes: 2 * (500 + CHUNK) });
       q.setPartitions(['a']);
       q.push('a', records(10, 100));
       q.markPaused('a');
       q.cut(4);
-      expect(q.sizeOf('a').bytes).toBe(600);
+      expect(q.sizeOf('a').bytes).toBe(600 + CHUNK);
       expect(q.resumable()).toEqual([]);
       q.cut(1);
       expect(q.resumable()).toEqual(['a']);
@@ -138,7 +149,7 @@ describe('BufferQueue', () => {
       q.push('a', first);
       q.push('a', second);
       q.push('a', third);
-      const expected = offsets([...first, ...second, ...third]);
+      const expected = [...offsets(first), ...offsets(second), ...offsets(third)];
       const got: number[] = [];
       for (const n of [2, 3, 1, 10]) got.push(...offsets(q.cut(n).get('a')));
       expect(got).toEqual(expected);
@@ -150,9 +161,9 @@ describe('BufferQueue', () => {
     test('takes at most maxRecords, everything with Infinity', () => {
       const q = new BufferQueue({ maxRecords: 1000, maxBytes: 1e9 });
       q.push('a', records(50));
-      expect(q.cut(20).get('a')).toHaveLength(20);
+      expect(offsets(q.cut(20).get('a'))).toHaveLength(20);
       expect(q.records).toBe(30);
-      expect(q.cut(Infinity).get('a')).toHaveLength(30);
+      expect(offsets(q.cut(Infinity).get('a'))).toHaveLength(30);
       expect(q.cut(0).size).toBe(0);
       expect(() => q.cut(-1)).toThrow(RangeError);
       expect(() => q.cut(Number.NaN)).toThrow(RangeError);
@@ -209,19 +220,45 @@ describe('BufferQueue', () => {
 
     test('bytes are released with the records', () => {
       const q = new BufferQueue({ maxRecords: 1e6, maxBytes: 1e12 });
-      q.push('a', records(5, 3));
-      q.push('a', records(5, 7));
-      q.cut(6);
-      expect(q.sizeOf('a')).toEqual({ records: 4, bytes: 28 });
-      expect(q.bytes).toBe(28);
+      q.push('a', records(5, 30));
+      q.push('a', records(5, 70));
+      q.cut(6); // the first chunk, whole, and one record of the second
+      expect(q.sizeOf('a')).toEqual({ records: 4, bytes: 4 * 70 + CHUNK });
+      expect(q.bytes).toBe(4 * 70 + CHUNK);
+    });
+
+    test('a cut hands over packed records: a whole chunk alone as it is, pieces joined in one copy', () => {
+      const q = new BufferQueue({ maxRecords: 1e6, maxBytes: 1e12 });
+      const whole = records(3);
+      q.push('a', whole);
+      const first = q.cut(10).get('a')!;
+      expect(first.buffer).toBe(whole.bytes.buffer); // no copy: transferred to the worker as it is
+      expect(first).toMatchObject({ count: 3, lastOffset: offsets(whole)[2] });
+      const x = records(3);
+      const y = records(3);
+      q.push('a', x);
+      q.push('a', y);
+      const joined = q.cut(5).get('a')!;
+      expect(joined.buffer).not.toBe(x.bytes.buffer);
+      expect(joined.buffer.byteLength).toBe(x.bytes.length + (y.starts[2]! - y.starts[0]!));
+      expect(offsets(joined)).toEqual([...offsets(x), ...offsets(y).slice(0, 2)]);
+      expect(joined).toMatchObject({ count: 5, lastOffset: offsets(y)[1] });
+      expect(offsets(q.cut(5).get('a'))).toEqual(offsets(y).slice(2));
+    });
+
+    test('what the bound counts is what the queue holds: packed bytes and their index', () => {
+      const q = new BufferQueue({ maxRecords: 1e6, maxBytes: 1e12 });
+      const chunk = records(100, 150);
+      q.push('a', chunk);
+      expect(q.bytes).toBe(chunk.bytes.byteLength + chunk.starts.byteLength - 4 + CHUNK);
     });
 
     test('a large backlog is cut quickly, in order (no per-record shifting)', () => {
       const q = new BufferQueue({ maxRecords: 1e7, maxBytes: 1e12 });
       q.setPartitions(['a', 'b']);
       const perPartition = 200_000;
-      for (const p of ['a', 'b']) for (let i = 0; i < perPartition / 500; i++) q.push(p, records(500, 1));
-      const batches: Array<Map<string, RawRecord[]>> = [];
+      for (const p of ['a', 'b']) for (let i = 0; i < perPartition / 500; i++) q.push(p, records(500));
+      const batches: Array<Map<string, CutRecords>> = [];
       const started = performance.now();
       for (let batch = q.cut(10_000); batch.size > 0; batch = q.cut(10_000)) batches.push(batch);
       // A generous bound (it takes tens of ms): it only catches a gross regression.
@@ -239,13 +276,13 @@ describe('BufferQueue', () => {
     test('clear drops one partition, clearAll every one; partitions stay assigned', () => {
       const q = new BufferQueue({ maxRecords: 100, maxBytes: 1e9 });
       q.setPartitions(['a', 'b']);
-      q.push('a', records(5, 2));
-      q.push('b', records(3, 2));
+      q.push('a', records(5, 32));
+      q.push('b', records(3, 32));
       q.clear('a');
       q.clear('unknown');
       expect(q.sizeOf('a')).toEqual({ records: 0, bytes: 0 });
       expect(q.records).toBe(3);
-      expect(q.bytes).toBe(6);
+      expect(q.bytes).toBe(3 * 32 + CHUNK);
       expect(offsets(q.cut(10).get('b'))).toHaveLength(3);
       q.push('a', records(4));
       q.push('b', records(4));
@@ -261,14 +298,14 @@ describe('BufferQueue', () => {
     test('setPartitions drops the buffers and pause marks of revoked partitions, keeps the others', () => {
       const q = new BufferQueue({ maxRecords: 100, maxBytes: 1e9 });
       q.setPartitions(['a', 'b', 'c']);
-      const kept = records(4, 1);
+      const kept = records(4, 31);
       q.push('a', kept);
-      q.push('b', records(6, 1));
+      q.push('b', records(6, 31));
       q.markPaused('a');
       q.markPaused('b');
       q.setPartitions(['a', 'c', 'd']);
       expect(q.records).toBe(4);
-      expect(q.bytes).toBe(4);
+      expect(q.bytes).toBe(4 * 31 + CHUNK);
       expect(q.sizeOf('b')).toEqual({ records: 0, bytes: 0 });
       expect(q.pausedPartitions).toEqual(['a']);
       expect(offsets(q.cut(100).get('a'))).toEqual(offsets(kept));

@@ -17,9 +17,9 @@ import {
 } from '../../src/pool/protocol.ts';
 import { partitionId } from '../../src/pool/protocol.ts';
 import { type BatchAnswer, type RestoreProgress, type Suspect, type WorkerPool } from '../../src/pool/worker-pool.ts';
-import { type BufferQueue, type RawRecord } from '../../src/queue/buffer-queue.ts';
+import { type BufferQueue } from '../../src/queue/buffer-queue.ts';
 import { type Receiver } from '../../src/receiver/receiver.ts';
-import { readRecords } from '../../src/wire/record-codec.ts';
+import { packMessages, readRecords, type FetchedMessage, type PackedRecords } from '../../src/wire/record-codec.ts';
 
 export const silent = pino({ level: 'silent' });
 
@@ -57,16 +57,14 @@ export type TP = { topic: string; partition: number };
 export const tp = (partition: number, topic = TOPIC): TP => ({ topic, partition });
 export const ids = (list: ReadonlyArray<TP>): string[] => list.map((p) => partitionId(p.topic, p.partition)).sort();
 
-export function rawRecord(offset: number, value = `v${offset}`): RawRecord {
-  const buffer = Buffer.from(value);
-  return {
-    offset: String(offset),
-    timestamp: 1_000 + offset,
-    key: null,
-    value: buffer,
-    headers: [],
-    size: buffer.length,
-  };
+/** A fetched record as kafkajs delivers it. */
+export function fetched(offset: number, value = `v${offset}`): FetchedMessage {
+  return { offset: String(offset), timestamp: String(1_000 + offset), key: null, value: Buffer.from(value) };
+}
+
+/** Records at these offsets, packed as the receiver packs a fetch. */
+export function packed(offsets: readonly number[]): PackedRecords {
+  return packMessages(offsets.map((o) => fetched(o)));
 }
 
 /** Offsets packed into a partition's work. */
@@ -238,7 +236,7 @@ export class FakeReceiver {
   readonly held = new Set<string>();
   /** How commits answer (default: they succeed and are stored by the admin, when one is attached). */
   commitBehaviour: (offsets: Offsets) => Promise<void> = () => Promise.resolve();
-  readonly #log = new Map<string, RawRecord[]>();
+  readonly #log = new Map<string, FetchedMessage[]>();
   readonly queue: BufferQueue;
   readonly admin: FakeAdmin | undefined;
 
@@ -249,9 +247,9 @@ export class FakeReceiver {
 
   deliver(partition: TP, offsets: number[]): void {
     const id = partitionId(partition.topic, partition.partition);
-    const records = offsets.map((o) => rawRecord(o));
+    const records = offsets.map((o) => fetched(o));
     this.#log.set(id, [...(this.#log.get(id) ?? []), ...records]);
-    if (!this.held.has(id)) this.queue.push(id, records);
+    if (!this.held.has(id)) this.queue.push(id, packMessages(records));
   }
 
   async commit(offsets: Offsets): Promise<void> {
@@ -282,7 +280,7 @@ export class FakeReceiver {
       if (this.held.has(id)) continue;
       this.queue.clear(id);
       const again = (this.#log.get(id) ?? []).filter((r) => Number(r.offset) >= p.offset);
-      if (again.length > 0) this.queue.push(id, [...again]);
+      if (again.length > 0) this.queue.push(id, packMessages(again));
     }
   }
   fetchHealthy(): boolean {

@@ -22,6 +22,7 @@ import {
   FakeReceiver,
   ids,
   offsetsOf,
+  packed,
   plans,
   restoredFor,
   silent,
@@ -491,7 +492,7 @@ describe('Scheduler: failed batches rewind', () => {
     expect(h.scheduler.partitions().find((p) => p.partition === 1)!.rewinding).toBe(true);
     const heldSince = h.pool.calls.length;
     // Records buffered for the held partition anyway must not reach a worker either.
-    h.queue.push('in:1', [{ offset: '9', timestamp: 0, key: null, value: null, headers: [], size: 0 }]);
+    h.queue.push('in:1', packed([9]));
     await until('two failed reads', () => h.admin.fetchOffsetsCalls >= fetchesBefore + 2, 3_000);
     expect(h.receiver.seeks).toEqual([]);
     const whileHeld = h.pool.works().slice(heldSince);

@@ -1,6 +1,14 @@
 /** The packed record format that crosses the thread boundary: every field survives a round trip. */
 import { describe, expect, test } from '@jest/globals';
-import { readRecords, RecordWriter, type CodecRecord } from '../../src/wire/record-codec.ts';
+import {
+  offsetAt,
+  packMessages,
+  readRecords,
+  RECORD_FRAME_BYTES,
+  RecordWriter,
+  type CodecRecord,
+  type FetchedMessage,
+} from '../../src/wire/record-codec.ts';
 
 const enc = new TextEncoder();
 const bytes = (text: string): Uint8Array => enc.encode(text);
@@ -159,5 +167,66 @@ describe('RecordWriter / readRecords', () => {
     value[0] = 0x7a;
     const [record] = [...readRecords(writer.finish())];
     expect([...record!.value!]).toEqual([...bytes('abc')]);
+  });
+});
+
+describe('packMessages (a fetch packed once, as the receiver does)', () => {
+  const message = (over: Partial<FetchedMessage> & { offset: string }): FetchedMessage => ({
+    timestamp: '1700000000123',
+    key: null,
+    value: null,
+    ...over,
+  });
+
+  test('reads back as the codec: keys, values, nulls, text and repeated headers, in order', () => {
+    const messages: FetchedMessage[] = [
+      message({ offset: '7', key: Buffer.from('user-1'), value: Buffer.from('{"a":1}') }),
+      message({ offset: '8', headers: { trace: Buffer.from('t-1'), text: 'héllo', gone: undefined } }),
+      message({ offset: '9', value: Buffer.alloc(0), headers: { many: [Buffer.from('x'), 'y'] } }),
+    ];
+    const packed = packMessages(messages);
+    const out = [...readRecords(packed.bytes.slice().buffer)].map(plain);
+    expect(out).toEqual([
+      { offset: 7, timestamp: 1_700_000_000_123, key: [...bytes('user-1')], value: [...bytes('{"a":1}')], headers: [] },
+      {
+        offset: 8,
+        timestamp: 1_700_000_000_123,
+        key: null,
+        value: null,
+        headers: [
+          ['trace', [...bytes('t-1')]],
+          ['text', [...bytes('héllo')]],
+        ],
+      },
+      {
+        offset: 9,
+        timestamp: 1_700_000_000_123,
+        key: null,
+        value: [],
+        headers: [
+          ['many', [...bytes('x')]],
+          ['many', [...bytes('y')]],
+        ],
+      },
+    ]);
+    expect(packed.payloadBytes).toBe(6 + 7 + (5 + 3) + (4 + bytes('héllo').length) + (4 + 1) * 2);
+  });
+
+  test('one exactly sized buffer of its own, and where each record starts', () => {
+    const packed = packMessages([
+      message({ offset: '1', value: Buffer.from('abc') }),
+      message({ offset: '2', key: Buffer.from('k') }),
+    ]);
+    expect(packed.bytes.byteOffset).toBe(0);
+    expect(packed.bytes.buffer.byteLength).toBe(packed.bytes.byteLength); // transferable as it is
+    expect([...packed.starts]).toEqual([0, RECORD_FRAME_BYTES + 3, 2 * RECORD_FRAME_BYTES + 4]);
+    expect(offsetAt(packed.bytes, packed.starts[1]!)).toBe(2);
+  });
+
+  test('copies the bytes: the fetch buffers can be reused or freed', () => {
+    const value = Buffer.from('abc');
+    const packed = packMessages([message({ offset: '1', value })]);
+    value[0] = 0x7a;
+    expect([...readRecords(packed.bytes.buffer as ArrayBuffer)][0]!.value).toEqual(bytes('abc'));
   });
 });
