@@ -47,40 +47,52 @@ function toBuffer(view: Uint8Array | null): Buffer | null {
 
 /**
  * The produce calls of a publication, each under {@link MAX_CALL_BYTES}, in order: repartition blocks,
- * watermarks, outputs, dead letters. Changelog records come apart (`changelog`), one call for all of
- * them: kafkajs writes one record batch per partition and call, so a task's changelog records for a
- * batch land together or not at all.
+ * watermarks, outputs, dead letters. `calls` is built as it is iterated (each time anew), one call at a
+ * time: a batch's messages never exist at once, only the packed records they are read from. Changelog
+ * records come apart (`changelog`), one call for all of them: kafkajs writes one record batch per
+ * partition and call, so a task's changelog records for a batch land together or not at all.
  */
 export function messagesOf(
   publication: Publication,
   topics: SinkTopics,
-): { calls: TopicMessages[][]; changelog: TopicMessages | undefined; records: number } {
-  const calls: TopicMessages[][] = [];
-  let current = new Map<string, Message[]>();
-  let bytes = 0;
-  const add = (topic: string, message: Message, size: number): void => {
-    if (bytes > 0 && bytes + size > MAX_CALL_BYTES) {
-      calls.push([...current].map(([t, messages]) => ({ topic: t, messages })));
-      current = new Map();
-      bytes = 0;
-    }
-    let list = current.get(topic);
-    if (!list) current.set(topic, (list = []));
-    list.push(message);
-    bytes += size + 64;
-  };
+): { calls: Iterable<TopicMessages[]>; changelog: TopicMessages | undefined; records: number } {
   let records = 0;
-  const toMessage = (r: CodecRecord): { message: Message; size: number } => {
-    const headers: Record<string, Buffer> = {};
-    let size = (r.key?.length ?? 0) + (r.value?.length ?? 0);
-    for (const [name, value] of r.headers) {
-      headers[name] = toBuffer(value)!;
-      size += name.length + value.length;
+  if (topics.repartition !== undefined) {
+    for (const { blocks } of publication.repartition) records += blocks.length;
+    records += publication.watermarks.length * topics.repartitionPartitions;
+  }
+  for (const p of publication.outputs) records += p.count;
+  records += publication.dead.length;
+  let changelog: TopicMessages | undefined;
+  if (topics.changelog !== undefined && publication.changelog.length > 0) {
+    const messages: Message[] = [];
+    for (const { partition, buffer } of publication.changelog) {
+      for (const r of readRecords(buffer)) messages.push({ partition, key: toBuffer(r.key), value: toBuffer(r.value) });
     }
-    const message: Message = { key: toBuffer(r.key), value: toBuffer(r.value), headers };
-    if (r.timestamp >= 0) message.timestamp = String(Math.trunc(r.timestamp));
-    return { message, size };
-  };
+    records += messages.length;
+    if (messages.length > 0) changelog = { topic: topics.changelog, messages };
+  }
+  return { calls: { [Symbol.iterator]: () => callsOf(publication, topics) }, changelog, records };
+}
+
+/** One record as a kafkajs message (views, not copies), and what it adds to a call. */
+function toMessage(r: CodecRecord): { message: Message; size: number } {
+  const headers: Record<string, Buffer> = {};
+  let size = (r.key?.length ?? 0) + (r.value?.length ?? 0);
+  for (const [name, value] of r.headers) {
+    headers[name] = toBuffer(value)!;
+    size += name.length + value.length;
+  }
+  const message: Message = { key: toBuffer(r.key), value: toBuffer(r.value), headers };
+  if (r.timestamp >= 0) message.timestamp = String(Math.trunc(r.timestamp));
+  return { message, size };
+}
+
+/** Every message of a publication but its changelog, in order. */
+function* publishedMessages(
+  publication: Publication,
+  topics: SinkTopics,
+): Generator<{ topic: string; message: Message; size: number }> {
   const repartitionTopic = topics.repartition;
   if (repartitionTopic !== undefined) {
     const version = Buffer.from(String(BLOCK_VERSION));
@@ -89,8 +101,8 @@ export function messagesOf(
       for (const block of blocks) {
         const value = toBuffer(block.data);
         const headers = { [SOURCE_HEADER]: sourceBytes, [BLOCK_HEADER]: version };
-        add(repartitionTopic, { partition: block.partition, key: null, value, headers }, block.data.length + 32);
-        records++;
+        const message = { partition: block.partition, key: null, value, headers };
+        yield { topic: repartitionTopic, message, size: block.data.length + 32 };
       }
     }
     // After the data: each upstream partition's stream time, to every repartition partition.
@@ -101,17 +113,12 @@ export function messagesOf(
         [IDLE_HEADER]: watermark.idle ? '1' : '0',
       };
       for (let partition = 0; partition < topics.repartitionPartitions; partition++) {
-        add(repartitionTopic, { partition, key: null, value: null, headers }, 64);
-        records++;
+        yield { topic: repartitionTopic, message: { partition, key: null, value: null, headers }, size: 64 };
       }
     }
   }
   for (const p of publication.outputs) {
-    for (const r of readRecords(p.buffer)) {
-      const { message, size } = toMessage(r);
-      add(topics.output, message, size);
-      records++;
-    }
+    for (const r of readRecords(p.buffer)) yield { topic: topics.output, ...toMessage(r) };
   }
   for (const letter of publication.dead) {
     const headers: Record<string, Buffer> = {};
@@ -120,20 +127,28 @@ export function messagesOf(
       headers[name] = typeof value === 'string' ? Buffer.from(value) : toBuffer(value)!;
       size += name.length + headers[name].length;
     }
-    add(topics.dlq, { key: toBuffer(letter.key), value: toBuffer(letter.value), headers }, size);
-    records++;
+    yield { topic: topics.dlq, message: { key: toBuffer(letter.key), value: toBuffer(letter.value), headers }, size };
   }
-  if (bytes > 0) calls.push([...current].map(([t, messages]) => ({ topic: t, messages })));
-  let changelog: TopicMessages | undefined;
-  if (topics.changelog !== undefined && publication.changelog.length > 0) {
-    const messages: Message[] = [];
-    for (const { partition, buffer } of publication.changelog) {
-      for (const r of readRecords(buffer)) messages.push({ partition, key: toBuffer(r.key), value: toBuffer(r.value) });
-    }
-    records += messages.length;
-    if (messages.length > 0) changelog = { topic: topics.changelog, messages };
+}
+
+/** The published messages grouped into produce calls of at most {@link MAX_CALL_BYTES}, one at a time. */
+function* callsOf(publication: Publication, topics: SinkTopics): Generator<TopicMessages[]> {
+  let current = new Map<string, Message[]>();
+  let bytes = 0;
+  const flush = (): TopicMessages[] => {
+    const call = [...current].map(([topic, messages]) => ({ topic, messages }));
+    current = new Map();
+    bytes = 0;
+    return call;
+  };
+  for (const { topic, message, size } of publishedMessages(publication, topics)) {
+    if (bytes > 0 && bytes + size > MAX_CALL_BYTES) yield flush();
+    let list = current.get(topic);
+    if (!list) current.set(topic, (list = []));
+    list.push(message);
+    bytes += size + 64;
   }
-  return { calls, changelog, records };
+  if (bytes > 0) yield flush();
 }
 
 export class KafkaSink {

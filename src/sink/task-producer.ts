@@ -116,11 +116,13 @@ export class TaskProducer {
    * Resolves when the broker has committed it. Any failure aborts what it can and is final.
    */
   async commit(
-    calls: readonly TopicMessages[][],
+    calls: Iterable<TopicMessages[]>,
     offset: { topic: string; partition: number; offset: number } | null,
   ): Promise<void> {
     if (this.#failed) throw this.#failed;
-    if (calls.length === 0 && offset === null) return;
+    const pending = calls[Symbol.iterator]();
+    let next = pending.next();
+    if (next.done && offset === null) return;
     const transaction = this.#transaction ?? (await this.#begin());
     this.#transaction = undefined;
     this.#touched = new Map();
@@ -128,9 +130,9 @@ export class TaskProducer {
     let offsetsSent = false;
     let offsetsWritten = false;
     try {
-      for (const topicMessages of calls) {
+      for (; !next.done; next = pending.next()) {
         const written = await transaction.sendBatch({
-          topicMessages: [...topicMessages],
+          topicMessages: next.value,
           acks: -1,
           compression: CompressionTypes.None,
         });

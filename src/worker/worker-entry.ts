@@ -188,28 +188,22 @@ function serve(plan: JobPlan, { client, sink, reader }: Clients): void {
   }
 
   /**
-   * Exactly-once: each task's batch in its own transaction, with its input offset, through the producer
-   * the partition had when the batch began. A partition opened again meanwhile (a rebalance) has a new
-   * producer that fenced that one: the batch's commit then fails rather than landing after the new
-   * owner read its committed offset.
+   * Publishes one task's results. Exactly-once: in the task's own transaction, with its input offset,
+   * through the producer the partition had when its task ran. A partition opened again meanwhile (a
+   * rebalance) has a new producer that fenced that one: the commit then fails rather than landing after
+   * the new owner read its committed offset. At-least-once: through the worker's idempotent producer.
    */
-  async function commitTransactions(
-    results: PartitionResult[],
-    batchProducers: ReadonlyMap<string, TaskProducer>,
-  ): Promise<void> {
-    const settled = await Promise.allSettled(
-      results.map(async (r) => {
-        const id = partitionId(r.topic, r.partition);
-        const producer = batchProducers.get(id);
-        if (!producer) throw new IllegalStateError(`no transactional producer for ${id}`);
-        const { calls, changelog } = messagesOf(publicationOf([r]), init.kafka.topics);
-        const offset = r.commit ? { topic: r.topic, partition: r.partition, offset: r.commit.offset } : null;
-        await producer.commit(changelog ? [...calls, [changelog]] : calls, offset);
-        if (r.commit) r.committed = true;
-      }),
-    );
-    const failures = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as Error] : []));
-    if (failures.length > 0) throw new BatchFailedError(failures);
+  async function publishTask(r: PartitionResult, producer: TaskProducer | undefined): Promise<void> {
+    if (!exactlyOnce) {
+      await sink.publish(publicationOf([r]));
+      return;
+    }
+    const id = partitionId(r.topic, r.partition);
+    if (!producer) throw new IllegalStateError(`no transactional producer for ${id}`);
+    const { calls, changelog } = messagesOf(publicationOf([r]), init.kafka.topics);
+    const offset = r.commit ? { topic: r.topic, partition: r.partition, offset: r.commit.offset } : null;
+    await producer.commit(changelog ? withLast(calls, [changelog]) : calls, offset);
+    if (r.commit) r.committed = true;
   }
 
   function held(): HeldTask[] {
@@ -221,25 +215,50 @@ function serve(plan: JobPlan, { client, sink, reader }: Clients): void {
     }));
   }
 
+  /**
+   * Runs a batch task by task, and publishes each task's results while the next one is processed:
+   * the network waits of one overlap the processing of the next, and at most
+   * {@link PUBLISHING_TASKS} tasks' results are held at once, not the whole batch's. Every publication
+   * is settled before the batch answers, failed or not: a transaction still in flight could otherwise
+   * commit after the main thread read the committed offsets to rebuild a failed partition.
+   */
   async function runBatch(request: BatchRequest): Promise<void> {
     const started = performance.now();
     const results: PartitionResult[] = [];
     const wallNow = Date.now();
-    const batchProducers = new Map<string, TaskProducer>();
-    for (const [index, work] of request.partitions.entries()) {
-      const id = partitionId(work.topic, work.partition);
-      const task = tasks.get(id);
-      // A replaced worker holds no task: the batch fails and the partition is rebuilt from its commit.
-      if (!task) throw new IllegalStateError(`${id} has no task here: it was not restored on this worker`);
-      const producer = producers.get(id);
-      if (producer) batchProducers.set(id, producer);
-      progress.phase('processing', index);
-      results.push(task.process(work.records, request.batchTime, wallNow, work.caughtUp, work.poison, work.through));
+    const publishing = new Set<Promise<void>>();
+    const failures: Error[] = [];
+    let processingMs = 0;
+    try {
+      for (const [index, work] of request.partitions.entries()) {
+        const id = partitionId(work.topic, work.partition);
+        const task = tasks.get(id);
+        // A replaced worker holds no task: the batch fails and the partition is rebuilt from its commit.
+        if (!task) throw new IllegalStateError(`${id} has no task here: it was not restored on this worker`);
+        const producer = producers.get(id);
+        progress.phase('processing', index);
+        const taskStarted = performance.now();
+        const result = task.process(work.records, request.batchTime, wallNow, work.caughtUp, work.poison, work.through);
+        processingMs += performance.now() - taskStarted;
+        results.push(result);
+        progress.phase('publishing');
+        const publication: Promise<void> = publishTask(result, producer).then(
+          () => void publishing.delete(publication),
+          (error: unknown) => {
+            publishing.delete(publication);
+            failures.push(error as Error);
+          },
+        );
+        publishing.add(publication);
+        while (publishing.size >= PUBLISHING_TASKS) await Promise.race(publishing);
+        // A turn of the event loop: the publications' network I/O goes on while the next task runs.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      progress.phase('publishing');
+      await Promise.all(publishing);
     }
-    const processingMs = performance.now() - started;
-    progress.phase('publishing');
-    if (exactlyOnce) await commitTransactions(results, batchProducers);
-    else await sink.publish(publicationOf(results));
+    if (failures.length > 0) throw failures.length === 1 ? failures[0]! : new BatchFailedError(failures);
     progress.phase('idle');
     const publishMs = performance.now() - started - processingMs;
     // Published: the record buffers stay here; the main thread gets counts, statistics and commits.
@@ -296,6 +315,15 @@ function serve(plan: JobPlan, { client, sink, reader }: Clients): void {
     });
   });
   post({ type: 'ready', workerIndex: init.workerIndex });
+}
+
+/** Tasks whose results may be publishing at once while the next task of the batch is processed. */
+const PUBLISHING_TASKS = 3;
+
+/** `calls`, then `last`, as they are iterated. */
+function* withLast<T>(calls: Iterable<T>, last: T): Generator<T> {
+  yield* calls;
+  yield last;
 }
 
 /** What a batch's results publish, in order per source. */
