@@ -179,6 +179,7 @@ export class App {
       size: config.workers,
       jobPath: this.#jobPath,
       maxRecordBytes: config.maxRecordBytes,
+      heapBytes: config.workerHeapBytes,
       batchIntervalMs: config.batchIntervalMs,
       sources,
       kafka: {
@@ -204,6 +205,8 @@ export class App {
         );
       },
     });
+    const pool = this.#pool;
+    this.metrics.workerHeapSource = () => pool.heapStatistics();
     if (this.#closingStarted()) return;
     const topics = [...plan.inputTopics, ...(plan.repartitionTopic ? [plan.repartitionTopic] : [])];
     const receiver = new Receiver({

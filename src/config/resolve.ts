@@ -37,6 +37,8 @@ export interface ResolvedConfig {
   readonly transactionTimeoutMs: number;
   readonly buffer: { readonly maxRecords: number; readonly maxBytes: number };
   readonly maxRecordBytes: number;
+  /** Heap limit (V8 old generation) of each worker thread, in bytes. */
+  readonly workerHeapBytes: number;
   readonly shutdownTimeoutMs: number;
   /** Start-up retries retriable Kafka failures for this long. */
   readonly startupTimeoutMs: number;
@@ -127,6 +129,7 @@ export function resolveConfig(env: Readonly<Record<string, string | undefined>> 
       maxBytes: values.SLUICE_BUFFER_MAX_BYTES as number,
     },
     maxRecordBytes: values.SLUICE_MAX_RECORD_BYTES as number,
+    workerHeapBytes: values.SLUICE_WORKER_HEAP as number,
     shutdownTimeoutMs: values.SLUICE_SHUTDOWN_TIMEOUT as number,
     startupTimeoutMs: values.SLUICE_STARTUP_TIMEOUT as number,
     recordTimeoutMs: values.SLUICE_RECORD_TIMEOUT as number,

@@ -142,6 +142,12 @@ export const ENV = {
     default: '64MiB',
     schema: bytes,
   },
+  SLUICE_WORKER_HEAP: {
+    description:
+      'Heap limit of each worker thread (its V8 old generation): its tasks’ state and a batch’s records live there. A worker that reaches it is replaced and reported (`SLUICE_WORKER_CRASHED`, out of memory).',
+    default: '256MiB',
+    schema: bytes,
+  },
   SLUICE_MAX_RECORD_BYTES: {
     description: 'Records larger than this (key + value) go to the dead-letter topic.',
     default: '1MiB',

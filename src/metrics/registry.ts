@@ -6,6 +6,14 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 const latencyBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
+/** The fields of a worker's `getHeapStatistics()` that the metrics show. */
+export interface WorkerHeap {
+  used_heap_size: number;
+  total_heap_size: number;
+  external_memory: number;
+  heap_size_limit: number;
+}
+
 export class Metrics {
   readonly registry = new Registry();
 
@@ -190,6 +198,26 @@ export class Metrics {
     help: 'Share of wall time each worker spent processing, over the last batch interval.',
     labelNames: ['worker'] as const,
     registers: [this.registry],
+  });
+  /** Set once the worker pool runs: each worker thread's heap statistics (undefined: not running). */
+  workerHeapSource: (() => Promise<ReadonlyArray<WorkerHeap | undefined>>) | undefined;
+  readonly workerHeap = new Gauge({
+    name: 'sluice_worker_heap_bytes',
+    help: 'Each worker thread’s V8 heap, read on scrape: used, total (reserved), external (array buffers) and limit.',
+    labelNames: ['worker', 'kind'] as const,
+    registers: [this.registry],
+    collect: async () => {
+      const heaps = (await this.workerHeapSource?.()) ?? [];
+      this.workerHeap.reset();
+      heaps.forEach((heap, i) => {
+        if (!heap) return;
+        const worker = String(i);
+        this.workerHeap.set({ worker, kind: 'used' }, heap.used_heap_size);
+        this.workerHeap.set({ worker, kind: 'total' }, heap.total_heap_size);
+        this.workerHeap.set({ worker, kind: 'external' }, heap.external_memory);
+        this.workerHeap.set({ worker, kind: 'limit' }, heap.heap_size_limit);
+      });
+    },
   });
   readonly workerRestarts = new Counter({
     name: 'sluice_worker_restarts_total',

@@ -9,6 +9,7 @@
  * to retry. Either failure names the record that was in user code (`suspectOf`), so the scheduler
  * can tell a poison pill from bad luck.
  */
+import { type HeapInfo } from 'node:v8';
 import { IllegalStateError, JobLoadError, UserCodeTimeoutError, WorkerCrashedError } from '../errors.ts';
 import { deserializeError } from '../error-serialization.ts';
 import {
@@ -27,10 +28,14 @@ import { type Slot, stalledMs, startSlot, type Suspect, suspectIn } from './work
 
 export type { Suspect } from './worker-slot.ts';
 
+const MIB = 1024 * 1024;
+
 export interface WorkerPoolOptions {
   size: number;
   jobPath: string;
   maxRecordBytes: number;
+  /** Each worker's heap limit (V8 old generation), in bytes. */
+  heapBytes: number;
   batchIntervalMs: number | undefined;
   /** Every input partition (`topic:partition`). */
   sources: string[];
@@ -125,6 +130,11 @@ export class WorkerPool {
   get restarts(): number {
     return this.#restarts;
   }
+  /** Each worker thread's V8 heap statistics (undefined for one that is not running). */
+  heapStatistics(): Promise<Array<HeapInfo | undefined>> {
+    return Promise.all(this.#slots.map((s) => s.worker.getHeapStatistics().catch(() => undefined)));
+  }
+
   /** Milliseconds each worker spent processing since start. */
   busyMs(): number[] {
     return this.#slots.map((s) => s.busyMs);
@@ -144,7 +154,7 @@ export class WorkerPool {
       kafka: this.#options.kafka,
       progress: new SharedArrayBuffer(64),
     };
-    const slot = startSlot(init);
+    const slot = startSlot(init, this.#options.heapBytes);
     const { worker } = slot;
     this.#slots[index] = slot;
     return new Promise<void>((resolve, reject) => {
@@ -203,7 +213,13 @@ export class WorkerPool {
     const crash =
       error instanceof WorkerCrashedError || error instanceof UserCodeTimeoutError
         ? error
-        : new WorkerCrashedError(`worker ${index} failed: ${error.message}`, error);
+        : (error as { code?: unknown }).code === 'ERR_WORKER_OUT_OF_MEMORY'
+          ? new WorkerCrashedError(
+              `worker ${index} ran out of memory: its heap reached SLUICE_WORKER_HEAP (${Math.round(this.#options.heapBytes / MIB)} MiB); ` +
+                'raise it, or hold less per worker (more workers or replicas, a smaller maxBatchRecords)',
+              error,
+            )
+          : new WorkerCrashedError(`worker ${index} failed: ${error.message}`, error);
     const suspect = suspectIn(slot);
     if (suspect) this.#suspects.set(crash, suspect);
     slot.batch = undefined;

@@ -36,18 +36,29 @@ export interface Slot {
 
 const fromSources = import.meta.url.endsWith('.ts');
 
-function spawn(init: WorkerInit): Worker {
+/**
+ * Each worker's young generation (V8's nursery, two semi-spaces of a third each), in MiB. V8's default
+ * follows the machine's memory (48 MiB here, for every thread); chosen by measurement
+ * (docs/benchmarks.md): smaller costs throughput in scavenges, larger costs resident memory.
+ */
+export const WORKER_YOUNG_GENERATION_MB = 12;
+
+function spawn(init: WorkerInit, heapBytes: number): Worker {
   const entry = new URL(fromSources ? '../worker/worker-entry.ts' : '../worker/worker-entry.js', import.meta.url);
-  if (!fromSources) return new Worker(entry, { workerData: init });
+  const resourceLimits = {
+    maxOldGenerationSizeMb: Math.max(16, Math.round(heapBytes / (1024 * 1024))),
+    maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB,
+  };
+  if (!fromSources) return new Worker(entry, { workerData: init, resourceLimits });
   // Running from TypeScript sources (tests, development): Node strips the types of worker-entry.ts
   // itself; the condition makes `sluice` (imported by the job) resolve to its sources too.
-  return new Worker(entry, { workerData: init, execArgv: ['--conditions=sluice-source'] });
+  return new Worker(entry, { workerData: init, resourceLimits, execArgv: ['--conditions=sluice-source'] });
 }
 
-/** A new worker thread for `init` (its `progress` buffer shared with it). */
-export function startSlot(init: WorkerInit): Slot {
+/** A new worker thread for `init` (its `progress` buffer shared with it), its heap limited to `heapBytes`. */
+export function startSlot(init: WorkerInit, heapBytes: number): Slot {
   return {
-    worker: spawn(init),
+    worker: spawn(init, heapBytes),
     pending: new Map(),
     busyMs: 0,
     progress: new Progress(init.progress),

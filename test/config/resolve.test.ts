@@ -46,6 +46,7 @@ describe('resolveConfig', () => {
       transactionTimeoutMs: 10_000,
       buffer: { maxRecords: 200_000, maxBytes: 64 * 1024 * 1024 },
       maxRecordBytes: 1024 * 1024,
+      workerHeapBytes: 256 * 1024 * 1024,
       shutdownTimeoutMs: 30_000,
       startupTimeoutMs: 60_000,
       recordTimeoutMs: 30_000,

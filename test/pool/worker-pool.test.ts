@@ -26,7 +26,7 @@ const RECORD_TIMEOUT_MS = 400;
 /** The watchdog looks every recordTimeoutMs / 4. */
 const WATCHDOG_MS = RECORD_TIMEOUT_MS / 4;
 const encoder = new TextEncoder();
-type Item = { n: number; act?: 'hang' | 'exit' };
+type Item = { n: number; act?: 'hang' | 'exit' | 'oom' };
 
 function work(partition: number, firstOffset: number, items: Item[]): PartitionWork {
   const writer = new RecordWriter();
@@ -89,6 +89,7 @@ async function createPool(size: number, output: string, crashes: Array<{ index: 
     size,
     jobPath: JOB,
     maxRecordBytes: 1024 * 1024,
+    heapBytes: 256 * 1024 * 1024,
     batchIntervalMs: undefined,
     sources: Array.from({ length: 4 }, (_, p) => `${INPUT}:${p}`),
     kafka: kafkaFor(output),
@@ -254,6 +255,38 @@ describe('WorkerPool with two workers', () => {
   });
 });
 
+describe('WorkerPool: a worker that reaches its heap limit', () => {
+  test('is replaced, with an error that names the limit and the record it was on', async () => {
+    const output = await createTopic(uniqueName('pool-oom-out'), 1);
+    const crashes: Array<{ index: number; error: Error }> = [];
+    const pool = await WorkerPool.create({
+      size: 1,
+      jobPath: JOB,
+      maxRecordBytes: 1024 * 1024,
+      heapBytes: 48 * 1024 * 1024,
+      batchIntervalMs: undefined,
+      sources: [`${INPUT}:0`],
+      kafka: kafkaFor(output),
+      recordTimeoutMs: 60_000,
+      onCrash: (index, error) => crashes.push({ index, error }),
+    });
+    onCleanup(() => pool.close());
+    expect((await pool.heapStatistics())[0]!.heap_size_limit).toBeLessThan(80 * 1024 * 1024);
+    await prepare(pool, 0, [[0, 0]]);
+    const error = await rejection(run(pool, 0, work(0, 0, [{ n: 0 }, { n: 1, act: 'oom' }])));
+    expect(error).toBeInstanceOf(WorkerCrashedError);
+    expect(error.message).toMatch(/worker 0 ran out of memory: its heap reached SLUICE_WORKER_HEAP \(48 MiB\)/);
+    expect(pool.suspectOf(error)).toEqual({ topic: INPUT, partition: 0, offset: 1, sub: -1 });
+    expect(crashes.map((c) => c.error)).toEqual([error]);
+    // The replacement works: the partition is prepared again and goes on.
+    await waitFor('the replacement', async () => ((await pool.heapStatistics())[0] ? true : undefined), 10_000);
+    await prepare(pool, 0, [[0, 0]]);
+    const again = await run(pool, 0, work(0, 0, items(2)));
+    expect(again.partitions[0]!.commit).toEqual({ offset: 2, metadata: null });
+    await pool.close();
+  });
+});
+
 describe('WorkerPool: publishing is never timed', () => {
   test('a publish slower than recordTimeoutMs (its topic does not exist yet) is waited for, not killed', async () => {
     const output = uniqueName('pool-late-out');
@@ -281,6 +314,7 @@ describe('WorkerPool: start-up', () => {
         size: 1,
         jobPath: path.join(root, 'test/fixtures/jobs/throws-on-load.ts'),
         maxRecordBytes: 1024,
+        heapBytes: 256 * 1024 * 1024,
         batchIntervalMs: undefined,
         sources: [],
         kafka: kafkaFor('out', 'pool-test'),
@@ -318,6 +352,7 @@ export default {
       size: 1,
       jobPath,
       maxRecordBytes: 1024 * 1024,
+      heapBytes: 256 * 1024 * 1024,
       batchIntervalMs: undefined,
       sources: [`${INPUT}:0`],
       kafka: kafkaFor(output),
@@ -384,6 +419,7 @@ export default {
         size: 2,
         jobPath,
         maxRecordBytes: 1024 * 1024,
+        heapBytes: 256 * 1024 * 1024,
         batchIntervalMs: undefined,
         sources: Array.from({ length: 4 }, (_, p) => `${input}:${p}`),
         kafka: kafkaFor(output, uniqueName('pool-test'), {
