@@ -19,6 +19,16 @@
  *    `filter-aborted-messages.cjs`, which replaces it in Node's module cache like fix 1: before kafkajs's
  *    consumer first loads it).
  *
+ * The fifth is on the producer's hot path too, found measuring a worker's memory:
+ *
+ * 5. kafkajs's protocol `Encoder` takes its buffer from `Buffer.alloc` — zero-filled, an ArrayBuffer of
+ *    its own, at least 512 bytes — and the record encoder makes a new Encoder per record, so each
+ *    published record cost a 512-byte allocation outside the heap, left to the garbage collector.
+ *    `installEncoderFix()` puts an Encoder that allocates from Node's buffer pool (`Buffer.allocUnsafe`:
+ *    small buffers are slices of shared 8 KiB slabs) in Node's module cache before kafkajs first loads
+ *    it, like fix 1. Unfilled memory is safe here: an Encoder writes only at its offset and exposes
+ *    only what it wrote (`buffer` is `buf.slice(0, offset)`, growing copies `0..offset`).
+ *
  * The third is in every connection (consumer, producer, admin) of every thread:
  *
  * 3. After each response, kafkajs's RequestQueue re-arms its throttle check even when no request
@@ -97,6 +107,56 @@ export function installKafkajsFixes(): FixOutcome {
 
 /** Installed on import: importing this module before `kafkajs` is what makes fix 1 apply. */
 export const kafkajsFixes: FixOutcome = installKafkajsFixes();
+
+/** The parts of kafkajs's protocol Encoder (`src/protocol/encoder.js`) that fix 5 uses. */
+interface EncoderClass {
+  new (initialSize?: number): EncoderInstance;
+  nextPowerOfTwo(value: number): number;
+  prototype: EncoderInstance;
+}
+interface EncoderInstance {
+  buf: Buffer;
+  offset: number;
+  ensureAvailable(length: number): void;
+}
+
+/** kafkajs's Encoder, its buffers from Node's pool (fix 5); the same prototype, so the same methods. */
+function pooledEncoderOf(Encoder: EncoderClass): EncoderClass {
+  // A function, not a subclass: a subclass would have to run kafkajs's constructor, which allocates.
+  function PooledEncoder(this: EncoderInstance, initialSize = 511): void {
+    this.buf = Buffer.allocUnsafe(Encoder.nextPowerOfTwo(initialSize));
+    this.offset = 0;
+  }
+  PooledEncoder.prototype = Encoder.prototype;
+  Object.setPrototypeOf(PooledEncoder, Encoder); // the static helpers (sizeOfVarInt, …)
+  return PooledEncoder as unknown as EncoderClass;
+}
+
+/** kafkajs's `Encoder.prototype.ensureAvailable`, growing from the pool. */
+function ensureAvailable(this: EncoderInstance, length: number): void {
+  if (this.offset + length <= this.buf.length) return;
+  const grown = Buffer.allocUnsafe((this.constructor as EncoderClass).nextPowerOfTwo(this.offset + length));
+  this.buf.copy(grown, 0, 0, this.offset);
+  this.buf = grown;
+}
+
+/** Installs fix 5 (see above). Idempotent. */
+export function installEncoderFix(): FixOutcome {
+  const version = (require('kafkajs/package.json') as { version: string }).version;
+  if (version !== FIXED_FOR) return 'other-version';
+  const encoderPath = require.resolve('kafkajs/src/protocol/encoder.js');
+  const cached = require.cache[encoderPath];
+  if ((cached?.exports as { pooled?: boolean } | undefined)?.pooled) return 'already-installed';
+  if (cached) return 'too-late';
+  const Encoder = require(encoderPath) as EncoderClass;
+  Encoder.prototype.ensureAvailable = ensureAvailable;
+  const pooled = Object.assign(pooledEncoderOf(Encoder), { pooled: true });
+  require.cache[encoderPath]!.exports = pooled;
+  return 'installed';
+}
+
+/** Installed on import, like fix 1. */
+export const encoderFix: FixOutcome = installEncoderFix();
 
 /** The fields and methods of kafkajs's RequestQueue (`src/network/requestQueue/index.js`) that fix 3 uses. */
 interface RequestQueue {

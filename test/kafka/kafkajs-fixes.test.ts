@@ -127,6 +127,40 @@ describe('installing the fix', () => {
   });
 });
 
+describe('the encoder fix', () => {
+  /** Encodes a record batch with kafkajs's protocol code in a fresh process, with or without the fixes. */
+  function encodeBatch(withFixes: boolean): { fix: string | null; pooled: boolean; hex: string } {
+    const script = [
+      withFixes ? "const fixes = await import('./src/kafka/kafkajs-fixes.ts');" : 'const fixes = {};',
+      "const { createRequire } = await import('node:module');",
+      "const require = createRequire(process.cwd() + '/');",
+      "const { RecordBatch } = require('kafkajs/src/protocol/recordBatch/v0/index.js');",
+      "const Record = require('kafkajs/src/protocol/recordBatch/record/v0/index.js');",
+      "const Encoder = require('kafkajs/src/protocol/encoder.js');",
+      'const records = Array.from({ length: 300 }, (_, i) => ({ offsetDelta: i, timestampDelta: i * 3,',
+      "  key: i % 4 ? Buffer.from('k' + i) : null, value: Buffer.from('v'.repeat(i % 700)),",
+      "  headers: i % 5 ? { h: Buffer.from('x' + i), many: [Buffer.from('a'), Buffer.from('b')] } : {} })).map(Record);",
+      'const batch = await RecordBatch({ compression: 0, firstOffset: 0, firstTimestamp: 1700000000000,',
+      '  maxTimestamp: 1700000000900, producerId: 7, producerEpoch: 1, firstSequence: 3,',
+      '  lastOffsetDelta: 299, records });',
+      'const pooled = new Encoder().buf.buffer.byteLength === Buffer.poolSize;',
+      'console.log(JSON.stringify({ fix: fixes.encoderFix ?? null, pooled, hex: batch.buffer.toString("hex") }));',
+    ].join('\n');
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, encoding: 'utf8' });
+    return JSON.parse(out.trim()) as { fix: string | null; pooled: boolean; hex: string };
+  }
+
+  test('kafkajs’s encoders take their buffers from the pool and write the same bytes', () => {
+    const fixed = encodeBatch(true);
+    const original = encodeBatch(false);
+    expect(fixed.fix).toBe('installed');
+    expect(fixed.pooled).toBe(true);
+    expect(original.pooled).toBe(false);
+    expect(fixed.hex.length).toBeGreaterThan(100_000);
+    expect(fixed.hex).toBe(original.hex);
+  });
+});
+
 describe('the request queue fix', () => {
   /**
    * In a fresh Node process: an admin client connects and asks for metadata, then its connections sit
