@@ -184,12 +184,16 @@ export class BufferQueue {
     if (!buffer) return;
     this.#records -= buffer.records;
     this.#bytes -= buffer.bytes;
+    buffer.chunks.forEach(release);
     this.#buffers.set(partition, emptyBuffer());
   }
 
   /** Drops every buffered record (partitions stay assigned, pause marks stay). */
   clearAll(): void {
-    for (const id of this.#buffers.keys()) this.#buffers.set(id, emptyBuffer());
+    for (const [id, buffer] of this.#buffers) {
+      buffer.chunks.forEach(release);
+      this.#buffers.set(id, emptyBuffer());
+    }
     this.#records = 0;
     this.#bytes = 0;
   }
@@ -254,8 +258,16 @@ export class BufferQueue {
     this.#bytes -= byteDelta;
     const last = pieces[pieces.length - 1]!;
     const lastOffset = offsetAt(last.chunk.bytes, last.chunk.starts[last.to - 1]!);
-    return { buffer: joined(pieces, length), count: taken, lastOffset };
+    const out = joined(pieces, length);
+    // Chunks copied out whole are freed now, not when the collector gets to them.
+    for (const { chunk, to } of pieces) if (to === countOf(chunk) && chunk.bytes.buffer !== out) release(chunk);
+    return { buffer: out, count: taken, lastOffset };
   }
+}
+
+/** Frees a chunk's bytes at once (the queue owns them: nothing else holds a view). */
+function release(chunk: PackedRecords): void {
+  (chunk.bytes.buffer as ArrayBuffer).transfer(0);
 }
 
 /** The pieces' bytes in one ArrayBuffer: a whole chunk alone as it is, else one copy. */

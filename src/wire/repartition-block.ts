@@ -72,10 +72,9 @@ class OpenBlock {
     if (this.pos + extra <= this.buf.length) return;
     let size = this.buf.length * 2;
     while (size < this.pos + extra) size *= 2;
-    const next = new Uint8Array(size);
-    next.set(this.buf.subarray(0, this.pos));
-    this.buf = next;
-    this.view = new DataView(next.buffer);
+    // Grown in place where the allocator can, the old memory released at once (not left to the GC).
+    this.buf = new Uint8Array((this.buf.buffer as ArrayBuffer).transfer(size));
+    this.view = new DataView(this.buf.buffer);
   }
 
   seal(partition: number): RepartitionBlock {

@@ -257,21 +257,11 @@ function serve(plan: JobPlan, { client, sink, reader }: Clients): void {
     } finally {
       progress.phase('publishing');
       await Promise.all(publishing);
+      release(request, results, plan.format !== 'bytes');
     }
     if (failures.length > 0) throw failures.length === 1 ? failures[0]! : new BatchFailedError(failures);
     progress.phase('idle');
     const publishMs = performance.now() - started - processingMs;
-    // Published: the record buffers stay here; the main thread gets counts, statistics and commits.
-    const empty = new ArrayBuffer(0);
-    for (const r of results) {
-      r.outputs = empty;
-      r.changelog = empty;
-      r.repartition = [];
-      for (const d of r.dead) {
-        d.key = null;
-        d.value = null;
-      }
-    }
     post({ type: 'result', requestId: request.requestId, partitions: results, processingMs, publishMs, held: held() });
   }
 
@@ -319,6 +309,31 @@ function serve(plan: JobPlan, { client, sink, reader }: Clients): void {
 
 /** Tasks whose results may be publishing at once while the next task of the batch is processed. */
 const PUBLISHING_TASKS = 3;
+
+/**
+ * Frees a batch's buffers once it is published (or has failed): its input records and its results'
+ * packed outputs, changelog records and repartition blocks; the main thread gets counts, statistics and
+ * commits only. Left to the collector they outlive the batch by several: they survive the scavenges
+ * that run while the batch does, so only a full collection frees them (measured: 55–75 MB of array
+ * buffers held by a worker under a backlog). Detaching one (`transfer(0)`) frees it at once. The input
+ * stays when the job reads values as bytes: user code may hold views of it (in state, say).
+ */
+function release(request: BatchRequest, results: PartitionResult[], input: boolean): void {
+  if (input) for (const work of request.partitions) work.records.transfer(0);
+  const empty = new ArrayBuffer(0);
+  for (const r of results) {
+    r.outputs.transfer(0);
+    r.changelog.transfer(0);
+    for (const block of r.repartition) (block.data.buffer as ArrayBuffer).transfer(0);
+    r.outputs = empty;
+    r.changelog = empty;
+    r.repartition = [];
+    for (const d of r.dead) {
+      d.key = null;
+      d.value = null;
+    }
+  }
+}
 
 /** `calls`, then `last`, as they are iterated. */
 function* withLast<T>(calls: Iterable<T>, last: T): Generator<T> {
