@@ -6,7 +6,7 @@ import pino from 'pino';
 import { App } from './app.ts';
 import { resolveConfig, type ResolvedConfig } from './config/resolve.ts';
 import { describeError, isSluiceError } from './errors.ts';
-import { sizeMainHeap } from './main-heap.ts';
+import { sizeProcessMemory } from './process-memory.ts';
 
 const USAGE = 'usage: sluice run <job-module>\n  Configuration comes from environment variables (see README).';
 
@@ -32,7 +32,7 @@ export async function main(argv: string[]): Promise<void> {
     fail(describeError(error).replace(/^ConfigError: /, ''));
   }
   // Configuration is checked first: a mistake is reported once, before the process starts again.
-  sizeMainHeap();
+  sizeProcessMemory();
   const logger = pino({ level: config.logLevel, base: { service: 'sluice' } });
 
   let app: App;
