@@ -12,7 +12,8 @@ export default defineJob<PageView>({
   input: { topics: [process.env['BENCH_INPUT'] ?? 'bench-input'] },
   eventTime: (e) => e.ts,
   batchInterval: Number(process.env['BENCH_BATCH_INTERVAL_MS'] ?? 1000),
-  maxBatchRecords: Number(process.env['BENCH_MAX_BATCH'] ?? 100_000),
+  // The default (50 000) unless the run asks for another.
+  ...(process.env['BENCH_MAX_BATCH'] ? { maxBatchRecords: Number(process.env['BENCH_MAX_BATCH']) } : {}),
   pipeline: (s) =>
     s
       .filter((e) => typeof e.page === 'string')

@@ -134,12 +134,13 @@ export const ENV = {
   },
   SLUICE_BUFFER_MAX_RECORDS: {
     description: 'Records the receiver may buffer across all partitions before pausing them.',
-    default: '200000',
+    default: '50000',
     schema: positiveInt,
   },
   SLUICE_BUFFER_MAX_BYTES: {
-    description: 'Bytes the receiver may buffer across all partitions before pausing them.',
-    default: '64MiB',
+    description:
+      'Bytes the receiver may buffer across all partitions before pausing them, as held: packed records and their index.',
+    default: '32MiB',
     schema: bytes,
   },
   SLUICE_WORKER_HEAP: {

@@ -44,7 +44,7 @@ describe('resolveConfig', () => {
       maxBatchRecords: undefined,
       delivery: undefined,
       transactionTimeoutMs: 10_000,
-      buffer: { maxRecords: 200_000, maxBytes: 64 * 1024 * 1024 },
+      buffer: { maxRecords: 50_000, maxBytes: 32 * 1024 * 1024 },
       maxRecordBytes: 1024 * 1024,
       workerHeapBytes: 256 * 1024 * 1024,
       shutdownTimeoutMs: 30_000,
