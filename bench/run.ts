@@ -10,6 +10,7 @@
  */
 // First, before kafkajs loads: the harness's producers (input fill, live input) publish like Sluice's workers.
 import '../src/kafka/kafkajs-fixes.ts';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
@@ -19,6 +20,7 @@ import { type Kafka } from 'kafkajs';
 import { checkWindows, createTopics, fillInput, type BenchData } from './lib/data.ts';
 import { buildAndConnect, log } from './lib/setup.ts';
 import { runLatency, type LatencyResult, type LatencySystem } from './lib/latency.ts';
+import { type StateMemory } from './state-memory.ts';
 import {
   ceilingJava,
   ceilingKafkajs,
@@ -166,7 +168,7 @@ async function main(): Promise<void> {
     await admin.disconnect();
     await broker?.stop();
   }
-  report(rows, latency);
+  report(rows, latency, measureState(smoke ? 100_000 : 1_000_000));
 }
 
 async function createOutput(kafka: Kafka, topic: string): Promise<void> {
@@ -364,7 +366,21 @@ async function runPeer(
   }
 }
 
-function report(rows: Row[], latency: LatencyResult[]): void {
+/** State memory per open (key, window) entry (bench/state-memory.ts), in a process of its own with --expose-gc. */
+function measureState(keys: number): StateMemory[] {
+  log(`state memory: ${keys} distinct keys in one task's window store`);
+  const out = execFileSync(
+    process.execPath,
+    ['--expose-gc', join(root, 'bench', 'state-memory.ts'), '--keys', String(keys)],
+    {
+      env: { ...process.env, STATE_MEMORY_JSON: '1' },
+      encoding: 'utf8',
+    },
+  );
+  return JSON.parse(out.trim().split('\n').pop() ?? '[]') as StateMemory[];
+}
+
+function report(rows: Row[], latency: LatencyResult[], state: StateMemory[]): void {
   const pad = (s: string, n: number): string => s.padEnd(n);
   const lines: string[] = [];
   lines.push(
@@ -391,12 +407,22 @@ function report(rows: Row[], latency: LatencyResult[]): void {
       );
     }
   }
+  if (state.length > 0) {
+    lines.push('');
+    lines.push(
+      `${pad('state (one task’s window store, V8 heap)', 48)}${pad('entries', 12)}${pad('MB', 8)}bytes per entry`,
+    );
+    for (const s of state)
+      lines.push(
+        `${pad(s.aggregator, 48)}${pad(String(s.entries), 12)}${pad((s.heapBytes / 1e6).toFixed(1), 8)}${Math.round(s.bytesPerEntry)}`,
+      );
+  }
   const text = lines.join('\n');
   console.log(text);
   const dir = join(root, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify({ records, partitions, recordSize, rows, latency, table: text }, null, 2));
+  writeFileSync(file, JSON.stringify({ records, partitions, recordSize, rows, latency, state, table: text }, null, 2));
   console.log(`\nresults: ${file}`);
 }
 

@@ -193,6 +193,12 @@ export class Metrics {
     help: 'Open (key, window) aggregates held in state.',
     registers: [this.registry],
   });
+  readonly stateEntries = new Gauge({
+    name: 'sluice_state_entries',
+    help: 'Open (key, window) entries in the state store of each aggregating task, by the partition it holds (input or repartition topic).',
+    labelNames: ['topic', 'partition'] as const,
+    registers: [this.registry],
+  });
   readonly workerBusy = new Gauge({
     name: 'sluice_worker_busy_ratio',
     help: 'Share of wall time each worker spent processing, over the last batch interval.',

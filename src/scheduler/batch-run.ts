@@ -214,6 +214,8 @@ export class BatchRun {
         const code = d.headers.find(([n]) => n === DLQ_HEADERS.errorCode)?.[1];
         m.recordsDeadLettered.inc({ code: typeof code === 'string' ? code : 'unknown' });
       }
+      if (r.changelogPartition !== null)
+        m.stateEntries.set({ topic: r.topic, partition: String(r.partition) }, s.openWindows);
       const entry = this.#d.table.get(r.topic, r.partition);
       if (entry) entry.streamTime = s.streamTime;
       open += s.openWindows;

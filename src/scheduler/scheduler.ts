@@ -124,6 +124,7 @@ export class Scheduler {
     for (const entry of revoked) {
       metrics.consumerLag.remove(entry.topic, String(entry.partition));
       metrics.watermarkLag.remove(entry.topic, String(entry.partition));
+      metrics.stateEntries.remove(entry.topic, String(entry.partition));
       this.#poison.forget(entry.id);
     }
     metrics.assignedPartitions.set(this.#table.size);

@@ -475,6 +475,23 @@ describe('BatchRun: accounting', () => {
     expect((await s.metrics.changelogRecords.get()).values[0]!.value).toBe(6);
   });
 
+  test('state entries per aggregating task’s partition; a stateless task has no state to show', async () => {
+    const s = await setup({ plan: plans.windowed(), partitions: [tp(0), tp(1)] });
+    s.pool.behaviour = (call) => {
+      const answer = answerFor(call.batch);
+      for (const r of answer.partitions) {
+        r.stats.openWindows = r.partition === 0 ? 7 : 0;
+        if (r.partition === 0) r.changelogPartition = 0; // partition 1 answers as a stateless task
+      }
+      return Promise.resolve(answer);
+    };
+    s.receiver.deliver(tp(0), [0, 1]);
+    s.receiver.deliver(tp(1), [0]);
+    await s.batch();
+    const entries = await s.metrics.stateEntries.get();
+    expect(entries.values.map((v) => [v.labels, v.value])).toEqual([[{ topic: TOPIC, partition: '0' }, 7]]);
+  });
+
   test('records in per partition, outputs and the batch record', async () => {
     const s = await setup({ partitions: [tp(0), tp(1)] });
     s.receiver.deliver(tp(0), [0, 1, 2]);
