@@ -12,6 +12,9 @@ import { type Message } from 'kafkajs';
 import { onCleanup, uniqueName, waitFor } from '../helpers.ts';
 import { metricValue, startService, type RunningService } from '../support/service.ts';
 import { newTopic, readAll, testProducer } from '../support/topics.ts';
+import { CHUNK_OVERHEAD_BYTES } from '../../src/queue/buffer-queue.ts';
+import { RECORD_FRAME_BYTES } from '../../src/wire/record-codec.ts';
+import { WORKER_YOUNG_GENERATION_MB } from '../../src/pool/worker-slot.ts';
 
 const PARTITIONS = 4;
 const COUNT = 300_000;
@@ -25,8 +28,8 @@ const PRODUCE_PER_PARTITION = 100;
  * How the receiver sizes its fetches from the buffer's byte bound (src/receiver/receiver.ts), restated
  * here so that a change there shows up as a change of the bound: with 512 KiB, 64 KiB per partition.
  */
-const MAX_BYTES_PER_PARTITION = Math.min(1024 * 1024, Math.max(64 * 1024, Math.floor(BUFFER_MAX_BYTES / 32)));
-const MAX_BYTES = Math.min(16 * 1024 * 1024, Math.max(1024 * 1024, Math.floor(BUFFER_MAX_BYTES / 2)));
+const MAX_BYTES_PER_PARTITION = Math.min(256 * 1024, Math.max(64 * 1024, Math.floor(BUFFER_MAX_BYTES / 64)));
+const MAX_BYTES = Math.min(4 * 1024 * 1024, Math.max(1024 * 1024, Math.floor(BUFFER_MAX_BYTES / 8)));
 /**
  * What one fetch can add to one partition's buffer: the broker returns whole record batches up to the
  * partition's limit (it cuts the next one short, and kafkajs drops a partial batch; only a first batch
@@ -48,28 +51,33 @@ const FETCH_RECORDS_PER_PARTITION = Math.floor(MAX_BYTES_PER_PARTITION / BATCH_W
  */
 const RECORDS_BOUND = PARTITIONS * (Math.ceil(BUFFER_MAX_RECORDS / PARTITIONS) - 1 + FETCH_RECORDS_PER_PARTITION);
 /**
- * A record's buffered size is its key + value + headers: here exactly its 100-byte value (no key, no
- * headers), so the byte bound follows from the record bound (and is within the general one: the
- * buffer's bytes plus one fetch's partition limit per partition).
+ * A record's buffered size is what the buffer holds for it (src/queue/buffer-queue.ts): its packed
+ * form (the 100-byte value and the layout's framing; no key, no headers) and its entry in the chunk's
+ * start index; each chunk (one fetch's records of a partition) costs a fixed amount more. In a backlog a
+ * fetch brings whole 100-record batches, so a partition holds at most one chunk per 100 records plus
+ * the one a cut left partly read.
  */
-const BYTES_BOUND = RECORDS_BOUND * VALUE_BYTES;
+const RECORD_BYTES = VALUE_BYTES + RECORD_FRAME_BYTES + 4;
+const CHUNKS_BOUND = PARTITIONS * (Math.ceil(RECORDS_BOUND / PARTITIONS / PRODUCE_PER_PARTITION) + 1);
+const BYTES_BOUND = RECORDS_BOUND * RECORD_BYTES + CHUNKS_BOUND * CHUNK_OVERHEAD_BYTES;
 /**
  * The service's resident memory grows over what it takes idle (measured in this run before any input:
- * ~200 MB on Node 24 for the main thread, 2 worker threads running the TypeScript sources, kafkajs and
- * Fastify) by what the work holds and by heap slack:
- * - the work: the buffer (≤ 3996 records as JS objects of a few hundred bytes, and the ≤ 1 MiB fetch
- *   responses their values point into), a 1000-record batch in flight in each of its forms (raw,
- *   packed, decoded, results, produce request) in each worker: under 10 MB together;
- * - heap slack, which dominates: V8 13 grows an isolate's young generation (up to 2 × 64 MiB for a
- *   4 GiB heap limit) while much of what it allocates survives scavenges — the main thread's reaches
- *   64 MiB here — and collects an old generation only after it has grown well past its live size.
- *   It levels off within seconds: RSS steps up, then stays.
- * Measured on this workload: 102–144 MB above idle in 9 runs (the high end with other test runs
- * loading the host). Memory that grows with the records processed does not stay under 200 MB: keeping
- * every batch's records (a leak of ~35 MB per 100 000 records) peaked 249 MB above idle; pausing on
- * bytes only (a buffer of 7000 records, caught by the bounds above) 205 MB.
+ * ~160 MB on Node 24 for the main thread, 2 worker threads running the TypeScript sources, kafkajs and
+ * Fastify) by what the work holds, and each heap by at most its young generation and some old-generation
+ * slack — bounded now that the heaps are sized (src/process-memory.ts, src/pool/worker-slot.ts):
+ * - the buffer: BYTES_BOUND, packed records outside the heap;
+ * - a fetch being decoded: kafkajs turns MAX_BYTES of response into message objects before the receiver
+ *   packs them, about 8 times its bytes;
+ * - the main heap's young generation (2 MiB semi-spaces: 3 × 2 MiB) and each worker's
+ *   (WORKER_YOUNG_GENERATION_MB), the few hundred KB of a 1000-record batch in its forms in each
+ *   worker, and 16 MiB of old-generation growth per heap before V8 collects it.
+ * Measured: 24 MB above idle. Before the records were packed at fetch and the heaps sized, 102–144 MB in
+ * 9 runs; keeping every batch's records (a leak of ~35 MB per 100 000 records) peaked 249 MB above idle.
  */
-const RSS_GROWTH_BOUND_BYTES = 200 * 1024 * 1024;
+const WORKERS = 2;
+const MIB = 1024 * 1024;
+const RSS_GROWTH_BOUND_BYTES =
+  BYTES_BOUND + 8 * MAX_BYTES + 3 * 2 * MIB + WORKERS * WORKER_YOUNG_GENERATION_MB * MIB + (1 + WORKERS) * 16 * MIB;
 
 interface Sample {
   at: number;
@@ -152,6 +160,7 @@ describe('backpressure', () => {
         TEST_MAX_BATCH: '1000',
         SLUICE_BUFFER_MAX_RECORDS: String(BUFFER_MAX_RECORDS),
         SLUICE_BUFFER_MAX_BYTES: '512KiB',
+        SLUICE_WORKERS: String(WORKERS),
       },
     });
     onCleanup(() => service.stop('SIGKILL'));
@@ -196,7 +205,7 @@ describe('backpressure', () => {
     console.log(
       `backpressure: ${COUNT} records produced in ${producedMs} ms, processed in ${processingMs} ms, ` +
         `${samples.length} samples, peaks ${JSON.stringify(peaks)}; bounds: ${RECORDS_BOUND} records, ` +
-        `${BYTES_BOUND} bytes, idle + ${RSS_GROWTH_BOUND_BYTES / 1024 / 1024} MB RSS`,
+        `${BYTES_BOUND} bytes, idle + ${Math.round(RSS_GROWTH_BOUND_BYTES / MIB)} MiB RSS`,
     );
     expect(samples.length).toBeGreaterThan(20);
     // A backlog far beyond what the buffer may hold existed while the buffer was sampled.
@@ -205,9 +214,14 @@ describe('backpressure', () => {
     for (const s of samples) {
       expect(s.bufferRecordsGauge).toBeLessThanOrEqual(RECORDS_BOUND);
       expect(s.bufferRecordsLive).toBeLessThanOrEqual(RECORDS_BOUND);
-      // Buffered bytes are the records' own bytes: 100 each, no more (which the byte bound relies on).
-      expect(s.bufferBytesGauge).toBe(s.bufferRecordsGauge * VALUE_BYTES);
-      expect(s.bufferBytesLive).toBe(s.bufferRecordsLive * VALUE_BYTES);
+      // Buffered bytes are what the records take packed, and their chunks (which the byte bound relies on).
+      for (const [records, bytes] of [
+        [s.bufferRecordsGauge, s.bufferBytesGauge],
+        [s.bufferRecordsLive, s.bufferBytesLive],
+      ] as const) {
+        expect(bytes).toBeGreaterThanOrEqual(records * RECORD_BYTES + (records > 0 ? CHUNK_OVERHEAD_BYTES : 0));
+        expect(bytes).toBeLessThanOrEqual(records * RECORD_BYTES + CHUNKS_BOUND * CHUNK_OVERHEAD_BYTES);
+      }
       expect(s.bufferBytesGauge).toBeLessThanOrEqual(BYTES_BOUND);
       expect(s.bufferBytesLive).toBeLessThanOrEqual(BYTES_BOUND);
     }
