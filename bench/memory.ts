@@ -1,7 +1,7 @@
 /**
  * `npm run bench:memory`: the service's memory on a backlog. Fills one topic, then runs each bench job
  * (bench/jobs) on it from the beginning, at default settings unless a variant says otherwise, and
- * prints per run: the peak resident memory (VmHWM, the kernel's high-water mark), the resident memory
+ * prints per run: records/s (first batch with records → last result read), the peak resident memory (VmHWM, the kernel's high-water mark), the resident memory
  * when the service turned ready, and the peaks of its heaps as its /metrics show them every 250 ms (main
  * thread: nodejs_heap_*, nodejs_external_memory_bytes; each worker: sluice_worker_heap_bytes).
  *
@@ -73,12 +73,13 @@ async function runOne(
       }
     })();
   }, 250);
+  let lastAt = 0;
   try {
     if (job === 'stateless') {
-      await readOutputs(kafka, output, (r) => r.length >= data.expectedStateless, 600_000, 20_000);
+      ({ lastAt } = await readOutputs(kafka, output, (r) => r.length >= data.expectedStateless, 600_000, 20_000));
     } else {
       const windows = new Set<string>();
-      await readOutputs(
+      ({ lastAt } = await readOutputs(
         kafka,
         output,
         (r) => {
@@ -90,17 +91,19 @@ async function runOne(
         },
         600_000,
         20_000,
-      );
+      ));
     }
   } finally {
     clearInterval(poll);
   }
   const peak = rssOf(service.pid, 'VmHWM');
+  const first = await service.firstBatchAt();
   await service.stop();
   const mb = (n: number | undefined): string => (n === undefined ? '-' : String(Math.round(n / 1e6)));
   const worker = (kind: string): string => mb(peaks.get(`sluice_worker_heap_bytes{worker="0",kind="${kind}"}`));
   return [
     `${job.padEnd(11)} ${variant.name.padEnd(24)} peak RSS ${mb(peak).padStart(4)} MB`,
+    `${Math.round(data.records / ((lastAt - first) / 1000))} records/s`,
     `ready ${mb(ready).padStart(4)} MB`,
     `main heap ${mb(peaks.get('nodejs_heap_size_total_bytes'))} (used ${mb(peaks.get('nodejs_heap_size_used_bytes'))}) + external ${mb(peaks.get('nodejs_external_memory_bytes'))} MB`,
     `worker 0 heap ${worker('total')} (used ${worker('used')}) + external ${worker('external')} MB`,
