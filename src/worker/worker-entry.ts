@@ -33,7 +33,7 @@ import {
   type WorkerRequest,
   type WorkerResponse,
 } from '../pool/protocol.ts';
-import { KafkaSink, messagesOf, type Publication } from '../sink/kafka-sink.ts';
+import { KafkaSink, messagesOf } from '../sink/kafka-sink.ts';
 import { TaskProducer } from '../sink/task-producer.ts';
 import {
   committedPart,
@@ -44,6 +44,7 @@ import {
 import { ChangelogReader } from '../state/changelog-reader.ts';
 import { BatchFailedError, IllegalStateError } from '../errors.ts';
 import { createTask } from './create-task.ts';
+import { publicationOf, release, withLast } from './publication.ts';
 import { type Task, type TaskContext } from './task.ts';
 
 if (!parentPort) throw new Error('worker-entry must run in a worker thread');
@@ -309,56 +310,6 @@ function serve(plan: JobPlan, { client, sink, reader }: Clients): void {
 
 /** Tasks whose results may be publishing at once while the next task of the batch is processed. */
 const PUBLISHING_TASKS = 3;
-
-/**
- * Frees a batch's buffers once it is published (or has failed): its input records and its results'
- * packed outputs, changelog records and repartition blocks; the main thread gets counts, statistics and
- * commits only. Left to the collector they outlive the batch by several: they survive the scavenges
- * that run while the batch does, so only a full collection frees them (measured: 55–75 MB of array
- * buffers held by a worker under a backlog). Detaching one (`transfer(0)`) frees it at once. The input
- * stays when the job reads values as bytes: user code may hold views of it (in state, say).
- */
-function release(request: BatchRequest, results: PartitionResult[], input: boolean): void {
-  if (input) for (const work of request.partitions) work.records.transfer(0);
-  const empty = new ArrayBuffer(0);
-  for (const r of results) {
-    r.outputs.transfer(0);
-    r.changelog.transfer(0);
-    for (const block of r.repartition) (block.data.buffer as ArrayBuffer).transfer(0);
-    r.outputs = empty;
-    r.changelog = empty;
-    r.repartition = [];
-    for (const d of r.dead) {
-      d.key = null;
-      d.value = null;
-    }
-  }
-}
-
-/** `calls`, then `last`, as they are iterated. */
-function* withLast<T>(calls: Iterable<T>, last: T): Generator<T> {
-  yield* calls;
-  yield last;
-}
-
-/** What a batch's results publish, in order per source. */
-function publicationOf(results: readonly PartitionResult[]): Publication {
-  return {
-    outputs: results.map((r) => ({ buffer: r.outputs, count: r.outputCount })),
-    repartition: results.flatMap((r) =>
-      r.repartition.length > 0 ? [{ source: partitionId(r.topic, r.partition), blocks: r.repartition }] : [],
-    ),
-    dead: results.flatMap((r) => r.dead),
-    watermarks: results.flatMap((r) =>
-      r.watermark ? [{ source: partitionId(r.topic, r.partition), watermark: r.watermark }] : [],
-    ),
-    changelog: results.flatMap((r) =>
-      r.changelogPartition !== null && r.changelog.byteLength > 0
-        ? [{ partition: r.changelogPartition, buffer: r.changelog }]
-        : [],
-    ),
-  };
-}
 
 // No top-level await: a job that fails to load must not leave an unsettled one behind (Node reports it
 // on stderr, and a start-up failure is one line). The thread stays until the main thread ends it.
