@@ -10,12 +10,12 @@
  */
 // First, before kafkajs loads: the fill producer publishes like Sluice's workers.
 import '../src/kafka/kafkajs-fixes.ts';
-import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { createTopics, fillInput, type BenchData } from './lib/data.ts';
+import { allWindowsIn, createTopics, fillInput, type BenchData } from './lib/data.ts';
 import { buildAndConnect, log } from './lib/setup.ts';
+import { residentBytes } from './lib/measure.ts';
 import { readOutputs, startSluice } from './lib/systems.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -32,11 +32,6 @@ const variants = JSON.parse(values.variants ?? '[]') as Array<{ name: string; en
 
 const PEAKS =
   /^(nodejs_heap_size_total_bytes|nodejs_heap_size_used_bytes|nodejs_external_memory_bytes|sluice_worker_heap_bytes\{worker="\d+",kind="(?:used|total|external)"\}|sluice_buffer_bytes) (\S+)/;
-
-function rssOf(pid: number, field: 'VmRSS' | 'VmHWM'): number {
-  const match = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return match ? Number(match[1]) * 1024 : 0;
-}
 
 async function runOne(
   brokers: string,
@@ -63,7 +58,7 @@ async function runOne(
   const poll = setInterval(() => {
     void (async () => {
       try {
-        if (ready === 0 && (await fetch(`${service.url}/readyz`)).ok) ready = rssOf(service.pid, 'VmRSS');
+        if (ready === 0 && (await fetch(`${service.url}/readyz`)).ok) ready = residentBytes(service.pid, 'VmRSS');
         for (const line of (await (await fetch(`${service.url}/metrics`)).text()).split('\n')) {
           const m = PEAKS.exec(line);
           if (m) peaks.set(m[1]!, Math.max(peaks.get(m[1]!) ?? 0, Number(m[2])));
@@ -78,25 +73,12 @@ async function runOne(
     if (job === 'stateless') {
       ({ lastAt } = await readOutputs(kafka, output, (r) => r.length >= data.expectedStateless, 600_000, 20_000));
     } else {
-      const windows = new Set<string>();
-      ({ lastAt } = await readOutputs(
-        kafka,
-        output,
-        (r) => {
-          for (let i = windows.size; i < r.length; i++) {
-            const w = JSON.parse(r[i]!.value!.toString()) as { key: string; windowStart: number };
-            if (!w.key.startsWith('/flush-')) windows.add(`${w.key}|${w.windowStart}`);
-          }
-          return windows.size >= data.expectedWindows.size;
-        },
-        600_000,
-        20_000,
-      ));
+      ({ lastAt } = await readOutputs(kafka, output, allWindowsIn(data), 600_000, 20_000));
     }
   } finally {
     clearInterval(poll);
   }
-  const peak = rssOf(service.pid, 'VmHWM');
+  const peak = residentBytes(service.pid, 'VmHWM');
   const first = await service.firstBatchAt();
   await service.stop();
   const mb = (n: number | undefined): string => (n === undefined ? '-' : String(Math.round(n / 1e6)));

@@ -17,7 +17,7 @@ import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type Kafka } from 'kafkajs';
-import { checkWindows, createTopics, fillInput, type BenchData } from './lib/data.ts';
+import { allWindowsIn, checkWindows, createTopics, fillInput, type BenchData } from './lib/data.ts';
 import { buildAndConnect, log } from './lib/setup.ts';
 import { runLatency, type LatencyResult, type LatencySystem } from './lib/latency.ts';
 import { type StateMemory } from './state-memory.ts';
@@ -217,15 +217,7 @@ async function sluiceWindowed(
   log(`Sluice: page-views job (keyBy page → repartition → tumbling 10 s count, final), ${delivery}`);
   const name = `bench-pv-${delivery === 'exactly-once' ? 'eo' : 'alo'}-${run}`;
   const { service, output } = await launchSluice(kafka, brokers, data, 'page-views', name, delivery, profileDir);
-  const expected = data.expectedWindows.size;
-  const distinct = new Set<string>();
-  const { records: out, lastAt } = await readOutputs(kafka, output, (recs) => {
-    for (let i = distinct.size; i < recs.length; i++) {
-      const v = JSON.parse(recs[i]!.value!.toString()) as { key: string; windowStart: number };
-      if (!v.key.startsWith('/flush-')) distinct.add(`${v.key}|${v.windowStart}`);
-    }
-    return distinct.size >= expected;
-  });
+  const { records: out, lastAt } = await readOutputs(kafka, output, allWindowsIn(data));
   const first = await service.firstBatchAt();
   if (profileDir) logBatches('page-views', await service.batches(), first, lastAt);
   const rss = await service.stop();
@@ -326,15 +318,7 @@ async function runPeer(
             applicationId: `bench-ks-${run}`,
             commitIntervalMs: 1000,
           });
-    const expected = data.expectedWindows.size;
-    const distinct = new Set<string>();
-    const { records: out, lastAt } = await readOutputs(kafka, output, (recs) => {
-      for (let i = distinct.size; i < recs.length; i++) {
-        const v = JSON.parse(recs[i]!.value!.toString()) as { key: string; windowStart: number };
-        if (!v.key.startsWith('/flush-')) distinct.add(`${v.key}|${v.windowStart}`);
-      }
-      return distinct.size >= expected;
-    });
+    const { records: out, lastAt } = await readOutputs(kafka, output, allWindowsIn(data));
     const first = await started.firstRecordAt;
     const rss = started.peakRssBytes();
     await started.stop();

@@ -20,6 +20,22 @@ export interface BenchData {
 export const WINDOW_MS = 10_000;
 export const windowKey = (page: string, start: number): string => `${page}|${start}`;
 
+/**
+ * A `readOutputs` completion check for a page-views output: true once every expected window has a
+ * result (the far-future flush windows not counted). It reads only the records added since its last call.
+ */
+export function allWindowsIn(data: BenchData): (records: ReadonlyArray<{ value: Buffer | null }>) => boolean {
+  const seen = new Set<string>();
+  let read = 0;
+  return (records) => {
+    for (; read < records.length; read++) {
+      const w = JSON.parse(records[read]!.value!.toString()) as { key: string; windowStart: number };
+      if (!w.key.startsWith('/flush-')) seen.add(windowKey(w.key, w.windowStart));
+    }
+    return seen.size >= data.expectedWindows.size;
+  };
+}
+
 export async function createTopics(admin: Admin, topics: Array<{ topic: string; partitions: number }>): Promise<void> {
   await admin.createTopics({
     waitForLeaders: true,

@@ -2,16 +2,19 @@
 import { readFileSync } from 'node:fs';
 import { type Kafka } from 'kafkajs';
 
-/** Peak resident set size (VmHWM) of a process in bytes; 0 when it is gone. */
-export function peakRss(pid: number): number {
+/** A process's resident set size (VmRSS) or its peak (VmHWM) in bytes, from /proc; 0 when it is gone. */
+export function residentBytes(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const match = /VmHWM:\s+(\d+)\s+kB/.exec(status);
+    const match = new RegExp(`${field}:\\s+(\\d+)\\s+kB`).exec(status);
     return match?.[1] ? Number(match[1]) * 1024 : 0;
   } catch {
     return 0;
   }
 }
+
+/** Peak resident set size (VmHWM) of a process in bytes; 0 when it is gone. */
+export const peakRss = (pid: number): number => residentBytes(pid, 'VmHWM');
 
 /** Samples VmHWM of `pid` until stopped: the process's own high-water mark survives until it exits. */
 export function rssSampler(pid: number): { stop(): number } {

@@ -6,11 +6,10 @@
  * configuration the way the receiver sizes its fetches and the buffer shares itself, and checked at
  * every sample (every 100 ms) while the backlog lasts.
  */
-import { readFileSync } from 'node:fs';
 import { describe, expect, test } from '@jest/globals';
 import { type Message } from 'kafkajs';
 import { onCleanup, uniqueName, waitFor } from '../helpers.ts';
-import { metricValue, startService, type RunningService } from '../support/service.ts';
+import { metricValue, residentBytes, startService, type RunningService } from '../support/service.ts';
 import { newTopic, readAll, testProducer } from '../support/topics.ts';
 import { CHUNK_OVERHEAD_BYTES } from '../../src/queue/buffer-queue.ts';
 import { RECORD_FRAME_BYTES } from '../../src/wire/record-codec.ts';
@@ -91,11 +90,6 @@ interface Sample {
   pausedLive: number;
 }
 
-function rssOf(pid: number): number {
-  const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return match ? Number(match[1]) * 1024 : 0;
-}
-
 /** Samples the child every 100 ms until stopped: RSS from /proc, buffer and lag gauges, live buffer status. */
 function sample(service: RunningService): { samples: Sample[]; stop(): Promise<void> } {
   const samples: Sample[] = [];
@@ -103,7 +97,7 @@ function sample(service: RunningService): { samples: Sample[]; stop(): Promise<v
   const loop = (async () => {
     while (running) {
       try {
-        const rss = rssOf(service.process.pid!);
+        const rss = residentBytes(service.process.pid!, 'VmRSS');
         const metrics = await service.metrics();
         const status = await service.json<{ buffer: { records: number; bytes: number; paused: number } }>(
           '/api/status',

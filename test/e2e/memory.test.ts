@@ -28,7 +28,7 @@ import { onCleanup, uniqueName } from '../helpers.ts';
 import { ENV } from '../../src/config/schema.ts';
 import { DEFAULT_MAX_BATCH_RECORDS } from '../../src/job/field-checks.ts';
 import { WORKER_YOUNG_GENERATION_MB } from '../../src/pool/worker-slot.ts';
-import { startService } from '../support/service.ts';
+import { residentBytes, startService } from '../support/service.ts';
 import { newTopic, readTopic, testProducer } from '../support/topics.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -68,11 +68,6 @@ function exampleWith(file: string, topics: Record<string, string>): string {
   return path.relative(root, job);
 }
 
-function peakRss(pid: number): number {
-  const match = /^VmHWM:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return match ? Number(match[1]) * 1024 : 0;
-}
-
 async function produceBacklog(topic: string): Promise<void> {
   const producer = await testProducer();
   for (let start = 0; start < RECORDS; start += 10_000) {
@@ -99,11 +94,6 @@ const ALLOWANCE_BYTES =
   (1 + WORKERS) * 32 * MIB +
   16 * MIB;
 
-function rss(pid: number): number {
-  const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return match ? Number(match[1]) * 1024 : 0;
-}
-
 /** Starts the job with default settings (startService's test default is two workers). */
 async function start(job: string) {
   const service = await startService({
@@ -123,7 +113,7 @@ async function runOnBacklog(job: string, input: string, output: string, done: Pa
   const idleService = await start(job);
   let idle = 0;
   for (let i = 0; i < 10; i++) {
-    idle = Math.max(idle, rss(idleService.process.pid!));
+    idle = Math.max(idle, residentBytes(idleService.process.pid!, 'VmRSS'));
     await new Promise((r) => setTimeout(r, 150));
   }
   expect((await idleService.stop('SIGTERM')).code).toBe(0);
@@ -131,7 +121,7 @@ async function runOnBacklog(job: string, input: string, output: string, done: Pa
   const service = await start(job);
   const records = await readTopic(output, done, { timeoutMs: 180_000, settleMs: 1000 });
   const pid = service.process.pid!;
-  const peak = peakRss(pid);
+  const peak = residentBytes(pid, 'VmHWM');
   // The heap was sized as the service sizes it (src/process-memory.ts): the flags are in its command line.
   const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
   expect(cmdline).toContain('--max-old-space-size=128');

@@ -3,6 +3,7 @@
  * a user runs it: its own process, its own worker threads, configured by environment variables.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../../scripts/kafka/local-broker.ts';
@@ -99,6 +100,16 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
 }
 
 /** Sum of a Prometheus counter/gauge over all its label sets. */
+/** A process's resident set size (VmRSS) or its peak (VmHWM) in bytes, from /proc; 0 when it is gone. */
+export function residentBytes(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  try {
+    const match = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
 export function metricValue(text: string, name: string, labels: Record<string, string> = {}): number {
   let total = 0;
   for (const line of text.split('\n')) {
