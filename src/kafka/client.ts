@@ -3,11 +3,16 @@
  * each worker's producer — from the one validated connection config, with kafkajs's log lines sent
  * through pino so the service logs JSON only.
  */
-import { logLevel, type KafkaConfig as KafkaJsConfig, type SASLOptions } from 'kafkajs';
+import { type ISocketFactory, logLevel, type KafkaConfig as KafkaJsConfig, type SASLOptions } from 'kafkajs';
 import type pino from 'pino';
 import { type KafkaConfig } from '../config/resolve.ts';
 
-export function kafkaClientConfig(kafka: KafkaConfig, logger: pino.Logger, clientId = kafka.clientId): KafkaJsConfig {
+export function kafkaClientConfig(
+  kafka: KafkaConfig,
+  logger: pino.Logger,
+  clientId = kafka.clientId,
+  socketFactory?: ISocketFactory,
+): KafkaJsConfig {
   const sasl: SASLOptions | undefined = kafka.sasl
     ? ({ mechanism: kafka.sasl.mechanism, username: kafka.sasl.username, password: kafka.sasl.password } as SASLOptions)
     : undefined;
@@ -16,6 +21,7 @@ export function kafkaClientConfig(kafka: KafkaConfig, logger: pino.Logger, clien
     brokers: [...kafka.brokers],
     ...(kafka.ssl ? { ssl: { ...kafka.ssl } } : {}),
     ...(sasl ? { sasl } : {}),
+    ...(socketFactory ? { socketFactory } : {}),
     connectionTimeout: 5_000,
     requestTimeout: 30_000,
     retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 10_000 },

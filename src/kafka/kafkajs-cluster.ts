@@ -15,6 +15,10 @@ const require = createRequire(import.meta.url);
 
 /** Fetch responses are as kafkajs decodes them (`fetched-records.ts` types what the restore reads). */
 export interface KafkajsBroker {
+  /** The API versions the broker announced (ApiVersions), by API key; null before it connected. */
+  versions: Record<number, { minVersion: number; maxVersion: number }> | null;
+  /** Sends a request kafkajs has no method for (`describe-transactions.ts`). */
+  connectionPool: { send(request: { request: object; response: object }): Promise<unknown> };
   fetch(request: {
     replicaId: number;
     isolationLevel: number;

@@ -13,12 +13,18 @@
  *
  * kafkajs's transaction state traps (a failed EndTxn leaves the producer unusable for good) make
  * every failure final for this producer: the task is rebuilt from what was committed, with a new one.
+ *
+ * After a failed connection of the worker's client since the last commit began (`connectionFailures`,
+ * `kafka/connection-watch.ts`), the producer writes nothing more — checked in its partitioner, which
+ * kafkajs calls on every attempt of a send before it adds partitions or produces — and fails: a
+ * broker that restarted may have left the last commit's markers unwritten, and the next records in the
+ * same partition would share their fate (`sink/transaction-settler.ts`).
  */
 import { type Kafka, type Producer, type Transaction, CompressionTypes } from 'kafkajs';
 import { KafkaError, ProducerFencedError } from '../errors.ts';
 import { fastDefaultPartitioner } from '../kafka/kafkajs-fixes.ts';
 import { type TopicMessages } from './kafka-sink.ts';
-import { type UnsettledTransaction } from './transaction-settler.ts';
+import { type ProducerIdentity, type UnsettledTransaction } from './transaction-settler.ts';
 
 export interface TaskProducerOptions {
   groupId: string;
@@ -26,6 +32,8 @@ export interface TaskProducerOptions {
   partition: number;
   /** How long the broker lets a transaction stay open before it aborts it (and fences this producer). */
   transactionTimeoutMs: number;
+  /** Failed connections of the client so far (`ConnectionWatch.failures`); none are seen without it. */
+  connectionFailures?: () => number;
 }
 
 /**
@@ -61,6 +69,8 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 
 export class TaskProducer {
   readonly transactionalId: string;
+  /** The producer id and epoch the coordinator gave this producer, once known (`TaskProducers.open`). */
+  identity: ProducerIdentity | undefined;
   readonly #options: TaskProducerOptions;
   readonly #producer: Producer;
   #transaction: Transaction | undefined;
@@ -87,6 +97,7 @@ export class TaskProducer {
       createPartitioner: () => {
         const partitioner = fastDefaultPartitioner();
         return (args) => {
+          this.#checkConnections();
           const partition = partitioner(args);
           addTo(this.#touched, args.topic, partition);
           return partition;
@@ -101,8 +112,27 @@ export class TaskProducer {
     });
   }
 
+  /** Failed connections before the last commit began (or before opening): later ones stop writes. */
+  #failuresBefore = 0;
+
+  #failures(): number {
+    return this.#options.connectionFailures?.() ?? 0;
+  }
+
+  /** Throws, not retriable (kafkajs then gives up the send at once), after a connection failed. */
+  #checkConnections(): void {
+    if (this.#failures() === this.#failuresBefore) return;
+    const error = new KafkaError(
+      'a connection to Kafka failed since the last commit began: a restarting broker may have left its markers unwritten, so this transaction writes nothing more',
+      undefined,
+      false,
+    );
+    throw Object.assign(error, { retriable: false });
+  }
+
   /** Connects and begins the first transaction, which fences every previous owner of the task. */
   async open(): Promise<void> {
+    this.#failuresBefore = this.#failures();
     try {
       await this.#producer.connect();
       this.#transaction = await this.#producer.transaction();
@@ -143,7 +173,9 @@ export class TaskProducer {
         await this.#sendOffsets(transaction, offset);
         offsetsWritten = true;
       }
+      const failuresBefore = this.#failures();
       await transaction.commit();
+      this.#failuresBefore = failuresBefore;
       this.#lastCommitted = this.#transactionOf(offset, true);
     } catch (error) {
       // Even an abort that answers may leave partitions unmarked (see transaction-settler.ts).
@@ -160,6 +192,7 @@ export class TaskProducer {
       written: this.#written,
       offset: offset?.offset ?? null,
       offsetsWritten: offset !== null && offsetsWritten,
+      ...(this.identity && { producer: this.identity }),
     };
   }
 

@@ -21,6 +21,7 @@ import { serializeError } from '../error-serialization.ts';
 import { loadJobPlan } from '../job/loader.ts';
 import { type JobPlan } from '../job/plan.ts';
 import { kafkaClientConfig } from '../kafka/client.ts';
+import { ConnectionWatch } from '../kafka/connection-watch.ts';
 import { Progress } from '../pool/progress.ts';
 import {
   partitionId,
@@ -34,17 +35,12 @@ import {
   type WorkerResponse,
 } from '../pool/protocol.ts';
 import { KafkaSink, messagesOf } from '../sink/kafka-sink.ts';
-import { TaskProducer } from '../sink/task-producer.ts';
-import {
-  committedPart,
-  settlementFor,
-  TransactionSettler,
-  type UnsettledTransaction,
-} from '../sink/transaction-settler.ts';
+import { type TaskProducer } from '../sink/task-producer.ts';
 import { ChangelogReader } from '../state/changelog-reader.ts';
 import { BatchFailedError, IllegalStateError } from '../errors.ts';
 import { createTask } from './create-task.ts';
 import { publicationOf, release, withLast } from './publication.ts';
+import { TaskProducers } from './task-producers.ts';
 import { type Task, type TaskContext } from './task.ts';
 
 if (!parentPort) throw new Error('worker-entry must run in a worker thread');
@@ -53,6 +49,8 @@ const init = workerData as WorkerInit;
 const post = (message: WorkerResponse): void => port.postMessage(message);
 const logger = pino({ level: init.kafka.logLevel, base: { service: 'sluice', worker: init.workerIndex } });
 const progress = new Progress(init.progress);
+/** Failed connections of the worker's client: exactly-once producers stop writing after one. */
+const connections = new ConnectionWatch();
 
 interface Clients {
   client: Kafka;
@@ -66,7 +64,8 @@ async function start(): Promise<{ plan: JobPlan; clients: Clients }> {
   let plan = await loadJobPlan(init.jobPath);
   if (init.batchIntervalMs !== undefined) plan = { ...plan, batchIntervalMs: init.batchIntervalMs };
   const { connection, topics } = init.kafka;
-  const client = new Kafka(kafkaClientConfig(connection, logger, `${connection.clientId}-worker-${init.workerIndex}`));
+  const clientId = `${connection.clientId}-worker-${init.workerIndex}`;
+  const client = new Kafka(kafkaClientConfig(connection, logger, clientId, connections.socketFactory));
   const sink = new KafkaSink(client, topics);
   await sink.start();
   const reader = topics.changelog !== undefined ? new ChangelogReader(client, topics.changelog, { logger }) : undefined;
@@ -86,75 +85,24 @@ function serve(plan: JobPlan, { client, sink, reader }: Clients): void {
     progress,
   };
   const tasks = new Map<string, Task>();
-  /** Exactly-once: each partition's transactional producer. */
-  const producers = new Map<string, TaskProducer>();
-  /** Exactly-once: a closed producer's transactions to settle (`transaction-settler.ts`), by partition. */
-  const unsettled = new Map<string, { committed?: UnsettledTransaction; failed?: UnsettledTransaction }>();
-  const settler = exactlyOnce
-    ? new TransactionSettler(client, {
-        groupId: init.kafka.groupId,
-        transactionTimeoutMs: init.kafka.transactionTimeoutMs,
-      })
+  /** Exactly-once: each partition's transactional producer, and the settling of failed transactions. */
+  const producers = exactlyOnce
+    ? new TaskProducers(
+        client,
+        {
+          groupId: init.kafka.groupId,
+          transactionTimeoutMs: init.kafka.transactionTimeoutMs,
+          connectionFailures: () => connections.failures,
+        },
+        logger,
+      )
     : undefined;
-
-  async function closeProducer(id: string): Promise<void> {
-    const producer = producers.get(id);
-    producers.delete(id);
-    const left = producer?.unsettled();
-    if (left) unsettled.set(id, { ...unsettled.get(id), ...left });
-    await producer?.close().catch(() => undefined);
-  }
-
-  /**
-   * A new producer for the partition, opened: the old owner is fenced. The old producer's last committed
-   * transaction is first settled as committed (the broker decided so), so that the committed offset and
-   * changelog read next hold it even if the broker skipped its markers; the new producer's InitProducerId
-   * waits until the settling's own markers are written.
-   */
-  async function openProducer(id: string, topic: string, partition: number): Promise<void> {
-    await closeProducer(id);
-    const left = unsettled.get(id);
-    if (left?.committed && settler) {
-      await settler.settle(committedPart(left.committed, left.failed), 'commit');
-      delete left.committed;
-      logger.debug({ topic, partition }, 'settled the last committed transaction');
-    }
-    const producer = new TaskProducer(client, {
-      groupId: init.kafka.groupId,
-      topic,
-      partition,
-      transactionTimeoutMs: init.kafka.transactionTimeoutMs,
-    });
-    producers.set(id, producer);
-    await producer.open();
-  }
-
-  /**
-   * Writes the outcome the restore from `committedOffset` assumes into every partition the task's failed
-   * transaction wrote (`transaction-settler.ts`), then opens its producer again (the settling fenced it).
-   */
-  async function settleFailed(id: string, topic: string, partition: number, committedOffset: number | null) {
-    const failed = unsettled.get(id)?.failed;
-    unsettled.delete(id);
-    if (!failed || !settler) return undefined;
-    const outcome = settlementFor(failed, committedOffset);
-    try {
-      await settler.settle(failed, outcome);
-    } catch (error) {
-      unsettled.set(id, { failed });
-      throw error;
-    }
-    const partitions = [...failed.partitions.values()].reduce((n, p) => n + p.size, 0);
-    logger.info({ topic, partition, outcome, partitions }, 'settled the transaction whose commit failed');
-    await openProducer(id, topic, partition);
-    return outcome;
-  }
 
   /** A new producer per partition (a failed one cannot be used again), opened: the old owner is fenced. */
   async function open(partitions: ReadonlyArray<{ topic: string; partition: number }>): Promise<void> {
     if (!exactlyOnce) return;
     await Promise.all(
-      partitions.map(({ topic, partition }) => openProducer(partitionId(topic, partition), topic, partition)),
+      partitions.map(({ topic, partition }) => producers?.open(partitionId(topic, partition), topic, partition)),
     );
   }
 
@@ -164,8 +112,10 @@ function serve(plan: JobPlan, { client, sink, reader }: Clients): void {
         const started = performance.now();
         const id = partitionId(topic, partition);
         tasks.delete(id);
-        const settled = await settleFailed(id, topic, partition, start.committedOffset);
-        const task = createTask(context, topic, partition, start);
+        const settling = await producers?.settleFailed(id, topic, partition, start.committedOffset);
+        const settled = settling?.outcome;
+        const from = settling ? { ...start, committedOffset: settling.committedOffset } : start;
+        const task = createTask(context, topic, partition, from);
         let records = 0;
         if (task.changelogPartition !== null) {
           if (!reader) throw new IllegalStateError('an aggregating task needs the changelog topic');
@@ -236,7 +186,7 @@ function serve(plan: JobPlan, { client, sink, reader }: Clients): void {
         const task = tasks.get(id);
         // A replaced worker holds no task: the batch fails and the partition is rebuilt from its commit.
         if (!task) throw new IllegalStateError(`${id} has no task here: it was not restored on this worker`);
-        const producer = producers.get(id);
+        const producer = producers?.get(id);
         progress.phase('processing', index);
         const taskStarted = performance.now();
         const result = task.process(work.records, request.batchTime, wallNow, work.caughtUp, work.poison, work.through);
@@ -283,15 +233,13 @@ function serve(plan: JobPlan, { client, sink, reader }: Clients): void {
         for (const { topic, partition } of request.partitions) {
           const id = partitionId(topic, partition);
           tasks.delete(id);
-          await closeProducer(id);
           // Another replica restores it: it cannot know this one's failed transaction.
-          unsettled.delete(id);
+          await producers?.drop(id);
         }
         post({ type: 'dropped', requestId: request.requestId, held: held() });
         return;
       case 'close':
-        await Promise.all([...producers.keys()].map(closeProducer));
-        await settler?.stop();
+        await producers?.close();
         await reader?.stop().catch(() => undefined);
         await sink.close().catch(() => undefined);
         post({ type: 'closed', requestId: request.requestId });

@@ -14,7 +14,9 @@ import { createCluster, TRANSACTION_COORDINATOR } from '../../src/kafka/kafkajs-
 import { ChangelogReader } from '../../src/state/changelog-reader.ts';
 import {
   committedPart,
+  decisionIn,
   settlementFor,
+  startAfter,
   TransactionSettler,
   type UnsettledTransaction,
 } from '../../src/sink/transaction-settler.ts';
@@ -67,6 +69,32 @@ describe('the outcome a restore assumes', () => {
       ['changelog', [3]],
     ]);
     expect(tried.offset).toBe(100);
+  });
+});
+
+describe("the coordinator's decision", () => {
+  test('a decided transaction is settled as the coordinator decided, whatever the committed offset says', () => {
+    expect(settlementFor({ ...unsettled({ out: [0] }, 120), decision: 'commit' }, 100)).toBe('commit');
+    expect(settlementFor({ ...unsettled({ out: [0] }, 120), decision: 'commit' }, null)).toBe('commit');
+    expect(settlementFor({ ...unsettled({ out: [0] }, 120), decision: 'abort' }, 150)).toBe('abort');
+  });
+
+  test('the restore starts after a committed transaction the group offsets do not show yet', () => {
+    const t = unsettled({ out: [0] }, 120);
+    expect(startAfter(t, 'commit', 100)).toBe(120);
+    expect(startAfter(t, 'commit', null)).toBe(120);
+    expect(startAfter(t, 'commit', 150)).toBe(150);
+    expect(startAfter(t, 'abort', 100)).toBe(100);
+    expect(startAfter(unsettled({ out: [0] }, null), 'commit', 100)).toBe(100);
+  });
+
+  test('only a prepared or completed end is a decision', () => {
+    expect(decisionIn('PrepareCommit')).toBe('commit');
+    expect(decisionIn('CompleteCommit')).toBe('commit');
+    expect(decisionIn('PrepareAbort')).toBe('abort');
+    expect(decisionIn('CompleteAbort')).toBe('abort');
+    for (const open of ['Empty', 'Ongoing', 'PrepareEpochFence', 'Dead', 'Unknown'])
+      expect(decisionIn(open)).toBeUndefined();
   });
 });
 
@@ -196,6 +224,133 @@ describe('settling on a broker', () => {
 
     await settler().settle({ ...only(new Map([[name, new Set([0])]])), transactionalId: id }, 'abort');
     expect((await committedView(name, 0)).values).toEqual(['kept']);
+  }, 60_000);
+
+  /**
+   * A commit that the coordinator decided, but whose offsets the group does not show: the transaction
+   * wrote `out` partition 0 (marked), partition 1 (left without a marker) and the group's offset
+   * `offset` for `name` partition 0 without adding the group to the transaction — the offsets wait
+   * without a marker too, as after a broker that skipped the marker of `__consumer_offsets`.
+   */
+  async function commitHidingOffsets(transactionalId: string, groupId: string, name: string, offset: number) {
+    const cluster = createCluster(kafka, (m) => new Error(m));
+    await cluster.connect();
+    try {
+      await cluster.addTargetTopic(name);
+      const coordinator = await cluster.findGroupCoordinator({
+        groupId: transactionalId,
+        coordinatorType: TRANSACTION_COORDINATOR,
+      });
+      const { producerId, producerEpoch } = await waitFor('a producer id', () =>
+        coordinator.initProducerId({ transactionalId, transactionTimeout: 60_000 }).catch(() => undefined),
+      );
+      const ids = { transactionalId, producerId, producerEpoch };
+      await coordinator.addPartitionsToTxn({ ...ids, topics: [{ topic: name, partitions: [0] }] });
+      const [leader] = Object.keys(cluster.findLeaderForPartitions(name, [0]));
+      const target = (await cluster.findBroker({ nodeId: leader! })) as unknown as {
+        produce(request: object): Promise<unknown>;
+      };
+      for (const partition of [0, 1]) {
+        await target.produce({
+          ...ids,
+          acks: -1,
+          topicData: [
+            {
+              topic: name,
+              partitions: [{ partition, firstSequence: 0, messages: [{ key: 'k', value: `p${partition}` }] }],
+            },
+          ],
+        });
+      }
+      // A new group's coordinator may be loading or moving: asked again until it takes the offsets.
+      await waitFor('the group coordinator to take the offsets', async () => {
+        const group = (await cluster.findGroupCoordinator({ groupId, coordinatorType: 0 })) as unknown as {
+          txnOffsetCommit(request: object): Promise<unknown>;
+        };
+        const topics = [{ topic: name, partitions: [{ partition: 0, offset: String(offset) }] }];
+        return group
+          .txnOffsetCommit({ ...ids, groupId, topics })
+          .then(() => true)
+          .catch(() => undefined);
+      });
+      await coordinator.endTxn({ ...ids, transactionResult: true });
+      return { id: String(producerId), epoch: producerEpoch };
+    } finally {
+      await cluster.disconnect();
+    }
+  }
+
+  async function committedOffset(groupId: string, name: string): Promise<number> {
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      const [topicOffsets] = await admin.fetchOffsets({ groupId, topics: [name] });
+      return Number(topicOffsets!.partitions.find((p) => p.partition === 0)!.offset);
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  test("a commit the coordinator decided is settled as committed, its offsets too, though the group's offsets did not show it", async () => {
+    const name = await topic(2);
+    const id = uniqueName('txn');
+    const groupId = uniqueName('group');
+    const producer = await commitHidingOffsets(id, groupId, name, 42);
+    // What the restore sees before settling: the old committed offset, and the output's records (marked)…
+    expect(await committedOffset(groupId, name)).toBe(-1);
+    expect((await committedView(name, 0)).values).toEqual(['p0']);
+    expect((await committedView(name, 1)).values).toEqual([]);
+
+    const s = new TransactionSettler(kafka, { groupId, transactionTimeoutMs: 10_000 });
+    onCleanup(() => s.stop());
+    const failed: UnsettledTransaction = {
+      ...unsettled({ [name]: [0, 1] }, 42),
+      transactionalId: id,
+      producer,
+    };
+    const decision = await s.decisionOf(failed);
+    expect(decision).toBe('commit');
+    const decided: UnsettledTransaction = { ...failed, decision: decision! };
+    // The committed offset alone would have aborted it: the output's partition 0 would keep it, redone.
+    expect(settlementFor({ ...failed }, null)).toBe('abort');
+    expect(settlementFor(decided, null)).toBe('commit');
+    expect(startAfter(decided, 'commit', null)).toBe(42);
+
+    await s.settle(decided, 'commit');
+    expect(await committedOffset(groupId, name)).toBe(42);
+    expect((await committedView(name, 1)).values).toEqual(['p1']);
+  }, 60_000);
+
+  test("the coordinator's state is a decision only for the producer that ran the transaction", async () => {
+    const name = await topic(1);
+    const id = uniqueName('txn');
+    const s = settler();
+    const open = async () => {
+      const p = kafka.producer({ transactionalId: id, idempotent: true, maxInFlightRequests: 1 });
+      await p.connect();
+      onCleanup(() => p.disconnect());
+      return p;
+    };
+    const first = await open();
+    const committing = await first.transaction();
+    const identity = await s.identify(id);
+    expect(identity).toEqual({ id: expect.any(String), epoch: expect.any(Number) });
+    const ran = { ...only(new Map([[name, new Set([0])]])), transactionalId: id, producer: identity! };
+    await committing.send({ topic: name, messages: [{ partition: 0, value: 'a' }] });
+    // Open: no decision yet.
+    expect(await s.decisionOf(ran)).toBeUndefined();
+    await committing.commit();
+    expect(await s.decisionOf(ran)).toBe('commit');
+    const aborting = await first.transaction();
+    await aborting.send({ topic: name, messages: [{ partition: 0, value: 'b' }] });
+    await aborting.abort();
+    expect(await s.decisionOf(ran)).toBe('abort');
+    // Another producer of the id since (a new epoch): what the coordinator holds is not about this one.
+    const second = await open();
+    await second.transaction();
+    expect(await s.decisionOf(ran)).toBeUndefined();
+    const { producer: _unknown, ...anonymous } = ran;
+    expect(await s.decisionOf(anonymous)).toBeUndefined();
   }, 60_000);
 
   test('settling fences the producers of the transactional id opened before it', async () => {
