@@ -35,6 +35,17 @@ module.exports = {
       to: { path: '^src/(app|main)\\.ts$' },
     },
     {
+      name: 'testing-runs-tasks-in-process',
+      severity: 'error',
+      comment:
+        "sluice/testing runs the workers' tasks in the test's own thread: nothing it reaches may open a Kafka client, a thread, the sink or the receiver.",
+      from: { path: '^src/testing/' },
+      to: {
+        path: '^src/(sink|receiver)/|^src/pool/worker-|(^|/)node_modules/kafkajs/|^(node:)?worker_threads$',
+        reachable: true,
+      },
+    },
+    {
       name: 'no-test-code-in-src',
       severity: 'error',
       from: { path: '^src/' },

@@ -13,6 +13,7 @@ import { type ResolvedConfig, redactConfig } from './config/resolve.ts';
 import { type FatalError, IllegalStateError } from './errors.ts';
 import { buildHttpServer, type Check } from './http/server.ts';
 import { BrokerProbe } from './kafka/broker-probe.ts';
+import { type StateBackend, stateBackend } from './query/state-backend.ts';
 import { retryStartup } from './kafka/startup.ts';
 import { loadJobPlan } from './job/loader.ts';
 import { type JobPlan } from './job/plan.ts';
@@ -23,6 +24,7 @@ import { Receiver } from './receiver/receiver.ts';
 import { kafkaClientConfig } from './kafka/client.ts';
 import { BatchHistory } from './scheduler/batch-history.ts';
 import { Scheduler } from './scheduler/scheduler.ts';
+import { TableStatsListener } from './state/table-stats.ts';
 import { ensureTopics } from './kafka/topics.ts';
 import { before, DEADLINE_PASSED } from './util/deadline.ts';
 
@@ -43,6 +45,8 @@ export class App {
   #pool: WorkerPool | undefined;
   #receiver: Receiver | undefined;
   #scheduler: Scheduler | undefined;
+  #tableStats: TableStatsListener | undefined;
+  #stateBackend: StateBackend | undefined;
   #http: FastifyInstance;
   readonly #probe: BrokerProbe;
   #loopLag = 0;
@@ -69,6 +73,8 @@ export class App {
       history: this.history,
       liveness: () => this.liveness(),
       readiness: () => this.readiness(),
+      auth: { token: config.http.token, metricsRequireToken: config.http.metricsRequireToken },
+      state: { job: this.plan.name, windowed: this.plan.window !== undefined, backend: () => this.#stateBackend },
       status: () => ({
         job: this.plan.name,
         groupId: this.groupId,
@@ -175,6 +181,7 @@ export class App {
     );
     this.#probe.start();
 
+    this.#tableStats = new TableStatsListener(this.groupId, this.metrics);
     this.#pool = await WorkerPool.create({
       size: config.workers,
       jobPath: this.#jobPath,
@@ -190,6 +197,7 @@ export class App {
           repartition: plan.repartitionTopic,
           repartitionPartitions: layout.repartitionPartitions ?? 0,
           changelog: plan.changelogTopic,
+          tables: layout.tablePartitions,
         },
         logLevel: config.logLevel,
         groupId: this.groupId,
@@ -218,6 +226,7 @@ export class App {
       sessionTimeoutMs: config.sessionTimeoutMs,
       fromBeginning: config.startFrom === 'earliest',
       readCommitted: true,
+      advertisedUrl: config.http.advertisedUrl,
       logger: logger.child({ component: 'receiver' }),
       onAssignment: (assignment) => this.#scheduler?.onAssignment(assignment),
       onHighWatermark: (topic, partition, hw) => this.#scheduler?.onHighWatermark(topic, partition, hw),
@@ -242,6 +251,7 @@ export class App {
       onFatal: (error) => this.#failFatally(error),
     });
     this.#scheduler = scheduler;
+    this.#stateBackend = stateBackend(this, { layout, admin, receiver, scheduler, pool });
     scheduler.start();
     await retryStartup('join the consumer group', () => receiver.start(), retry);
     if (this.#closingStarted()) return;
@@ -314,6 +324,7 @@ export class App {
         ['leave the group', () => this.#receiver?.stop()],
         ['flush the producers and stop the workers', () => this.#pool?.close()],
         ['disconnect admin', () => Promise.all([this.#admin?.disconnect(), this.#probe.close()])],
+        ['stop the table statistics', () => this.#tableStats?.close()],
         ['close HTTP', () => this.#http.close()],
       ];
       clearInterval(this.#loopProbe);

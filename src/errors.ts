@@ -23,6 +23,7 @@ export const ErrorCodes = [
   'SLUICE_FATAL',
   'SLUICE_STATE_FAILED',
   'SLUICE_PRODUCER_FENCED',
+  'SLUICE_TABLE_NOT_COPARTITIONED',
 ] as const;
 export type ErrorCode = (typeof ErrorCodes)[number];
 
@@ -197,6 +198,19 @@ export class ProducerFencedError extends SluiceError {
   static readonly code = 'SLUICE_PRODUCER_FENCED';
   constructor(message: string, cause?: unknown) {
     super(ProducerFencedError.code, message, { cause, retryable: true });
+  }
+}
+
+/**
+ * A partitioned table whose topic has another partition count than the stream it is joined against:
+ * task p would hold table partition p, which does not hold the keys of stream partition p. Start-up stops.
+ */
+export class TableNotCopartitionedError extends SluiceError {
+  static readonly code = 'SLUICE_TABLE_NOT_COPARTITIONED';
+  readonly table: string;
+  constructor(table: string, message: string) {
+    super(TableNotCopartitionedError.code, message);
+    this.table = table;
   }
 }
 

@@ -3,7 +3,7 @@
  * one error naming each variable, and returns a deep-frozen configuration.
  */
 import { readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { ConfigError } from '../errors.ts';
 import { ENV, type EnvName } from './schema.ts';
 
@@ -44,7 +44,16 @@ export interface ResolvedConfig {
   readonly startupTimeoutMs: number;
   /** User code on one record longer than this: the worker is hung (replaced, the record suspected). */
   readonly recordTimeoutMs: number;
-  readonly http: { readonly host: string; readonly port: number };
+  readonly http: {
+    readonly host: string;
+    readonly port: number;
+    /** Where the other replicas reach this one (advertised in the consumer group), without a trailing slash. */
+    readonly advertisedUrl: string;
+    /** Bearer token every `/api/*` route requires; undefined: the API is open. */
+    readonly token: string | undefined;
+    /** `/metrics` requires the token too. */
+    readonly metricsRequireToken: boolean;
+  };
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   readonly stallFactor: number;
   readonly batchHistory: number;
@@ -96,6 +105,9 @@ export function resolveConfig(env: Readonly<Record<string, string | undefined>> 
   if ((values.KAFKA_SSL_CERT_FILE === undefined) !== (values.KAFKA_SSL_KEY_FILE === undefined)) {
     issues.push('KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE must be set together');
   }
+  if (values.SLUICE_METRICS_REQUIRE_TOKEN === true && values.SLUICE_HTTP_TOKEN === undefined) {
+    issues.push('SLUICE_METRICS_REQUIRE_TOKEN needs SLUICE_HTTP_TOKEN to be set');
+  }
   if (issues.length > 0) throw new ConfigError(issues);
 
   const sslOn = values.KAFKA_SSL === true || ca !== undefined || cert !== undefined;
@@ -133,7 +145,16 @@ export function resolveConfig(env: Readonly<Record<string, string | undefined>> 
     shutdownTimeoutMs: values.SLUICE_SHUTDOWN_TIMEOUT as number,
     startupTimeoutMs: values.SLUICE_STARTUP_TIMEOUT as number,
     recordTimeoutMs: values.SLUICE_RECORD_TIMEOUT as number,
-    http: { host: values.SLUICE_HTTP_HOST as string, port: values.SLUICE_HTTP_PORT as number },
+    http: {
+      host: values.SLUICE_HTTP_HOST as string,
+      port: values.SLUICE_HTTP_PORT as number,
+      advertisedUrl: advertisedUrlOf(
+        values.SLUICE_HTTP_ADVERTISED_URL as { url: string } | { host: string } | undefined,
+        values.SLUICE_HTTP_PORT as number,
+      ),
+      token: values.SLUICE_HTTP_TOKEN as string | undefined,
+      metricsRequireToken: values.SLUICE_METRICS_REQUIRE_TOKEN as boolean,
+    },
     logLevel: values.SLUICE_LOG_LEVEL as ResolvedConfig['logLevel'],
     stallFactor: values.SLUICE_STALL_FACTOR as number,
     batchHistory: values.SLUICE_BATCH_HISTORY as number,
@@ -141,11 +162,19 @@ export function resolveConfig(env: Readonly<Record<string, string | undefined>> 
   return deepFreeze(config);
 }
 
+/** SLUICE_HTTP_ADVERTISED_URL as given (a bare host gets `http://` and the port), or this host's name and the port. */
+function advertisedUrlOf(given: { url: string } | { host: string } | undefined, port: number): string {
+  if (given && 'url' in given) return given.url;
+  const host = given?.host ?? hostname();
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
 /** The configuration as it may be logged: secrets and key material replaced. */
 export function redactConfig(config: ResolvedConfig): unknown {
   return JSON.parse(
     JSON.stringify(config, (k, v: unknown) => {
-      if (k === 'password' || k === 'key' || k === 'cert' || k === 'ca') return v === undefined ? v : '[redacted]';
+      if (k === 'password' || k === 'key' || k === 'cert' || k === 'ca' || k === 'token')
+        return v === undefined ? v : '[redacted]';
       return v;
     }),
   );

@@ -2,6 +2,7 @@
  * Every environment variable Sluice reads, with its default and meaning. The README's configuration
  * table and the deployment manifests are checked against this one list.
  */
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { MIN_BATCH_INTERVAL_MS } from '../job/plan.ts';
 import { isUnitlessNumber, parseDuration } from '../util/duration.ts';
@@ -38,6 +39,48 @@ const positiveInt = z.string().transform((value, ctx) => {
   return n;
 });
 const port = positiveInt.refine((n) => n <= 65535, 'is not a port number (1-65535)');
+/**
+ * Where other replicas reach this one: an http(s) URL without query or fragment (a path prefix is kept,
+ * for a replica behind a proxy), or a bare host — an IP address as Kubernetes' `status.podIP` gives it,
+ * or a host name — to which `http://` and SLUICE_HTTP_PORT are added (resolve.ts).
+ */
+const advertisedUrl = z.string().transform((value, ctx): { url: string } | { host: string } => {
+  const text = value.trim();
+  const example = 'e.g. http://sluice-0.sluice:8080, or a bare host such as 10.0.0.7';
+  const bare = text.replace(/^\[(.*)\]$/, '$1');
+  if (
+    isIP(bare) !== 0 ||
+    /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(text)
+  ) {
+    return { host: bare };
+  }
+  let url: URL | undefined;
+  try {
+    url = new URL(text);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || !url.hostname || url.search || url.hash) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `"${value}" is not an http(s) URL without query or fragment (${example})`,
+    });
+    return z.NEVER;
+  }
+  if (url.username || url.password) {
+    ctx.addIssue({ code: 'custom', message: 'must not carry credentials (the bearer token is SLUICE_HTTP_TOKEN)' });
+    return z.NEVER;
+  }
+  return { url: url.href.replace(/\/+$/, '') };
+});
+/** RFC 6750's token characters, long enough not to be guessed. */
+const bearerToken = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9._~+/-]+=*$/,
+    'must be made of A-Z a-z 0-9 - . _ ~ + / (e.g. the output of `openssl rand -hex 32`)',
+  )
+  .min(16, 'must be at least 16 characters long');
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
@@ -176,6 +219,23 @@ export const ENV = {
     description: 'Port of the HTTP server (health, metrics, status page).',
     default: '8080',
     schema: port,
+  },
+  SLUICE_HTTP_ADVERTISED_URL: {
+    description:
+      'Where the other replicas reach this one’s HTTP server, advertised in the consumer group: a request for a key another replica owns is proxied there. A URL, or a bare host (an IP, e.g. Kubernetes’ `status.podIP`) to which `http://` and the port are added.',
+    computedDefault: '`http://<host name>:<SLUICE_HTTP_PORT>`',
+    schema: advertisedUrl,
+  },
+  SLUICE_HTTP_TOKEN: {
+    description:
+      'When set, every `/api/*` route (and `/metrics` with SLUICE_METRICS_REQUIRE_TOKEN) requires `Authorization: Bearer <token>`; `/healthz` and `/readyz` stay open. At least 16 characters.',
+    secret: true,
+    schema: bearerToken,
+  },
+  SLUICE_METRICS_REQUIRE_TOKEN: {
+    description: '`/metrics` requires SLUICE_HTTP_TOKEN too (the scraper then sends it as a bearer token).',
+    default: 'false',
+    schema: bool,
   },
   SLUICE_LOG_LEVEL: {
     description: 'Log level: fatal, error, warn, info, debug, trace or silent.',

@@ -7,14 +7,19 @@
  * - `/api/batches?limit=&after=`: recent batches, oldest first;
  * - `/api/status`: the job, its topics, workers, buffer and partitions, plus uptime and health;
  * - `/api/errors`: failed batches, dead letters by error code and the restart/rebalance counters;
+ * - `/api/state/:key`: queryable state, the key's open windows (`state-routes.ts`);
  * - `/` and `/assets/…`: the status page (`status-page.ts`).
+ *
+ * With a token configured, `/api/*` (and `/metrics` when asked) need it (`auth.ts`).
  */
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type pino from 'pino';
 import { type Registry } from 'prom-client';
 import { type BatchHistory, type BatchInfo } from '../scheduler/batch-history.ts';
 import { type PartitionStatus } from '../scheduler/scheduler.ts';
+import { type AuthOptions, registerBearerAuth } from './auth.ts';
 import { renderMetrics } from './metrics-format.ts';
+import { registerStateRoutes, type StateRoutesOptions } from './state-routes.ts';
 import { loadStatusPageAssets, registerStatusPage } from './status-page.ts';
 
 export interface Check {
@@ -36,6 +41,10 @@ export interface HttpDeps {
   startedAt?: number;
   /** Where the status page's files are; `assets/` next to this module by default. */
   assetsDir?: string;
+  /** The bearer token of the API; open without one. */
+  auth?: AuthOptions;
+  /** Queryable state (`/api/state/:key`); without it the route is not there. */
+  state?: StateRoutesOptions;
 }
 
 /** What `/api/errors` answers. */
@@ -73,7 +82,13 @@ async function metricSum(registry: Registry, name: string): Promise<number> {
 const noStore = { 'cache-control': 'no-store' };
 
 export function buildHttpServer(deps: HttpDeps): FastifyInstance {
-  const app = Fastify({ loggerInstance: deps.logger as FastifyBaseLogger, return503OnClosing: true });
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    return503OnClosing: true,
+    // Group keys are path parameters (`/api/state/:key`): allow long ones.
+    routerOptions: { maxParamLength: 2048 },
+  });
+  if (deps.auth) registerBearerAuth(app, deps.auth);
   const startedAt = deps.startedAt ?? Math.round(Date.now() - process.uptime() * 1000);
 
   app.get('/healthz', async (_req, reply) => {
@@ -148,6 +163,8 @@ export function buildHttpServer(deps: HttpDeps): FastifyInstance {
       partitionResets: await metricSum(deps.registry, 'sluice_partition_resets_total'),
     };
   });
+
+  if (deps.state) registerStateRoutes(app, deps.state);
 
   // The page is a convenience: without its files (a build that did not copy them) the service still
   // runs and every other route works; `/` says what is missing.

@@ -6,7 +6,7 @@ import { describeError } from '../errors.ts';
 import { isUnitlessNumber, parseDuration } from '../util/duration.ts';
 import { encodeAccumulator } from '../wire/changelog.ts';
 import { type Aggregator, reducer } from '../windows/aggregators.ts';
-import { type ResolvedAssigner, resolveAssigner, type WindowAssigner } from '../windows/assigners.ts';
+import { resolveAssigner, type ResolvedWindowAssigner, type WindowAssigner } from '../windows/assigners.ts';
 import { type Format } from './define-job.ts';
 import { type OpKind, type Step } from './stream.ts';
 
@@ -53,7 +53,7 @@ export function show(value: unknown): string {
   return String(value);
 }
 
-function isTopicName(value: unknown): value is string {
+export function isTopicName(value: unknown): value is string {
   return typeof value === 'string' && TOPIC_PATTERN.test(value) && value !== '.' && value !== '..';
 }
 
@@ -168,12 +168,15 @@ export function checkDuration(
   return ms;
 }
 
-export function checkAssigner(assigner: unknown, issues: Issues): ResolvedAssigner | undefined {
-  if (!isRecord(assigner) || (assigner['kind'] !== 'tumbling' && assigner['kind'] !== 'sliding')) {
-    issues.push(`window: the assigner must be tumbling(size) or sliding(size, slide) (got ${show(assigner)})`);
+export function checkAssigner(assigner: unknown, issues: Issues): ResolvedWindowAssigner | undefined {
+  const kind = isRecord(assigner) ? assigner['kind'] : undefined;
+  if (!isRecord(assigner) || (kind !== 'tumbling' && kind !== 'sliding' && kind !== 'session')) {
+    issues.push(
+      `window: the assigner must be tumbling(size), sliding(size, slide) or session(gap) (got ${show(assigner)})`,
+    );
     return undefined;
   }
-  const positive = (field: 'size' | 'slide'): number | undefined => {
+  const positive = (field: 'size' | 'slide' | 'gap'): number | undefined => {
     const value = assigner[field];
     const ms = parseDuration(value);
     if (ms !== undefined && ms > 0) return ms;
@@ -184,8 +187,10 @@ export function checkAssigner(assigner: unknown, issues: Issues): ResolvedAssign
     );
     return undefined;
   };
+  if (kind === 'session')
+    return positive('gap') === undefined ? undefined : resolveAssigner(assigner as unknown as WindowAssigner);
   const sizeMs = positive('size');
-  if (assigner['kind'] === 'tumbling')
+  if (kind === 'tumbling')
     return sizeMs === undefined ? undefined : resolveAssigner(assigner as unknown as WindowAssigner);
   const slideMs = positive('slide');
   if (sizeMs === undefined || slideMs === undefined) return undefined;
@@ -208,10 +213,15 @@ export function checkChoice<C extends string>(
   return undefined;
 }
 
+const SESSION_MERGE =
+  '; session windows need merge(a, b): a record that bridges two sessions merges their accumulators, earlier first';
+
+/** `sessions`: the window is `session(gap)`, whose sessions merge with the aggregator's `merge`. */
 export function checkAggregator(
   step: Step & { kind: 'aggregate' | 'reduce' },
   label: string,
   issues: Issues,
+  sessions = false,
 ): Aggregator<unknown, unknown, unknown> | undefined {
   if (step.kind === 'reduce') {
     if (typeof step.fn === 'function') return reducer(step.fn as (a: unknown, b: unknown) => unknown);
@@ -225,8 +235,9 @@ export function checkAggregator(
   }
   const missing = ['init', 'add', 'merge', 'result'].filter((m) => typeof agg[m] !== 'function');
   if (missing.length > 0) {
+    const why = sessions && missing.includes('merge') ? SESSION_MERGE : '';
     issues.push(
-      `pipeline: ${label} expects an aggregator with init, add, merge and result functions (missing: ${missing.join(', ')})`,
+      `pipeline: ${label} expects an aggregator with init, add, merge and result functions (missing: ${missing.join(', ')})${why}`,
     );
     return undefined;
   }

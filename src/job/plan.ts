@@ -6,7 +6,7 @@
  */
 import { describeError, JobValidationError } from '../errors.ts';
 import { type Aggregator } from '../windows/aggregators.ts';
-import { type ResolvedAssigner } from '../windows/assigners.ts';
+import { type ResolvedWindowAssigner } from '../windows/assigners.ts';
 import { type Format, type RecordMeta } from './define-job.ts';
 import {
   checkAggregator,
@@ -31,10 +31,13 @@ import {
   type Issues,
 } from './field-checks.ts';
 import { createRootStream, type OpKind, type Step, streamInternals } from './stream.ts';
+import { checkJoin, checkTables } from './join-checks.ts';
+import { type JoinPlan, type TablePlan } from './table.ts';
 
 export { MIN_BATCH_INTERVAL_MS } from './field-checks.ts';
 
 export type { OpKind } from './stream.ts';
+export type { JoinPlan, TablePlan } from './table.ts';
 
 /** `exactly-once`: one Kafka transaction per task and batch; `at-least-once`: results may repeat. */
 export type Delivery = (typeof DELIVERIES)[number];
@@ -43,14 +46,17 @@ export type { Format, RecordMeta } from './define-job.ts';
 /** A record-at-a-time operator of the plan. */
 export interface Op {
   kind: OpKind;
-  fn: (value: unknown) => unknown;
+  /** `joinTable`: called with the row too. */
+  fn: (value: unknown, row?: unknown) => unknown;
   /** Kind and 1-based position in the pipeline, e.g. `map#2`, for error messages. */
   label: string;
+  /** `joinTable`: the table, inner or left, and the lookup key. */
+  join?: JoinPlan;
 }
 
 /** The window and aggregation of an aggregating job, with defaults resolved. */
 export interface WindowPlan {
-  assigner: ResolvedAssigner;
+  assigner: ResolvedWindowAssigner;
   latenessMs: number;
   emit: 'final' | 'update';
   /** `0`: idle partitions never advance their stream time. */
@@ -84,6 +90,8 @@ export interface JobPlan {
   /** Operators run on repartitioned records, after the `keyBy` and before the window (else empty). */
   stage2: Op[];
   window: WindowPlan | undefined;
+  /** The tables the operators join, one per topic (empty without `joinTable`). */
+  tables: TablePlan[];
 }
 
 interface CompiledPipeline {
@@ -108,7 +116,7 @@ function checkWindow(
   const time = checkChoice(options['time'], 'window.time', ['event', 'processing'], issues);
   const aggregator =
     aggStep?.kind === 'aggregate' || aggStep?.kind === 'reduce'
-      ? checkAggregator(aggStep, aggLabel, issues)
+      ? checkAggregator(aggStep, aggLabel, issues, isRecord(step.assigner) && step.assigner['kind'] === 'session')
       : undefined;
   if (!assigner || latenessMs === undefined || idleTimeoutMs === undefined || !emit || !time || !aggregator) {
     return undefined;
@@ -123,6 +131,9 @@ function compileSteps(steps: readonly Step[], issues: Issues): CompiledPipeline 
     const label = `${step.kind}#${i + 1}`;
     if (step.kind === 'window') {
       window = checkWindow(step, steps[i + 1], `${steps[i + 1]?.kind ?? 'aggregate'}#${i + 2}`, issues);
+    } else if (step.kind === 'joinTable') {
+      const join = checkJoin(step, label, issues);
+      if (join) ops.push({ kind: 'joinTable', fn: step.fn as Op['fn'], label, join });
     } else if (OP_KINDS.includes(step.kind)) {
       const { fn } = step as { fn: unknown };
       if (typeof fn === 'function') ops.push({ kind: step.kind as OpKind, fn: fn as Op['fn'], label });
@@ -212,6 +223,8 @@ export function compileJob(definition: unknown): JobPlan {
   }
   const delivery = checkChoice(definition['delivery'], 'delivery', DELIVERIES, issues);
   const pipeline = checkPipeline(definition['pipeline'], issues);
+  const job = { name, inputTopics: input.topics, outputTopic };
+  const tables = pipeline ? checkTables(pipeline.ops, job, pipeline.window !== undefined, issues) : [];
 
   // Without issues every value is defined; the second half only informs the compiler.
   if (
@@ -243,6 +256,7 @@ export function compileJob(definition: unknown): JobPlan {
     stage1: freezeOps(repartitioned ? ops.slice(0, keyByAt + 1) : ops),
     stage2: freezeOps(repartitioned ? ops.slice(keyByAt + 1) : []),
     window: window && Object.freeze({ ...window, assigner: Object.freeze(window.assigner) }),
+    tables: Object.freeze(tables.map((t) => Object.freeze(t))) as TablePlan[],
   };
   return Object.freeze(plan);
 }

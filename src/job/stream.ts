@@ -6,6 +6,7 @@
 import { type Duration } from '../util/duration.ts';
 import { type Aggregator } from '../windows/aggregators.ts';
 import { type WindowAssigner } from '../windows/assigners.ts';
+import { type Table, type TableKind } from './table.ts';
 
 /** Options of {@link Stream.window}. */
 export interface WindowOptions {
@@ -35,6 +36,23 @@ export interface WindowOptions {
   time?: 'event' | 'processing';
 }
 
+/**
+ * Options of {@link Stream.joinTable}. `key` (global tables only) computes the lookup key from the event;
+ * without it the element's current key is looked up: the Kafka key, or the `keyBy` key after a `keyBy`.
+ */
+export type JoinOptions<T, K extends TableKind, J extends 'inner' | 'left'> = {
+  /**
+   * `inner`: an event without a row is dropped (and counted). `left`: `fn` gets `undefined` for the row.
+   * @defaultValue `'inner'`
+   */
+  kind?: J;
+} & (K extends 'global'
+  ? {
+      /** The key to look up, from the event; `null` or `undefined`: no row. */
+      key?: (event: T) => string | number | null | undefined;
+    }
+  : { key?: never });
+
 /** A stream of values of type `T`: an immutable builder, each method returns a new stream. */
 export interface Stream<T> {
   /** Transforms each value. */
@@ -51,8 +69,27 @@ export interface Stream<T> {
    */
   keyBy(fn: (value: T) => string | number): Stream<T>;
   /**
+   * Enriches each value with the current row of its key in `table` (see `table()`): the value becomes
+   * `fn(value, row)`. The table is read as of the start of the batch. An inner join (the default) drops a
+   * value whose key has no row; a left join calls `fn(value, undefined)`. A partitioned table is looked up
+   * with the element's key, so it must be co-partitioned with the stream; a global table with any key
+   * (`options.key`). `fn` must not modify the row.
+   */
+  joinTable<R, K extends TableKind, U>(
+    table: Table<R, K>,
+    fn: (value: T, row: R) => U,
+    options?: JoinOptions<T, K, 'inner'>,
+  ): Stream<U>;
+  joinTable<R, K extends TableKind, U>(
+    table: Table<R, K>,
+    fn: (value: T, row: R | undefined) => U,
+    options: JoinOptions<T, K, 'left'> & { kind: 'left' },
+  ): Stream<U>;
+  /**
    * Groups the values into windows, per key (the `keyBy` key, or else the Kafka record key). Follow
-   * it with `aggregate()` or `reduce()`.
+   * it with `aggregate()` or `reduce()`. `tumbling(size)` and `sliding(size, slide)` windows are
+   * aligned to the epoch; `session(gap)` windows follow each key's activity and merge (the aggregator's
+   * `merge` joins two sessions a late record bridges).
    */
   window(assigner: WindowAssigner, options?: WindowOptions): WindowedStream<T>;
 }
@@ -74,14 +111,15 @@ export interface AggregatedStream<R> {
 }
 
 /** The operators that transform records one at a time. */
-export type OpKind = 'map' | 'filter' | 'flatMap' | 'keyBy';
+export type OpKind = 'map' | 'filter' | 'flatMap' | 'keyBy' | 'joinTable';
 
 /**
  * One recorded builder call. Arguments are kept as given (`unknown`): the builder never validates,
  * `compileJob` does.
  */
 export type Step =
-  | { readonly kind: OpKind; readonly fn: unknown }
+  | { readonly kind: Exclude<OpKind, 'joinTable'>; readonly fn: unknown }
+  | { readonly kind: 'joinTable'; readonly table: unknown; readonly fn: unknown; readonly options: unknown }
   | { readonly kind: 'window'; readonly assigner: unknown; readonly options: unknown }
   | { readonly kind: 'aggregate'; readonly aggregator: unknown }
   | { readonly kind: 'reduce'; readonly fn: unknown };
@@ -110,6 +148,7 @@ function stream<T>(root: object, steps: readonly Step[]): Stream<T> {
       filter: (fn) => next({ kind: 'filter', fn }),
       flatMap: (fn) => next({ kind: 'flatMap', fn }),
       keyBy: (fn) => next({ kind: 'keyBy', fn }),
+      joinTable: (table: unknown, fn: unknown, options?: unknown) => next({ kind: 'joinTable', table, fn, options }),
       window: (assigner, options) =>
         windowed<T>(root, Object.freeze([...steps, { kind: 'window', assigner, options }])),
     },

@@ -4,16 +4,21 @@
  * the largest input, so a re-keyed job keeps the input's parallelism. The changelog is compacted and
  * has one partition per aggregating task; an existing one with another partition count or without
  * compaction stops start-up (its state would be read by the wrong tasks, or deleted by retention).
+ * Table topics must exist (they are the user's); a partitioned table must have as many partitions as
+ * the stream it is joined against — the input topics before the `keyBy`, the repartition topic after
+ * it — or start-up stops with one line naming the table and both counts.
  */
 import { type Admin } from 'kafkajs';
 import type pino from 'pino';
-import { KafkaError } from '../errors.ts';
+import { KafkaError, TableNotCopartitionedError } from '../errors.ts';
 import { type JobPlan } from '../job/plan.ts';
 
 export interface TopicLayout {
   inputPartitions: Map<string, number>;
   repartitionPartitions: number | undefined;
   changelogPartitions: number | undefined;
+  /** Partitions of each table topic. */
+  tablePartitions: Record<string, number>;
 }
 
 /**
@@ -91,6 +96,7 @@ export async function ensureTopics(
   const metadata = await admin.fetchTopicMetadata({ topics: plan.inputTopics });
   const inputPartitions = new Map(metadata.topics.map((t) => [t.name, t.partitions.length]));
   const partitions = Math.max(...inputPartitions.values());
+  const tablePartitions = await checkTables(admin, plan, existing, inputPartitions, partitions);
 
   const wanted: WantedTopic[] = [
     { topic: plan.outputTopic, numPartitions: partitions },
@@ -152,5 +158,51 @@ export async function ensureTopics(
       await createMissing(admin, [topic], existing, create, logger);
     }
   }
-  return { inputPartitions, repartitionPartitions, changelogPartitions };
+  return { inputPartitions, repartitionPartitions, changelogPartitions, tablePartitions };
+}
+
+/**
+ * Table topics exist, and each partitioned table has the partition count of what it is joined against:
+ * every input topic (a join before the `keyBy`), or the repartition topic (after it, which has
+ * `repartitionPartitions`: the largest input, when Sluice creates it). Returns each table's partitions.
+ */
+async function checkTables(
+  admin: Admin,
+  plan: JobPlan,
+  existing: ReadonlySet<string>,
+  inputPartitions: ReadonlyMap<string, number>,
+  repartitionPartitions: number,
+): Promise<Record<string, number>> {
+  const tables = plan.tables;
+  if (tables.length === 0) return {};
+  const missing = tables.filter((t) => !existing.has(t.topic)).map((t) => t.topic);
+  if (missing.length > 0) {
+    throw new KafkaError(`table topic(s) ${missing.join(', ')} do not exist`, undefined, false);
+  }
+  const metadata = await admin.fetchTopicMetadata({ topics: tables.map((t) => t.topic) });
+  const counts: Record<string, number> = {};
+  for (const t of metadata.topics) counts[t.name] = t.partitions.length;
+  const joinedIn = (ops: JobPlan['stage1'], topic: string): boolean => ops.some((op) => op.join?.table.topic === topic);
+  for (const table of tables) {
+    if (table.kind !== 'partitioned') continue;
+    const count = counts[table.topic];
+    const against: Array<[string, number]> = [];
+    if (joinedIn(plan.stage1, table.topic)) against.push(...inputPartitions);
+    if (joinedIn(plan.stage2, table.topic) && plan.repartitionTopic) {
+      const meta = existing.has(plan.repartitionTopic)
+        ? await admin.fetchTopicMetadata({ topics: [plan.repartitionTopic] })
+        : undefined;
+      against.push([plan.repartitionTopic, meta?.topics[0]?.partitions.length ?? repartitionPartitions]);
+    }
+    const other = against.find(([, n]) => n !== count);
+    if (other) {
+      const [topic, n] = other;
+      const role = topic === plan.repartitionTopic ? 'repartition topic' : 'input topic';
+      throw new TableNotCopartitionedError(
+        table.topic,
+        `partitioned table "${table.topic}" has ${count} partitions but the ${role} "${topic}" it is joined against has ${n}: a partitioned table must be co-partitioned with its stream (same partition count, same keys and partitioner); give the table topic ${n} partitions or declare the table { kind: 'global' }`,
+      );
+    }
+  }
+  return counts;
 }

@@ -102,6 +102,24 @@ export class Metrics {
     help: 'Partitions whose state is being restored from the changelog.',
     registers: [this.registry],
   });
+  readonly tableRows = new Gauge({
+    name: 'sluice_table_rows',
+    help: 'Rows held per table (its topic): a partitioned table’s partitions held by this replica, a global table whole (as every worker holds it).',
+    labelNames: ['table'] as const,
+    registers: [this.registry],
+  });
+  readonly joinMisses = new Counter({
+    name: 'sluice_join_misses_total',
+    help: 'Table lookups of joinTable that found no row, per table (inner joins drop those events, left joins pass them on without a row).',
+    labelNames: ['table'] as const,
+    registers: [this.registry],
+  });
+  readonly tableRecordsUnreadable = new Counter({
+    name: 'sluice_table_records_unreadable_total',
+    help: 'Table records not applied (no key, or a value the table’s format cannot read), per table; each is dead-lettered.',
+    labelNames: ['table'] as const,
+    registers: [this.registry],
+  });
 
   readonly batches = new Counter({
     name: 'sluice_batches_total',
@@ -238,6 +256,12 @@ export class Metrics {
   readonly resets = new Counter({
     name: 'sluice_partition_resets_total',
     help: 'Times partitions were rewound to their committed offsets after a failed batch.',
+    registers: [this.registry],
+  });
+  readonly stateQueries = new Counter({
+    name: 'sluice_state_queries_total',
+    help: 'Queries of /api/state by outcome: answered here (local), by the owning replica (proxied), redirected to it, unavailable (503: restoring, rebalancing, busy) or failed.',
+    labelNames: ['outcome'] as const,
     registers: [this.registry],
   });
 

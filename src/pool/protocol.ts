@@ -18,6 +18,8 @@ export interface WorkerKafka {
     repartitionPartitions: number;
     /** `<job>-changelog` of an aggregating job. */
     changelog: string | undefined;
+    /** Partitions of each table topic the job joins (read at start-up). */
+    tables?: Record<string, number>;
   };
   logLevel: string;
   /** The consumer group: offsets are committed for it, and it prefixes transactional ids. */
@@ -132,7 +134,31 @@ export interface CloseRequest {
   requestId: number;
 }
 
-export type WorkerRequest = BatchRequest | OpenRequest | RestoreRequest | DropRequest | CloseRequest;
+/**
+ * Queryable state: the open windows of `key` in the partition's state store that intersect
+ * `[from, to)`. Answered by the task between batches, or between two tasks of a batch.
+ */
+export interface StateQueryRequest {
+  type: 'state-query';
+  requestId: number;
+  topic: string;
+  partition: number;
+  key: string;
+  from: number;
+  to: number;
+}
+
+/** One open window of a queried key: `value` as the output would show it (the aggregate's `result()`, as JSON). */
+export interface QueriedWindow {
+  windowStart: number;
+  windowEnd: number;
+  value: unknown;
+  /** The aggregate's `result()` threw (or its value is not JSON): `value` is null. */
+  error?: string;
+}
+
+export type WorkerRequest =
+  BatchRequest | OpenRequest | RestoreRequest | DropRequest | CloseRequest | StateQueryRequest;
 
 export interface DeadLetter {
   key: Uint8Array | null;
@@ -209,6 +235,8 @@ export type WorkerResponse =
   | { type: 'restore-progress'; requestId: number; topic: string; partition: number; records: number; end: number }
   | { type: 'dropped'; requestId: number; held: HeldTask[] }
   | { type: 'closed'; requestId: number }
+  /** `held`: false when the worker holds no restored task for the partition (yet). */
+  | { type: 'state'; requestId: number; held: boolean; windows: QueriedWindow[] }
   | { type: 'error'; requestId: number; error: SerializedError };
 
 /** A partition a worker holds a task for. */

@@ -16,8 +16,10 @@ import {
   type BatchRequest,
   type HeldTask,
   type PartitionResult,
+  type QueriedWindow,
   type RestoredTask,
   type RestoreRequest,
+  type StateQueryRequest,
   type WorkerInit,
   type WorkerKafka,
   type WorkerRequest,
@@ -292,6 +294,23 @@ export class WorkerPool {
     } finally {
       this.#restoreListeners.delete(requestId);
     }
+  }
+
+  /**
+   * Queryable state: the key's open windows in the partition's task, on the worker it is routed to.
+   * `held` is false while that worker holds no restored task for it.
+   */
+  async queryState(
+    query: Omit<StateQueryRequest, 'type' | 'requestId'>,
+  ): Promise<{ held: boolean; windows: QueriedWindow[] }> {
+    const index = this.route(query.topic, query.partition);
+    const response = await this.#request(
+      index,
+      { type: 'state-query', requestId: this.#nextRequestId++, ...query },
+      [],
+    );
+    if (response.type !== 'state') throw new IllegalStateError(`unexpected answer ${response.type}`);
+    return { held: response.held, windows: response.windows };
   }
 
   /** Forgets the state of partitions on every worker (revoked, or about to be replayed). */

@@ -9,6 +9,7 @@ import { type Consumer, type EachBatchPayload, type Kafka } from 'kafkajs';
 import type pino from 'pino';
 import { FatalError } from '../errors.ts';
 import { isRetriableKafkaError } from '../kafka/errors.ts';
+import { advertisingAssigner } from '../kafka/member-address.ts';
 import { type BufferQueue } from '../queue/buffer-queue.ts';
 import { packMessages } from '../wire/record-codec.ts';
 
@@ -27,6 +28,11 @@ export interface ReceiverOptions {
   sessionTimeoutMs: number;
   fromBeginning: boolean;
   readCommitted: boolean;
+  /**
+   * This replica's HTTP address, advertised to the group by its assigner (kafkajs's RoundRobin,
+   * `member-address.ts`) so that other replicas find the owner of a partition (queryable state).
+   */
+  advertisedUrl?: string;
   logger: pino.Logger;
   /** Called on every group (re)join, before any record of the new epoch is buffered. */
   onAssignment: (assignment: Assignment) => void;
@@ -89,6 +95,9 @@ export class Receiver {
       sessionTimeout: options.sessionTimeoutMs,
       rebalanceTimeout: Math.max(60_000, options.sessionTimeoutMs),
       heartbeatInterval: Math.max(500, Math.min(3_000, Math.floor(options.sessionTimeoutMs / 3))),
+      ...(options.advertisedUrl !== undefined
+        ? { partitionAssigners: [advertisingAssigner(options.advertisedUrl)] }
+        : {}),
     });
     const current = (): boolean => consumer === this.#consumer;
     const { GROUP_JOIN, REBALANCING, CRASH, FETCH_START, FETCH, END_BATCH_PROCESS } = consumer.events;

@@ -128,16 +128,17 @@ export class ChangelogReader {
   }
 
   /**
-   * Reads `partition` from its start to the end that read_committed readers see when the read begins
-   * (the last stable offset), calling `onRecords` for each fetched chunk that holds records, in offset
-   * order, with the position after the chunk and the end; the next fetch waits for it. Aborted
-   * transactional records and control records are left out. Resolves with the number of records and
-   * the end offset; rejects with a {@link RestoreError} when Kafka fails, or with what `onRecords`
-   * throws. Several partitions may be restored at once.
+   * Reads `partition` from its start (or from offset `from`: a table catching up; logged if it read any)
+   * to the end read_committed readers see when the read begins (the last stable offset), calling
+   * `onRecords` for each fetched chunk that holds records, in offset order, with the position after the
+   * chunk and the end; the next fetch waits for it. Aborted transactional records and control records are
+   * left out. Resolves with the number of records and the end offset; rejects with a {@link RestoreError}
+   * when Kafka fails, or with what `onRecords` throws. Several partitions may be restored at once.
    */
   async restore(
     partition: number,
     onRecords: (records: ChangelogRecord[], position: number, end: number) => void | Promise<void>,
+    from = 0,
   ): Promise<{ records: number; endOffset: number }> {
     if (this.#state !== 'running') {
       throw new IllegalStateError(`changelog reader of ${this.#topic} is ${this.#state}, not running`);
@@ -145,16 +146,20 @@ export class ChangelogReader {
     if (!Number.isInteger(partition) || partition < 0) {
       throw new RestoreError(`cannot restore partition ${partition} of ${this.#topic}: not a partition number`);
     }
-    return this.#watched(this.#restore(partition, onRecords));
+    if (!Number.isInteger(from) || from < 0) {
+      throw new RestoreError(`cannot read ${this.#topic}-${partition} from offset ${from}: not an offset`);
+    }
+    return this.#watched(this.#restore(partition, onRecords, from));
   }
 
   async #restore(
     partition: number,
     onRecords: (records: ChangelogRecord[], position: number, end: number) => void | Promise<void>,
+    from: number,
   ): Promise<{ records: number; endOffset: number }> {
     const started = performance.now();
     const name = `${this.#topic}-${partition}`;
-    let position = 0;
+    let position = from;
     let end: number | undefined;
     let records = 0;
     while (end === undefined || position < end) {
@@ -174,7 +179,12 @@ export class ChangelogReader {
       }
     }
     const ms = performance.now() - started;
-    this.#logger?.debug({ topic: this.#topic, partition, records, endOffset: end, ms }, 'changelog partition restored');
+    if (from === 0 || records > 0) {
+      this.#logger?.debug(
+        { topic: this.#topic, partition, records, endOffset: end, ms },
+        'changelog partition restored',
+      );
+    }
     return { records, endOffset: end };
   }
 

@@ -21,6 +21,9 @@ export interface FetchedMessage {
   offset: string;
   key: Buffer | null;
   value: Buffer | null;
+  /** Epoch ms as a decimal string. */
+  timestamp?: string;
+  headers?: Record<string, Buffer | Buffer[] | undefined>;
   isControlRecord: boolean;
   /** The record batch's header; absent for the legacy message formats. */
   batchContext?: { firstOffset: string; lastOffsetDelta: number; producerId: string; inTransaction: boolean };
@@ -49,6 +52,9 @@ export interface ChangelogRecord {
   /** Views into the fetched response: copy what outlives the callback, or the response stays in memory. */
   key: Buffer | null;
   value: Buffer | null;
+  /** As kafkajs decodes them (references, not converted): for a table record's dead letter. */
+  timestamp?: string | undefined;
+  headers?: Record<string, Buffer | Buffer[] | undefined> | undefined;
 }
 
 const filterAbortedMessages = filterAborted as (input: {
@@ -90,7 +96,13 @@ export function readFetched(
     if (message.isControlRecord) continue;
     const offset = Number(message.offset);
     if (offset >= end) break;
-    records.push({ offset, key: message.key, value: message.value });
+    records.push({
+      offset,
+      key: message.key,
+      value: message.value,
+      timestamp: message.timestamp,
+      headers: message.headers,
+    });
   }
   return { records, next: next > position ? next : undefined };
 }

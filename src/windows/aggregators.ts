@@ -1,7 +1,9 @@
 /**
  * Aggregators fold the values of one (key, window) into an accumulator. `merge` combines two
- * accumulators (used when partial aggregates meet); `result` turns the accumulator into the value
- * published. Accumulators must be JSON-serialisable: state is kept and restored as JSON.
+ * accumulators (session windows: when a record bridges two sessions); `result` turns the accumulator
+ * into the value published. Accumulators are kept in the changelog in `node:v8`'s structured-clone
+ * format: plain objects, arrays, numbers, strings, `Map`, `Set`, `Date`, `BigInt`, typed arrays —
+ * no functions, no class instances (see `wire/changelog.ts`).
  */
 export interface Aggregator<V, A, R> {
   readonly name: string;
@@ -9,6 +11,14 @@ export interface Aggregator<V, A, R> {
   readonly ignoresValue?: boolean;
   init(): A;
   add(acc: A, value: V): A;
+  /**
+   * Combines the accumulators of two sessions of one key that a record joined (session windows), in
+   * time order: `a` is the earlier session's, `b` the later one's. It must merge correctly:
+   * `merge(a, b)` equals folding both sessions' records in order, earlier first, with `add` from
+   * `init()` — for `count`, `sum`, `min`, `max` and `avg` it does; for `reduce(fn)` it is `fn` itself,
+   * which therefore must be associative. It must not modify `a` or `b`. Tumbling and sliding windows
+   * never call it.
+   */
   merge(a: A, b: A): A;
   result(acc: A): R;
 }

@@ -22,25 +22,21 @@
 import { IllegalStateError, UserCodeError } from '../errors.ts';
 import type { Aggregator } from './aggregators.ts';
 import type { ResolvedAssigner } from './assigners.ts';
-import { compareResults, type StoreChanges, type WindowResult, type WindowStateStore } from './state-store.ts';
+import {
+  compareResults,
+  type StoreChanges,
+  type StoreOptions,
+  type WindowResult,
+  type WindowStateStore,
+} from './state-store.ts';
+import { checkClockOptions, StreamClock } from './stream-clock.ts';
+import { entriesIn } from './window-entries.ts';
 
 export type { StoreChanges, WindowResult, WindowStateStore } from './state-store.ts';
 
 export type EmitMode = 'final' | 'update';
 
-export interface WindowStoreOptions {
-  assigner: ResolvedAssigner;
-  /** Allowed lateness in ms, >= 0. */
-  latenessMs: number;
-  emit: EmitMode;
-  aggregator: Aggregator<unknown, unknown, unknown>;
-  /** Wall-clock ms without records after which stream time follows wall-clock time; 0 = never. */
-  idleTimeoutMs: number;
-  /** Restored stream time (default -Infinity). */
-  initialStreamTime?: number;
-  /** Stream time is driven by the caller through `advanceTo()`, not by the records added. */
-  externalClock?: boolean;
-}
+export type WindowStoreOptions = StoreOptions<ResolvedAssigner>;
 
 export type AddOutcome = 'added' | 'late';
 
@@ -67,8 +63,6 @@ export class WindowStore implements WindowStateStore {
   private readonly latenessMs: number;
   private readonly emit: EmitMode;
   private readonly aggregator: Aggregator<unknown, unknown, unknown>;
-  private readonly idleTimeoutMs: number;
-  private readonly externalClock: boolean;
 
   private readonly slots = new Map<number, Slot>();
   /** Starts of `slots`, ascending. */
@@ -79,11 +73,10 @@ export class WindowStore implements WindowStateStore {
   private loggedEntries: Array<{ slot: Slot; entry: Entry }> = [];
   private closedEntries: Array<{ start: number; key: string | null }> = [];
   private entryCount = 0;
+  readonly entriesOf: WindowStateStore['entriesOf'] = (key, from, to) => entriesIn(this.slots, key, from, to);
 
-  private currentStreamTime: number;
-  /** Stream time after the last record, and the wall time it arrived: the idle clock. */
-  private idleAnchorStreamTime: number;
-  private idleAnchorWallTime: number | undefined;
+  /** Stream time and the idle clock (`stream-clock.ts`). */
+  private readonly clock: StreamClock;
 
   /** Scratch for add(): the open windows of the record and their new accumulators. */
   private readonly scratchStarts: number[] = [];
@@ -94,30 +87,19 @@ export class WindowStore implements WindowStateStore {
     if (!(assigner.sizeMs > 0) || !(assigner.slideMs > 0) || !Number.isFinite(assigner.sizeMs + assigner.slideMs)) {
       throw new IllegalStateError(`window size and slide must be positive, got ${assigner.sizeMs}/${assigner.slideMs}`);
     }
-    if (!(latenessMs >= 0) || !Number.isFinite(latenessMs)) {
-      throw new IllegalStateError(`window lateness must be a finite number >= 0, got ${latenessMs}`);
-    }
-    if (!(idleTimeoutMs >= 0) || !Number.isFinite(idleTimeoutMs)) {
-      throw new IllegalStateError(`idle timeout must be a finite number >= 0, got ${idleTimeoutMs}`);
-    }
     const initial = options.initialStreamTime ?? -Infinity;
-    if (Number.isNaN(initial) || initial === Infinity) {
-      throw new IllegalStateError(`initial stream time must be finite or -Infinity, got ${initial}`);
-    }
+    checkClockOptions(latenessMs, idleTimeoutMs, initial);
     this.sizeMs = assigner.sizeMs;
     this.slideMs = assigner.slideMs;
     this.tumblingWindows = assigner.kind === 'tumbling' || assigner.slideMs === assigner.sizeMs;
     this.latenessMs = latenessMs;
     this.emit = options.emit;
     this.aggregator = options.aggregator;
-    this.idleTimeoutMs = idleTimeoutMs;
-    this.externalClock = options.externalClock ?? false;
-    this.currentStreamTime = initial;
-    this.idleAnchorStreamTime = initial;
+    this.clock = new StreamClock(idleTimeoutMs, initial, options.externalClock ?? false);
   }
 
   get streamTime(): number {
-    return this.currentStreamTime;
+    return this.clock.time;
   }
 
   /** Number of distinct (key, window) pairs held. */
@@ -141,7 +123,7 @@ export class WindowStore implements WindowStateStore {
     starts.length = 0;
     accs.length = 0;
     // A window is open iff end + lateness > streamTime, i.e. start > streamTime - size - lateness.
-    const closedUpTo = this.currentStreamTime - this.sizeMs - this.latenessMs;
+    const closedUpTo = this.clock.time - this.sizeMs - this.latenessMs;
     if (this.tumblingWindows) {
       const start = Math.floor(eventTime / this.sizeMs) * this.sizeMs;
       if (start > closedUpTo) starts.push(start);
@@ -154,7 +136,7 @@ export class WindowStore implements WindowStateStore {
     }
 
     if (starts.length === 0) {
-      this.noteRecord(eventTime, wallNow);
+      this.clock.noteRecord(eventTime, wallNow);
       return 'late';
     }
 
@@ -187,7 +169,7 @@ export class WindowStore implements WindowStateStore {
       }
     }
     accs.length = 0;
-    this.noteRecord(eventTime, wallNow);
+    this.clock.noteRecord(eventTime, wallNow);
     return 'added';
   }
 
@@ -198,23 +180,12 @@ export class WindowStore implements WindowStateStore {
    * (then the first call starts the idle clock).
    */
   advanceIdle(wallNow: number): void {
-    if (this.idleTimeoutMs <= 0) return;
-    if (this.idleAnchorWallTime === undefined) {
-      if (Number.isFinite(this.idleAnchorStreamTime)) this.idleAnchorWallTime = wallNow;
-      return;
-    }
-    const idleFor = wallNow - this.idleAnchorWallTime;
-    if (idleFor < this.idleTimeoutMs) return;
-    const advanced = this.idleAnchorStreamTime + idleFor;
-    if (advanced > this.currentStreamTime) this.currentStreamTime = advanced;
+    this.clock.advanceIdle(wallNow);
   }
 
   /** The partition is behind (records waiting): it is not idle, whatever the last record's time. */
   holdIdle(wallNow: number): void {
-    if (this.idleAnchorWallTime !== undefined) {
-      this.idleAnchorWallTime = wallNow;
-      this.idleAnchorStreamTime = this.currentStreamTime;
-    }
+    this.clock.holdIdle(wallNow);
   }
 
   /**
@@ -224,7 +195,7 @@ export class WindowStore implements WindowStateStore {
   collect(): WindowResult[] {
     const results: WindowResult[] = [];
     const aggregator = this.aggregator;
-    const closedUpTo = this.currentStreamTime - this.sizeMs - this.latenessMs;
+    const closedUpTo = this.clock.time - this.sizeMs - this.latenessMs;
     const finalMode = this.emit === 'final';
 
     // A throwing `result()` (user code) fails that window alone: it is reported and forgotten like
@@ -306,7 +277,7 @@ export class WindowStore implements WindowStateStore {
 
   /** The stream time the restored state had; it never moves backwards. */
   restoreStreamTime(streamTime: number): void {
-    if (streamTime > this.currentStreamTime) this.currentStreamTime = this.idleAnchorStreamTime = streamTime;
+    this.clock.restore(streamTime);
   }
 
   /**
@@ -314,21 +285,7 @@ export class WindowStore implements WindowStateStore {
    * stage, the smallest stream time of the upstream partitions). Never moves backwards.
    */
   advanceTo(streamTime: number, wallNow?: number): void {
-    if (streamTime > this.currentStreamTime) {
-      this.currentStreamTime = streamTime;
-      // The idle clock restarts here only when told when "here" is; otherwise it keeps counting from
-      // the last record, at the stream time of the last record (never the same wall time twice).
-      if (wallNow !== undefined) {
-        this.idleAnchorStreamTime = streamTime;
-        this.idleAnchorWallTime = wallNow;
-      }
-    }
-  }
-
-  private noteRecord(eventTime: number, wallNow: number): void {
-    if (!this.externalClock && eventTime > this.currentStreamTime) this.currentStreamTime = eventTime;
-    this.idleAnchorStreamTime = this.currentStreamTime;
-    this.idleAnchorWallTime = wallNow;
+    this.clock.advanceTo(streamTime, wallNow);
   }
 
   private newSlot(start: number): Slot {

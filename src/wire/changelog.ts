@@ -1,12 +1,17 @@
 /**
  * The records of `<job>-changelog`, a compacted topic with one partition per aggregating task
- * (Kafka Streams' store changelog). Two kinds of record, told apart by the first byte of the key:
+ * (Kafka Streams' store changelog). Three kinds of record, told apart by the first byte of the key:
  *
  * - a **window entry**: key `0x01 | f64 window start (big endian) | 0x00` (null group key) or
  *   `0x01 | f64 | 0x01 | group key UTF-8`; value the accumulator in the structured-clone format of
  *   `node:v8` (what `postMessage` uses: numbers, strings, plain objects, arrays, Map, Set, Date,
  *   BigInt and typed arrays round-trip; functions and class prototypes do not). A tombstone (null
  *   value) when the window closed. Compaction keeps the last value per (window, key).
+ * - a **session entry** (session windows, whose end is not a function of their start): key
+ *   `0x03 | f64 session start | 0x00` or `… | 0x01 | group key UTF-8`, as a window entry; value
+ *   `f64 session end (big endian) | accumulator` (structured clone, as above). A merge writes a
+ *   tombstone for every session merged away (and for the old start of one a late record moved) and a
+ *   put for the result; a closed session stays until no record can reach it any more.
  * - the task's **progress**: key `0x00 | "progress"`; value JSON (below). One per partition, rewritten
  *   whenever it changes, so compaction keeps only the latest.
  *
@@ -15,6 +20,8 @@
 import { deserialize, serialize } from 'node:v8';
 
 const WINDOW = 0x01;
+/** 0x02 is not a kind: a key with it is one this format never writes. */
+const SESSION = 0x03;
 const PROGRESS = 0x00;
 
 export const PROGRESS_KEY: Uint8Array = Uint8Array.from([PROGRESS, ...new TextEncoder().encode('progress')]);
@@ -54,17 +61,25 @@ interface ProgressWire {
   rd?: Record<string, [number, number]>;
 }
 
-export function windowKey(start: number, key: string | null): Uint8Array {
+function entryKey(kind: number, start: number, key: string | null): Uint8Array {
   const text = key === null ? undefined : encoder.encode(key);
   const out = new Uint8Array(10 + (text?.length ?? 0));
-  out[0] = WINDOW;
+  out[0] = kind;
   new DataView(out.buffer).setFloat64(1, start, false);
   out[9] = text === undefined ? 0 : 1;
   if (text) out.set(text, 10);
   return out;
 }
 
-export type ChangelogKey = { kind: 'window'; start: number; key: string | null } | { kind: 'progress' };
+export function windowKey(start: number, key: string | null): Uint8Array {
+  return entryKey(WINDOW, start, key);
+}
+
+export function sessionKey(start: number, key: string | null): Uint8Array {
+  return entryKey(SESSION, start, key);
+}
+
+export type ChangelogKey = { kind: 'window' | 'session'; start: number; key: string | null } | { kind: 'progress' };
 
 /** Reads a changelog key; undefined for bytes this format never writes. */
 export function readChangelogKey(bytes: Uint8Array | null): ChangelogKey | undefined {
@@ -74,13 +89,14 @@ export function readChangelogKey(bytes: Uint8Array | null): ChangelogKey | undef
       ? { kind: 'progress' }
       : undefined;
   }
-  if (bytes[0] !== WINDOW || bytes.length < 10) return undefined;
+  if ((bytes[0] !== WINDOW && bytes[0] !== SESSION) || bytes.length < 10) return undefined;
+  const kind = bytes[0] === WINDOW ? 'window' : 'session';
   const start = new DataView(bytes.buffer, bytes.byteOffset, bytes.length).getFloat64(1, false);
   if (!Number.isFinite(start)) return undefined;
-  if (bytes[9] === 0) return bytes.length === 10 ? { kind: 'window', start, key: null } : undefined;
+  if (bytes[9] === 0) return bytes.length === 10 ? { kind, start, key: null } : undefined;
   if (bytes[9] !== 1) return undefined;
   try {
-    return { kind: 'window', start, key: decoder.decode(bytes.subarray(10)) };
+    return { kind, start, key: decoder.decode(bytes.subarray(10)) };
   } catch {
     return undefined;
   }
@@ -139,6 +155,23 @@ export function encodeAccumulator(acc: unknown): Uint8Array {
 
 export function decodeAccumulator(bytes: Uint8Array): unknown {
   return deserialize(bytes);
+}
+
+/** A session entry's value: its end, then its accumulator (throws as `encodeAccumulator`). */
+export function encodeSession(end: number, acc: unknown): Uint8Array {
+  const accBytes = encodeAccumulator(acc);
+  const out = new Uint8Array(8 + accBytes.length);
+  new DataView(out.buffer).setFloat64(0, end, false);
+  out.set(accBytes, 8);
+  return out;
+}
+
+/** Reads a session entry's value; throws (a RangeError or the deserializer's error) for bytes it cannot read. */
+export function decodeSession(bytes: Uint8Array): { end: number; acc: unknown } {
+  if (bytes.length < 9) throw new RangeError(`a session entry of ${bytes.length} bytes is too short`);
+  const end = new DataView(bytes.buffer, bytes.byteOffset, bytes.length).getFloat64(0, false);
+  if (!Number.isFinite(end)) throw new RangeError(`a session entry ends at ${end}`);
+  return { end, acc: deserialize(bytes.subarray(8)) };
 }
 
 export function encodeProgress(progress: Progress): Uint8Array {

@@ -1,10 +1,12 @@
 /**
  * What the two aggregating tasks (windowed, shuffle reader) share: the partition's windows and their
- * state store, restored from the changelog before the first batch; emitting closed or changed windows
- * at the end of a batch; and the batch's changelog records — every window entry it changed, a
- * tombstone for every entry whose window closed, and the task's progress (the input position the
- * state reflects, stream time, de-duplication marks, upstream stream times; wire/changelog.ts). The
- * commit is the end of what was processed.
+ * state store (`WindowStore` for tumbling and sliding windows, `SessionStore` for sessions: picked by
+ * the assigner, used through their common surface), restored from the changelog before the first
+ * batch; emitting closed or changed windows at the end of a batch (and, for sessions in update mode,
+ * the retractions of sessions merged away); and the batch's changelog records — every window entry it
+ * changed, a tombstone for every entry the store no longer holds, and the task's progress (the input
+ * position the state reflects, stream time, de-duplication marks, upstream stream times;
+ * wire/changelog.ts). The commit is the end of what was processed.
  *
  * Records below the restored position are skipped: their effects are in the state (an at-least-once
  * batch whose changelog was written but whose offsets were not committed). A task upgraded from a
@@ -18,16 +20,20 @@ import { type DeadLetter, type PartitionResult, type PartitionStart, type Partit
 import {
   decodeAccumulator,
   decodeProgress,
+  decodeSession,
   encodeAccumulator,
   encodeProgress,
+  encodeSession,
   type Progress,
   PROGRESS_KEY,
   readChangelogKey,
+  sessionKey,
   windowKey,
 } from '../wire/changelog.ts';
 import { decodeCheckpoint, type SourceMark } from '../wire/checkpoint.ts';
 import { type CodecRecord, RecordWriter } from '../wire/record-codec.ts';
-import { WindowStore, type WindowResult } from '../windows/window-store.ts';
+import { createStateStore } from '../windows/create-store.ts';
+import { type WindowResult, type WindowStateStore } from '../windows/state-store.ts';
 import { DeadLetters, type Headers, type Origin } from './dead-letters.ts';
 import { type Element, RecordFailure } from './record-functions.ts';
 import { changelogPartitionFor, resultOf, type StoredRecord, type TaskContext } from './task.ts';
@@ -42,7 +48,9 @@ export abstract class AggregatingTask {
   readonly partition: number;
   readonly changelogPartition: number;
   protected readonly ctx: TaskContext;
-  protected readonly windows: WindowStore;
+  protected readonly windows: WindowStateStore;
+  /** Session windows: entries with their end (`sessionKey`), and retractions in update mode. */
+  readonly #sessions: boolean;
   protected readonly letters: DeadLetters;
   /** Records below this offset were processed before an upgrade: rebuild state only. */
   protected replayUntil = 0;
@@ -75,7 +83,8 @@ export abstract class AggregatingTask {
     this.#start = start;
     this.#from = start.committedOffset ?? 0;
     this.#end = this.#from;
-    this.windows = new WindowStore({
+    this.#sessions = window.assigner.kind === 'session';
+    this.windows = createStateStore({
       assigner: window.assigner,
       latenessMs: window.latenessMs,
       emit: window.emit,
@@ -87,6 +96,11 @@ export abstract class AggregatingTask {
 
   get openWindows(): number {
     return this.windows.openWindows;
+  }
+
+  /** The task's state store, read by queryable state (`state-query.ts`). */
+  get store(): WindowStateStore {
+    return this.windows;
   }
 
   get #id(): string {
@@ -106,19 +120,24 @@ export abstract class AggregatingTask {
           );
         }
         if (progress) this.#progress = progress;
+      } else if ((key.kind === 'session') !== this.#sessions) {
+        const [held, job] = this.#sessions ? ['windows', 'session windows'] : ['sessions', 'windows'];
+        throw new StateError(
+          `changelog partition ${this.changelogPartition} holds ${held} but the job has ${job}: the job's window changed since it was written; delete the changelog topic to start the state afresh`,
+        );
       } else if (record.value === null) {
         this.windows.restoreDelete(key.start, key.key);
       } else {
-        let acc: unknown;
+        let entry: { acc: unknown; end?: number };
         try {
-          acc = decodeAccumulator(record.value);
+          entry = key.kind === 'session' ? decodeSession(record.value) : { acc: decodeAccumulator(record.value) };
         } catch (error) {
           throw new StateError(
             `changelog partition ${this.changelogPartition} holds an accumulator that cannot be read (${describeError(error)}): delete the changelog topic to start the state afresh`,
             error,
           );
         }
-        this.windows.restoreEntry(key.start, key.key, acc);
+        this.windows.restoreEntry(key.start, key.key, entry.acc, entry.end);
       }
     }
   }
@@ -230,23 +249,25 @@ export abstract class AggregatingTask {
   #changelog(dead: DeadLetter[]): RecordWriter {
     const log = new RecordWriter(4096);
     const { puts, deletes } = this.windows.drainChanges();
-    for (const { start, key, acc } of puts) {
+    const keyOf = this.#sessions ? sessionKey : windowKey;
+    const assigner = this.ctx.plan.window?.assigner;
+    for (const { start, key, acc, end } of puts) {
       let value: Uint8Array;
       try {
-        value = encodeAccumulator(acc);
+        value = end === undefined ? encodeAccumulator(acc) : encodeSession(end, acc);
       } catch (error) {
         // An accumulator the changelog cannot hold (a function, a class instance with private state):
         // its window could not be restored, so it is reported and dropped like a failing result().
-        const end = start + (this.ctx.plan.window?.assigner.sizeMs ?? 0);
+        const windowEnd = end ?? start + (assigner && assigner.kind !== 'session' ? assigner.sizeMs : 0);
         const failure = new StateError(`the accumulator cannot be stored: ${describeError(error)}`, error);
-        dead.push(this.letters.window(key, start, end, failure));
+        dead.push(this.letters.window(key, start, windowEnd, failure));
         this.windows.restoreDelete(start, key);
-        log.write(0, NO_TIMESTAMP, windowKey(start, key), null);
+        log.write(0, NO_TIMESTAMP, keyOf(start, key), null);
         continue;
       }
-      log.write(0, NO_TIMESTAMP, windowKey(start, key), value);
+      log.write(0, NO_TIMESTAMP, keyOf(start, key), value);
     }
-    for (const { start, key } of deletes) log.write(0, NO_TIMESTAMP, windowKey(start, key), null);
+    for (const { start, key } of deletes) log.write(0, NO_TIMESTAMP, keyOf(start, key), null);
     const st = this.windows.streamTime;
     const progress = encodeProgress({
       task: this.#id,
@@ -265,13 +286,14 @@ export abstract class AggregatingTask {
   }
 }
 
+/** `{"key","windowStart","windowEnd","value"}`; a session's retraction adds `mergedInto` (value `null`). */
 function resultValue(result: WindowResult): Uint8Array {
+  const { key, windowStart, windowEnd, value, mergedInto } = result;
   return encoder.encode(
-    JSON.stringify({
-      key: result.key,
-      windowStart: result.windowStart,
-      windowEnd: result.windowEnd,
-      value: result.value,
-    }),
+    JSON.stringify(
+      mergedInto === undefined
+        ? { key, windowStart, windowEnd, value }
+        : { key, windowStart, windowEnd, value, mergedInto },
+    ),
   );
 }

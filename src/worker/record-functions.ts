@@ -1,10 +1,11 @@
 /**
  * What every task does to one input record before its role takes over: check its size, decode its
- * value, extract its event time and run the stage's operators. Failures are `RecordFailure`s with
- * the code their dead letter carries.
+ * value, extract its event time and run the stage's operators (a `joinTable` looks its key up in the
+ * task's view of the table). Failures are `RecordFailure`s with the code their dead letter carries.
  */
 import { describeError, type ErrorCode } from '../errors.ts';
 import { type Format, type JobPlan, type Op, type RecordMeta } from '../job/plan.ts';
+import { type TableAccess, type TableView } from '../state/table-store.ts';
 import { type CodecRecord } from '../wire/record-codec.ts';
 import { type PoisonIndex, type TaskContext } from './task.ts';
 
@@ -72,6 +73,46 @@ function callOp(op: Op, value: unknown): unknown {
   }
 }
 
+/** A table without rows: what a join reads when the task was given no tables. */
+const NO_ROWS: TableView = { get: () => undefined, missed: () => undefined };
+
+/** What an inner join returns for an element whose key has no row: the element is dropped. */
+const DROPPED: unique symbol = Symbol('dropped');
+
+/**
+ * A `joinTable`: the row of the lookup key (the `key` option's, else the element's), then `fn(value, row)`;
+ * no row drops the element (inner) or gives `fn` `undefined` (left). A null lookup key has no row.
+ */
+function joinOne(op: Op, view: TableView, el: Element): unknown {
+  const join = op.join!;
+  let key: string | null = el.key;
+  if (join.key) {
+    let out: unknown;
+    try {
+      out = join.key(el.value);
+    } catch (error) {
+      throw new RecordFailure('SLUICE_USER_CODE_FAILED', `${op.label} key threw ${describeError(error)}`);
+    }
+    if (out === null || out === undefined) key = null;
+    else if (typeof out === 'string' || typeof out === 'number') key = String(out);
+    else
+      throw new RecordFailure(
+        'SLUICE_USER_CODE_FAILED',
+        `${op.label} key returned ${typeof out}, not a string or number`,
+      );
+  }
+  const row = key === null ? undefined : view.get(key);
+  if (row === undefined) {
+    view.missed();
+    if (join.kind === 'inner') return DROPPED;
+  }
+  try {
+    return op.fn(el.value, row);
+  } catch (error) {
+    throw new RecordFailure('SLUICE_USER_CODE_FAILED', `${op.label} threw ${describeError(error)}`);
+  }
+}
+
 function keyOf(op: Op, out: unknown): string {
   if (typeof out !== 'string' && typeof out !== 'number') {
     throw new RecordFailure('SLUICE_USER_CODE_FAILED', `${op.label} returned ${typeof out}, not a string or number`);
@@ -79,11 +120,17 @@ function keyOf(op: Op, out: unknown): string {
   return String(out);
 }
 
-function applyOps(ops: readonly Op[], input: Element): Element[] {
+function applyOps(ops: readonly Op[], views: readonly TableView[], input: Element): Element[] {
   let current: Element[] = [input];
-  for (const op of ops) {
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i]!;
     const next: Element[] = [];
     for (const el of current) {
+      if (op.kind === 'joinTable') {
+        const out = joinOne(op, views[i]!, el);
+        if (out !== DROPPED) next.push({ ...el, value: out });
+        continue;
+      }
       const out = callOp(op, el.value);
       switch (op.kind) {
         case 'map':
@@ -114,9 +161,16 @@ function applyOps(ops: readonly Op[], input: Element): Element[] {
 }
 
 /** applyOps for pipelines without flatMap: one element at most, no arrays per operator. */
-function applyOneToOne(ops: readonly Op[], input: Element): Element[] {
+function applyOneToOne(ops: readonly Op[], views: readonly TableView[], input: Element): Element[] {
   let el = input;
-  for (const op of ops) {
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i]!;
+    if (op.kind === 'joinTable') {
+      const out = joinOne(op, views[i]!, el);
+      if (out === DROPPED) return [];
+      el = { ...el, value: out };
+      continue;
+    }
     const out = callOp(op, el.value);
     if (op.kind === 'filter') {
       if (!out) return [];
@@ -126,11 +180,20 @@ function applyOneToOne(ops: readonly Op[], input: Element): Element[] {
   return [el];
 }
 
-/** How a stage runs its operators, chosen once per task: without flatMap, no arrays per operator. */
-export function runnerFor(ops: readonly Op[]): Runner {
+/**
+ * How a stage runs its operators, chosen once per task: without flatMap, no arrays per operator. A join
+ * reads `tables`' view of its table for the task's `partition` (none: no rows).
+ */
+export function runnerFor(ops: readonly Op[], tables?: { access: TableAccess | undefined; partition: number }): Runner {
   if (ops.length === 0) return (input) => [input];
-  if (ops.every((op) => op.kind !== 'flatMap')) return (input) => applyOneToOne(ops, input);
-  return (input) => applyOps(ops, input);
+  const views = ops.map((op) => (op.join && tables?.access?.view(op.join.table, tables.partition)) || NO_ROWS);
+  if (ops.every((op) => op.kind !== 'flatMap')) return (input) => applyOneToOne(ops, views, input);
+  return (input) => applyOps(ops, views, input);
+}
+
+/** Whether a stage looks the element's key up in a table (so a task must give elements their key). */
+export function joinsOnKey(ops: readonly Op[]): boolean {
+  return ops.some((op) => op.kind === 'joinTable' && !op.join?.key);
 }
 
 export function checkSize(key: Uint8Array | null, value: Uint8Array | null, maxRecordBytes: number): void {

@@ -68,7 +68,7 @@ export class ShuffleReaderTask extends AggregatingTask implements Task {
 
   constructor(ctx: TaskContext, topic: string, partition: number, start: PartitionStart) {
     super(ctx, topic, partition, start, true);
-    this.#run = runnerFor(ctx.plan.stage2);
+    this.#run = runnerFor(ctx.plan.stage2, { access: ctx.tables, partition });
     this.#skipValues = ctx.plan.stage2.length === 0 && ctx.plan.window?.aggregator.ignoresValue === true;
   }
 

@@ -14,9 +14,11 @@ import { readRecords } from '../wire/record-codec.ts';
 import { BlockWriter } from '../wire/repartition-block.ts';
 import { DeadLetters, originOf } from './dead-letters.ts';
 import {
+  decodeText,
   deserialize,
   eventTimeFor,
   type EventTimeOf,
+  joinsOnKey,
   openRecord,
   type Runner,
   runnerFor,
@@ -42,6 +44,8 @@ export class ShuffleWriterTask implements Task {
    * input value itself (filter and keyBy receive it read-only), so its input bytes are written.
    */
   readonly #passThrough: boolean;
+  /** A join before the keyBy looks the Kafka key up: elements carry it as text. */
+  readonly #keyed: boolean;
   #streamTime = -Infinity;
   /** Last time this partition had a record or was behind (records waiting): the idle clock. */
   #lastBusyWall: number;
@@ -51,7 +55,8 @@ export class ShuffleWriterTask implements Task {
     this.#ctx = ctx;
     this.topic = topic;
     this.partition = partition;
-    this.#run = runnerFor(ctx.plan.stage1);
+    this.#run = runnerFor(ctx.plan.stage1, { access: ctx.tables, partition });
+    this.#keyed = joinsOnKey(ctx.plan.stage1);
     this.#eventTime = eventTimeFor(ctx.plan, topic, partition);
     this.#letters = new DeadLetters(ctx.plan.name);
     this.#end = new EndOffset(start);
@@ -94,7 +99,8 @@ export class ShuffleWriterTask implements Task {
         const eventTime = this.#eventTime(record, value, batchTime);
         this.#lastBusyWall = wallNow;
         if (eventTime > this.#streamTime) this.#streamTime = eventTime;
-        const elements = this.#run({ key: null, value, rawKey: record.key });
+        const key = this.#keyed ? decodeText(record.key) : null;
+        const elements = this.#run({ key, value, rawKey: record.key });
         for (let seq = 0; seq < elements.length; seq++) {
           const el = elements[seq]!;
           const v = el.value;

@@ -11,6 +11,7 @@ import {
   encodeValue,
   eventTimeFor,
   type EventTimeOf,
+  joinsOnKey,
   keyBytes,
   openRecord,
   type Runner,
@@ -28,7 +29,7 @@ export class StatelessTask implements Task {
   readonly #run: Runner;
   readonly #letters: DeadLetters;
   readonly #end: EndOffset;
-  /** A keyBy replaces the key: the input's key is never read as text. */
+  /** A keyBy replaces the key (and no join looks it up first): the input's key is never read as text. */
   readonly #keyReplaced: boolean;
   /**
    * The job's event-time extractor, run although no window needs the time: a record it refuses
@@ -40,10 +41,10 @@ export class StatelessTask implements Task {
     this.#ctx = ctx;
     this.topic = topic;
     this.partition = partition;
-    this.#run = runnerFor(ctx.plan.stage1);
+    this.#run = runnerFor(ctx.plan.stage1, { access: ctx.tables, partition });
     this.#letters = new DeadLetters(ctx.plan.name);
     this.#end = new EndOffset(start);
-    this.#keyReplaced = ctx.plan.stage1.some((op) => op.kind === 'keyBy');
+    this.#keyReplaced = ctx.plan.stage1.some((op) => op.kind === 'keyBy') && !joinsOnKey(ctx.plan.stage1);
     this.#eventTime = ctx.plan.eventTime ? eventTimeFor(ctx.plan, topic, partition) : undefined;
   }
 

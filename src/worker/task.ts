@@ -19,6 +19,7 @@ import {
   type PartitionStats,
   type Poison,
 } from '../pool/protocol.ts';
+import { type TableAccess } from '../state/table-store.ts';
 import { type RecordWriter } from '../wire/record-codec.ts';
 import { type BlockWriter } from '../wire/repartition-block.ts';
 
@@ -95,6 +96,8 @@ export interface TaskContext {
   repartitionPartitions: number;
   /** Where the worker is: set before user code runs for each record. */
   progress: Progress;
+  /** The tables `joinTable` operators read; without it every lookup finds no row. */
+  tables?: TableAccess;
 }
 
 export interface Task {

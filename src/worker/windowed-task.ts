@@ -24,7 +24,7 @@ export class WindowedTask extends AggregatingTask implements Task {
 
   constructor(ctx: TaskContext, topic: string, partition: number, start: PartitionStart) {
     super(ctx, topic, partition, start, false);
-    this.#run = runnerFor(ctx.plan.stage1);
+    this.#run = runnerFor(ctx.plan.stage1, { access: ctx.tables, partition });
     this.#eventTime = eventTimeFor(ctx.plan, topic, partition);
   }
 

@@ -8,7 +8,8 @@
  *
  * A partition's life here: `open` (exactly-once: its transactional producer, which fences the
  * previous owner), `restore` (its task, built from the committed position, reads its changelog
- * partition to the end), batches, `drop`. In exactly-once delivery each task's batch is one
+ * partition and its tables' partition to the end), batches (tables caught up first: tables.ts),
+ * `drop`. In exactly-once delivery each task's batch is one
  * transaction with its input offset; at-least-once publishes through the worker's idempotent
  * producer and the scheduler commits.
  */
@@ -41,6 +42,8 @@ import { BatchFailedError, IllegalStateError } from '../errors.ts';
 import { createTask } from './create-task.ts';
 import { publicationOf, release, withLast } from './publication.ts';
 import { TaskProducers } from './task-producers.ts';
+import { answerStateQuery } from './state-query.ts';
+import { WorkerTables, workerTablesOptions } from './tables.ts';
 import { type Task, type TaskContext } from './task.ts';
 
 if (!parentPort) throw new Error('worker-entry must run in a worker thread');
@@ -56,6 +59,7 @@ interface Clients {
   client: Kafka;
   sink: KafkaSink;
   reader: ChangelogReader | undefined;
+  tables: WorkerTables;
 }
 
 /** Loads the job and connects the producer (and the changelog reader): the worker is ready once all are. */
@@ -70,12 +74,13 @@ async function start(): Promise<{ plan: JobPlan; clients: Clients }> {
   await sink.start();
   const reader = topics.changelog !== undefined ? new ChangelogReader(client, topics.changelog, { logger }) : undefined;
   await reader?.start();
+  const tables = await WorkerTables.start(client, workerTablesOptions(plan, init, sink, logger));
   if (!kafkajsFixesActive()) logger.warn('kafkajs producer runs without its grouping fix: publishing is slower');
-  return { plan, clients: { client, sink, reader } };
+  return { plan, clients: { client, sink, reader, tables } };
 }
 
 /** Answers the main thread's requests for the partitions routed here. */
-function serve(plan: JobPlan, { client, sink, reader }: Clients): void {
+function serve(plan: JobPlan, { client, sink, reader, tables }: Clients): void {
   const exactlyOnce = init.kafka.delivery === 'exactly-once';
   const context: TaskContext = {
     plan,
@@ -83,6 +88,7 @@ function serve(plan: JobPlan, { client, sink, reader }: Clients): void {
     sources: init.sources,
     repartitionPartitions: init.kafka.topics.repartitionPartitions,
     progress,
+    tables,
   };
   const tasks = new Map<string, Task>();
   /** Exactly-once: each partition's transactional producer, and the settling of failed transactions. */
@@ -116,6 +122,7 @@ function serve(plan: JobPlan, { client, sink, reader }: Clients): void {
         const settled = settling?.outcome;
         const from = settling ? { ...start, committedOffset: settling.committedOffset } : start;
         const task = createTask(context, topic, partition, from);
+        await tables.open(task);
         let records = 0;
         if (task.changelogPartition !== null) {
           if (!reader) throw new IllegalStateError('an aggregating task needs the changelog topic');
@@ -181,6 +188,7 @@ function serve(plan: JobPlan, { client, sink, reader }: Clients): void {
     const failures: Error[] = [];
     let processingMs = 0;
     try {
+      await tables.catchUp(request.partitions);
       for (const [index, work] of request.partitions.entries()) {
         const id = partitionId(work.topic, work.partition);
         const task = tasks.get(id);
@@ -233,6 +241,7 @@ function serve(plan: JobPlan, { client, sink, reader }: Clients): void {
         for (const { topic, partition } of request.partitions) {
           const id = partitionId(topic, partition);
           tasks.delete(id);
+          tables.drop({ topic, partition });
           // Another replica restores it: it cannot know this one's failed transaction.
           await producers?.drop(id);
         }
@@ -240,9 +249,13 @@ function serve(plan: JobPlan, { client, sink, reader }: Clients): void {
         return;
       case 'close':
         await producers?.close();
+        await tables.stop();
         await reader?.stop().catch(() => undefined);
         await sink.close().catch(() => undefined);
         post({ type: 'closed', requestId: request.requestId });
+        return;
+      case 'state-query':
+        post(answerStateQuery(tasks, plan, request));
         return;
     }
   }

@@ -1,6 +1,6 @@
 /** Configuration from the environment: defaults, one error listing every problem, secrets, freezing. */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { availableParallelism, hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
 import { redactConfig, resolveConfig, type ResolvedConfig } from '../../src/config/resolve.ts';
@@ -50,7 +50,13 @@ describe('resolveConfig', () => {
       shutdownTimeoutMs: 30_000,
       startupTimeoutMs: 60_000,
       recordTimeoutMs: 30_000,
-      http: { host: '0.0.0.0', port: 8080 },
+      http: {
+        host: '0.0.0.0',
+        port: 8080,
+        advertisedUrl: `http://${hostname()}:8080`,
+        token: undefined,
+        metricsRequireToken: false,
+      },
       logLevel: 'info',
       stallFactor: 20,
       batchHistory: 600,
@@ -92,7 +98,13 @@ describe('resolveConfig', () => {
     expect(config.buffer).toEqual({ maxRecords: 5000, maxBytes: 2048 });
     expect(config.maxRecordBytes).toBe(1000);
     expect(config.shutdownTimeoutMs).toBe(1500);
-    expect(config.http).toEqual({ host: '127.0.0.1', port: 65_535 });
+    expect(config.http).toEqual({
+      host: '127.0.0.1',
+      port: 65_535,
+      advertisedUrl: `http://${hostname()}:65535`,
+      token: undefined,
+      metricsRequireToken: false,
+    });
     expect(config.logLevel).toBe('debug');
     expect(config.stallFactor).toBe(5);
     expect(config.batchHistory).toBe(10);

