@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { type Kafka } from 'kafkajs';
+import { type Admin, type Kafka } from 'kafkajs';
 import { allWindowsIn, checkWindows, createTopics, fillInput, type BenchData } from './lib/data.ts';
 import { buildAndConnect, log } from './lib/setup.ts';
 import { runLatency, type LatencyResult, type LatencySystem } from './lib/latency.ts';
@@ -129,6 +129,8 @@ async function main(): Promise<void> {
       rows.push(await sluiceWindowed(kafka, brokers, data, run, delivery, profileDir));
       rows.push(await sluiceStateless(kafka, brokers, data, run, delivery, profileDir));
     }
+    // The join's cost per record: the stateless job with one table lookup per record, beside it.
+    rows.push(await sluiceStatelessJoin(kafka, admin, brokers, data, run, 'at-least-once'));
     for (const r of rows.slice(2)) Object.assign(r, recompute(r, aRate, bRate));
 
     for (const peer of peers) rows.push(await runPeer(peer, kafka, brokers, data, run, aRate, bRate));
@@ -187,10 +189,11 @@ async function launchSluice(
   kafka: Kafka,
   brokers: string,
   data: BenchData,
-  job: 'page-views' | 'stateless',
+  job: 'page-views' | 'stateless' | 'stateless-join',
   name: string,
   delivery: 'exactly-once' | 'at-least-once',
   profileDir?: string,
+  extraEnv: Record<string, string> = {},
 ): Promise<{ service: SluiceRun; output: string }> {
   const output = `${name}-out`;
   await createOutput(kafka, output);
@@ -202,6 +205,7 @@ async function launchSluice(
     BENCH_BATCH_INTERVAL_MS: '1000',
     SLUICE_DELIVERY: delivery,
     ...(workers ? { SLUICE_WORKERS: workers } : {}),
+    ...extraEnv,
   };
   return { service: await startSluice(`bench/jobs/${job}.ts`, env, profileDir), output };
 }
@@ -279,6 +283,66 @@ async function sluiceStateless(
     ratioA: null,
     ratioB: null,
     peakRssMb: Math.round(mb(rss)),
+  };
+}
+
+/** A country per user: what the join bench's `users` table holds. */
+const countryOf = (user: string): string => ['DE', 'FR', 'JP', 'US', 'BR', 'IN'][user.length % 6]!;
+
+async function sluiceStatelessJoin(
+  kafka: Kafka,
+  admin: Admin,
+  brokers: string,
+  data: BenchData,
+  run: string,
+  delivery: 'exactly-once' | 'at-least-once',
+): Promise<Row> {
+  log(`Sluice: stateless job with a table join, ${delivery}`);
+  const name = `bench-sj-${delivery === 'exactly-once' ? 'eo' : 'alo'}-${run}`;
+  // Co-partitioned with the input: as many partitions, keyed by user, the same default partitioner.
+  const users = `${name}-users`;
+  await createTopics(admin, [{ topic: users, partitions }]);
+  const producer = kafka.producer();
+  await producer.connect();
+  const rows = [...data.users].map((user) => ({ key: user, value: JSON.stringify({ country: countryOf(user) }) }));
+  await producer.send({ topic: users, acks: -1, messages: rows });
+  await producer.disconnect();
+  const env = { BENCH_USERS: users };
+  const { service, output } = await launchSluice(
+    kafka,
+    brokers,
+    data,
+    'stateless-join',
+    name,
+    delivery,
+    undefined,
+    env,
+  );
+  const { records: out, lastAt } = await readOutputs(kafka, output, (recs) => recs.length >= data.expectedStateless);
+  const first = await service.firstBatchAt();
+  const rss = await service.stop();
+  const seconds = (lastAt - first) / 1000;
+  // Every record of a user in the table carries that user's country.
+  let wrong = 0;
+  for (const r of out) {
+    const e = JSON.parse(r.value!.toString()) as { user?: string; country: string | null };
+    if (e.user !== undefined && data.users.has(e.user) && e.country !== countryOf(e.user)) wrong++;
+  }
+  const check =
+    out.length !== data.expectedStateless
+      ? `expected ${data.expectedStateless}, got ${out.length}`
+      : wrong > 0
+        ? `${wrong} records without their user's row`
+        : 'exact';
+  return {
+    system: `Sluice stateless + table join (${delivery})`,
+    check,
+    recordsPerSec: Math.round(data.records / seconds),
+    mbPerSec: Number((mb(data.bytes) / seconds).toFixed(1)),
+    ratioA: null,
+    ratioB: null,
+    peakRssMb: Math.round(mb(rss)),
+    note: `${data.users.size} rows, partitioned, left join`,
   };
 }
 

@@ -15,6 +15,8 @@ export interface BenchData {
   expectedWindows: Map<string, number>;
   /** Records the stateless job keeps. */
   expectedStateless: number;
+  /** The record keys (users), for the join bench's table. */
+  users: Set<string>;
 }
 
 export const WINDOW_MS = 10_000;
@@ -55,6 +57,7 @@ export async function fillInput(
   await producer.connect();
   const expectedWindows = new Map<string, number>();
   let expectedStateless = 0;
+  const users = new Set<string>();
   let bytes = 0;
   let maxTs = 0;
   const chunk: Array<{ key: string; value: string }> = [];
@@ -84,6 +87,7 @@ export async function fillInput(
     const id = windowKey(e.page, Math.floor(e.ts / WINDOW_MS) * WINDOW_MS);
     expectedWindows.set(id, (expectedWindows.get(id) ?? 0) + 1);
     if (!e.user.startsWith('bot-')) expectedStateless++;
+    users.add(r.key);
     if (e.ts > maxTs) maxTs = e.ts;
     if (chunk.length >= 10_000) await flush();
   }
@@ -93,7 +97,7 @@ export async function fillInput(
   // The flush records pass the stateless filter too.
   expectedStateless += flushes.length;
   await producer.disconnect();
-  return { topic, records: options.records + flushes.length, bytes, expectedWindows, expectedStateless };
+  return { topic, records: options.records + flushes.length, bytes, expectedWindows, expectedStateless, users };
 }
 
 interface Output {
