@@ -8,3 +8,4 @@ export { DEFAULT_TEST_START_TIME, testJob } from './test-job.ts';
 export type { TestJobOptions } from './test-job.ts';
 export type { BatchResult, JobDriver, RunOptions, RunResult } from './job-driver.ts';
 export type { SentRecord, TestDeadLetter, TestOutput, TestRecord } from './test-records.ts';
+export type { TestTableRecord } from './test-tables.ts';

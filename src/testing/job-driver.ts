@@ -23,6 +23,7 @@ import { type Duration, parseDuration } from '../util/duration.ts';
 import { createTask } from '../worker/create-task.ts';
 import { type Task, type TaskContext, withoutRecordsFor } from '../worker/task.ts';
 import { type SentRecord, type TestDeadLetter, type TestOutput, type TestRecord } from './test-records.ts';
+import { type TestTableRecord, TestTables } from './test-tables.ts';
 import { type DriverSettings, isLate, type Published, TestTopics } from './test-topics.ts';
 
 /** What one batch did. */
@@ -69,6 +70,8 @@ export class JobDriver {
   readonly #settings: DriverSettings;
   #now: number;
   readonly #topics: TestTopics;
+  /** The tables the job's joins read: rows sent apply before the next batch. */
+  readonly #tables: TestTables;
   /** The tasks of the input partitions (stage 1 of a re-keyed job), in the job's topic order. */
   readonly #inputTasks = new Map<string, Task>();
   /** A re-keyed job's shuffle readers, one per repartition partition. */
@@ -87,12 +90,15 @@ export class JobDriver {
     // As the service creates it: as many partitions as the largest input topic.
     const repartitionPartitions = Math.max(...settings.partitions.values());
     this.#topics = new TestTopics(plan, settings, repartitionPartitions);
+    this.#tables = new TestTables(plan, repartitionPartitions);
+    for (const [topic, rows] of Object.entries(settings.tables)) this.#tables.append(topic, rows, this.#now);
     const context: TaskContext = {
       plan,
       maxRecordBytes: settings.maxRecordBytes,
       sources,
       repartitionPartitions,
       progress: new Progress(),
+      tables: this.#tables,
     };
     for (const topic of plan.inputTopics) {
       for (let p = 0; p < (settings.partitions.get(topic) ?? 0); p++) {
@@ -144,6 +150,16 @@ export class JobDriver {
   }
 
   /**
+   * Sends records to one of the job's table topics (`table(topic)`): a row per key, `null` deleting it.
+   * They apply before the next batch, in order, as the service catches its tables up before each batch.
+   */
+  sendTable(topic: string, records: TestTableRecord | Iterable<TestTableRecord>): void {
+    const list =
+      typeof records === 'object' && records !== null && Symbol.iterator in records ? [...records] : [records];
+    this.#tables.append(topic, list as TestTableRecord[], this.#now);
+  }
+
+  /**
    * Moves the clock forward (milliseconds, or a duration such as `'30s'`) and returns it. Nothing runs:
    * the next batch sees the new time, as the service's next batch would — idle advancement depends on
    * the time only, so the empty batches the service runs meanwhile change nothing the next one misses.
@@ -171,6 +187,7 @@ export class JobDriver {
       deadLetters: [],
       late: [],
     };
+    this.#topics.publishDead(this.#tables.catchUp(), this.#now, batch);
     this.#runStage(this.#inputTasks, this.#topics.inputs, batch);
     if (this.#readerTasks.size > 0) this.#runStage(this.#readerTasks, this.#topics.shuffle, batch);
     return batch;

@@ -9,6 +9,7 @@ import { type JobDefinition, type JobSpec } from '../job/define-job.ts';
 import { loadJobPlan } from '../job/loader.ts';
 import { compileJob, type JobPlan } from '../job/plan.ts';
 import { JobDriver } from './job-driver.ts';
+import { type TestTableRecord } from './test-tables.ts';
 import { type DriverSettings } from './test-topics.ts';
 
 /** Where the driver's clock starts unless a test says otherwise: 2024-01-01T00:00:00Z. */
@@ -31,6 +32,11 @@ export interface TestJobOptions {
   startTime?: number | Date;
   /** The folder a relative job path is resolved against. @defaultValue `process.cwd()` */
   cwd?: string;
+  /**
+   * Rows of the job's table topics (`table(topic)`, joined with `joinTable`) before the first batch, per
+   * topic; later ones with `driver.sendTable()`. @defaultValue none: every lookup finds no row
+   */
+  tables?: Readonly<Record<string, readonly TestTableRecord[]>>;
 }
 
 function positiveInteger(value: number | undefined, name: string, fallback: number): number {
@@ -72,6 +78,7 @@ export function driverSettings(plan: JobPlan, options: TestJobOptions): DriverSe
     maxBatchRecords: positiveInteger(options.maxBatchRecords, 'maxBatchRecords', plan.maxBatchRecords),
     maxRecordBytes: positiveInteger(options.maxRecordBytes, 'maxRecordBytes', defaultMaxRecordBytes()),
     startTime: start ?? DEFAULT_TEST_START_TIME,
+    tables: options.tables ?? {},
   };
 }
 

@@ -6,10 +6,11 @@
  * service creates (output: the largest input's; `<job>-dlq`: one).
  */
 import { type JobPlan } from '../job/plan.ts';
-import { partitionId, type PartitionResult } from '../pool/protocol.ts';
+import { type DeadLetter, partitionId, type PartitionResult } from '../pool/protocol.ts';
 import { BufferQueue } from '../queue/buffer-queue.ts';
 import { type FetchedMessage, packMessages, readRecords } from '../wire/record-codec.ts';
 import { shuffleRecords } from './shuffle.ts';
+import { type TestTableRecord } from './test-tables.ts';
 import {
   decodeDeadLetter,
   decodeHeaders,
@@ -32,6 +33,8 @@ export interface DriverSettings {
   maxBatchRecords: number;
   maxRecordBytes: number;
   startTime: number;
+  /** Rows of the job's table topics at the start (`TestJobOptions.tables`). */
+  tables: Readonly<Record<string, readonly TestTableRecord[]>>;
 }
 
 /** What a batch published. */
@@ -113,7 +116,7 @@ export class TestTopics {
    * `batch` too), and a shuffle writer's repartition records (buffered for the shuffle readers).
    */
   publish(result: PartitionResult, now: number, batch: Published): void {
-    const { outputTopic, dlqTopic, repartitionTopic } = this.#plan;
+    const { outputTopic, repartitionTopic } = this.#plan;
     for (const record of readRecords(result.outputs)) {
       const key = record.key?.slice() ?? null;
       const partition = this.#partitioner.partition(outputTopic, key, this.#settings.outputPartitions);
@@ -132,14 +135,7 @@ export class TestTopics {
       batch.outputs.push(output);
       this.published.outputs.push(output);
     }
-    for (const letter of result.dead) {
-      const at = { topic: dlqTopic, partition: 0, offset: this.#nextOffset(dlqTopic, 0) };
-      const dead = decodeDeadLetter(letter, at, now);
-      for (const list of [batch, this.published]) {
-        list.deadLetters.push(dead);
-        if (isLate(dead)) list.late.push(dead);
-      }
-    }
+    this.publishDead(result.dead, now, batch);
     if (repartitionTopic === undefined) return;
     const byPartition = new Map<number, FetchedMessage[]>();
     for (const record of shuffleRecords(result, this.#repartitionPartitions)) {
@@ -150,6 +146,19 @@ export class TestTopics {
     }
     for (const [partition, list] of byPartition) {
       this.shuffle.push(partitionId(repartitionTopic, partition), packMessages(list));
+    }
+  }
+
+  /** Dead letters, published to `<job>-dlq` (and added to `batch`). */
+  publishDead(letters: readonly DeadLetter[], now: number, batch: Published): void {
+    const { dlqTopic } = this.#plan;
+    for (const letter of letters) {
+      const at = { topic: dlqTopic, partition: 0, offset: this.#nextOffset(dlqTopic, 0) };
+      const dead = decodeDeadLetter(letter, at, now);
+      for (const list of [batch, this.published]) {
+        list.deadLetters.push(dead);
+        if (isLate(dead)) list.late.push(dead);
+      }
     }
   }
 
