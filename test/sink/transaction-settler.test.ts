@@ -120,10 +120,19 @@ describe('settling on a broker', () => {
   }
 
   /**
-   * Commits a transaction of `transactionalId` that added only partition 0 of `name` but also wrote
-   * `values` to `partition`: those wait there without a marker.
+   * A committed transaction of `transactionalId` that added only partition 0 of `name`, made by hand:
+   * `write` produces through `produce(partition, values)` (to any partition, added or not) and may
+   * commit offsets itself (`cluster`, `ids`); then EndTxn commits. Returns the producer id and epoch.
    */
-  async function leaveUnmarked(transactionalId: string, name: string, partition: number, values: string[]) {
+  async function committedByHand(
+    transactionalId: string,
+    name: string,
+    write: (
+      produce: (partition: number, values: string[]) => Promise<unknown>,
+      cluster: ReturnType<typeof createCluster>,
+      ids: { transactionalId: string; producerId: string; producerEpoch: number },
+    ) => Promise<void>,
+  ): Promise<{ id: string; epoch: number }> {
     const cluster = createCluster(kafka, (m) => new Error(m));
     await cluster.connect();
     try {
@@ -138,24 +147,34 @@ describe('settling on a broker', () => {
       );
       const ids = { transactionalId, producerId, producerEpoch };
       await coordinator.addPartitionsToTxn({ ...ids, topics: [{ topic: name, partitions: [0] }] });
-      const [leader] = Object.keys(cluster.findLeaderForPartitions(name, [partition]));
-      const target = (await cluster.findBroker({ nodeId: leader! })) as unknown as {
-        produce(request: object): Promise<unknown>;
+      const produce = async (partition: number, values: string[]) => {
+        const [leader] = Object.keys(cluster.findLeaderForPartitions(name, [partition]));
+        const target = (await cluster.findBroker({ nodeId: leader! })) as unknown as {
+          produce(request: object): Promise<unknown>;
+        };
+        const messages = values.map((value) => ({ key: value, value }));
+        return target.produce({
+          ...ids,
+          acks: -1,
+          topicData: [{ topic: name, partitions: [{ partition, firstSequence: 0, messages }] }],
+        });
       };
-      await target.produce({
-        ...ids,
-        acks: -1,
-        topicData: [
-          {
-            topic: name,
-            partitions: [{ partition, firstSequence: 0, messages: values.map((value) => ({ key: value, value })) }],
-          },
-        ],
-      });
+      await write(produce, cluster, ids);
       await coordinator.endTxn({ ...ids, transactionResult: true });
+      return { id: String(producerId), epoch: producerEpoch };
     } finally {
       await cluster.disconnect();
     }
+  }
+
+  /**
+   * Commits a transaction of `transactionalId` that added only partition 0 of `name` but also wrote
+   * `values` to `partition`: those wait there without a marker.
+   */
+  async function leaveUnmarked(transactionalId: string, name: string, partition: number, values: string[]) {
+    await committedByHand(transactionalId, name, async (produce) => {
+      await produce(partition, values);
+    });
   }
 
   /** What read_committed readers see of `partition`: its records' values, and the offset they end at. */
@@ -233,35 +252,8 @@ describe('settling on a broker', () => {
    * without a marker too, as after a broker that skipped the marker of `__consumer_offsets`.
    */
   async function commitHidingOffsets(transactionalId: string, groupId: string, name: string, offset: number) {
-    const cluster = createCluster(kafka, (m) => new Error(m));
-    await cluster.connect();
-    try {
-      await cluster.addTargetTopic(name);
-      const coordinator = await cluster.findGroupCoordinator({
-        groupId: transactionalId,
-        coordinatorType: TRANSACTION_COORDINATOR,
-      });
-      const { producerId, producerEpoch } = await waitFor('a producer id', () =>
-        coordinator.initProducerId({ transactionalId, transactionTimeout: 60_000 }).catch(() => undefined),
-      );
-      const ids = { transactionalId, producerId, producerEpoch };
-      await coordinator.addPartitionsToTxn({ ...ids, topics: [{ topic: name, partitions: [0] }] });
-      const [leader] = Object.keys(cluster.findLeaderForPartitions(name, [0]));
-      const target = (await cluster.findBroker({ nodeId: leader! })) as unknown as {
-        produce(request: object): Promise<unknown>;
-      };
-      for (const partition of [0, 1]) {
-        await target.produce({
-          ...ids,
-          acks: -1,
-          topicData: [
-            {
-              topic: name,
-              partitions: [{ partition, firstSequence: 0, messages: [{ key: 'k', value: `p${partition}` }] }],
-            },
-          ],
-        });
-      }
+    return committedByHand(transactionalId, name, async (produce, cluster, ids) => {
+      for (const partition of [0, 1]) await produce(partition, [`p${partition}`]);
       // A new group's coordinator may be loading or moving: asked again until it takes the offsets.
       await waitFor('the group coordinator to take the offsets', async () => {
         const group = (await cluster.findGroupCoordinator({ groupId, coordinatorType: 0 })) as unknown as {
@@ -273,11 +265,7 @@ describe('settling on a broker', () => {
           .then(() => true)
           .catch(() => undefined);
       });
-      await coordinator.endTxn({ ...ids, transactionResult: true });
-      return { id: String(producerId), epoch: producerEpoch };
-    } finally {
-      await cluster.disconnect();
-    }
+    });
   }
 
   async function committedOffset(groupId: string, name: string): Promise<number> {
