@@ -1,9 +1,9 @@
 /** Validation of `table()` declarations and `joinTable` steps by compileJob, and what the plan holds. */
 import { describe, expect, test } from '@jest/globals';
-import { JobValidationError } from '../../src/errors.ts';
 import { count, defineJob, table, tumbling, type JobSpec } from '../../src/index.ts';
 import { compileJob } from '../../src/job/plan.ts';
 import { type Stream } from '../../src/job/stream.ts';
+import { issuesOf } from '../support/job-issues.ts';
 
 interface View {
   page: string;
@@ -21,16 +21,6 @@ function job(pipeline: (s: Stream<View>) => unknown, extra: Record<string, unkno
     pipeline: pipeline as JobSpec<View>['pipeline'],
     ...extra,
   };
-}
-
-function issuesOf(definition: unknown): readonly string[] {
-  try {
-    compileJob(definition);
-  } catch (error) {
-    expect(error).toBeInstanceOf(JobValidationError);
-    return (error as JobValidationError).issues;
-  }
-  throw new Error('expected compileJob to throw');
 }
 
 /** A pipeline written in JavaScript: no types to stop it. */

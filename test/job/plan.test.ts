@@ -3,6 +3,7 @@ import { JobValidationError } from '../../src/errors.ts';
 import { defineJob, isJobDefinition, type JobSpec } from '../../src/job/define-job.ts';
 import { compileJob } from '../../src/job/plan.ts';
 import { type Stream } from '../../src/job/stream.ts';
+import { issuesOf } from '../support/job-issues.ts';
 import { avg, count, custom, max, min, sum } from '../../src/windows/aggregators.ts';
 import { session, sliding, tumbling } from '../../src/windows/assigners.ts';
 
@@ -22,16 +23,6 @@ const base: JobSpec<View> = {
 /** A plain-object job (what JavaScript users may export), with overrides applied. */
 function job(overrides: Record<string, unknown> = {}): Record<string, unknown> {
   return { ...base, ...overrides };
-}
-
-function issuesOf(definition: unknown): readonly string[] {
-  try {
-    compileJob(definition);
-  } catch (error) {
-    expect(error).toBeInstanceOf(JobValidationError);
-    return (error as JobValidationError).issues;
-  }
-  throw new Error('expected compileJob to throw');
 }
 
 function expectIssue(definition: unknown, fragment: string): void {
