@@ -1,17 +1,19 @@
 /**
- * The benchmark's peers: Sluice's page-views job written for Kafka Streams and for Spark Structured
- * Streaming (the Maven projects beside this file), built and run as JVM child processes.
+ * The benchmark's peers: Sluice's page-views job (and the stateless job) written for Kafka Streams,
+ * for Spark Structured Streaming and for Flink (the Maven projects beside this file), built and run as
+ * JVM child processes.
  *
  * `buildPeers()` runs `mvn -q -B package` in each project unless its stamp is newer than the pom and
  * every source file; the build compiles to `target/classes` and writes the runtime classpath to
- * `target/classpath.txt` (jars stay in the Maven repository: no fat jar). `startKafkaStreams()` and
- * `startSpark()` spawn the JVM (`-Xmx1g`, java from JAVA_HOME or PATH) and return a {@link PeerRun}:
- * `firstRecordAt` resolves with the epoch ms the peer printed as `FIRST_RECORD <ms>`, `peakRssBytes()`
- * is the JVM's VmHWM (sampled from /proc every 250 ms, so it survives the process), `stop()` sends
- * SIGTERM (SIGKILL after 60 s) and resolves when the JVM has exited.
+ * `target/classpath.txt` (jars stay in the Maven repository: no fat jar). `startKafkaStreams()`,
+ * `startSpark()` and `startFlink()` spawn the JVM (`-Xmx1g`, java from JAVA_HOME or PATH) and return
+ * a {@link PeerRun}: `firstRecordAt` resolves with the epoch ms the peer printed as `FIRST_RECORD
+ * <ms>`, `peakRssBytes()` is the JVM's VmHWM (sampled from /proc every 250 ms, so it survives the
+ * process), `stop()` sends SIGTERM (SIGKILL after 60 s) and resolves when the JVM has exited.
  *
- * Both peers read the input from the earliest offset and write `{"key","windowStart","windowEnd",
- * "value"}` keyed by page, as Sluice does. Semantics that differ by engine: see {@link eventAsReadBy}.
+ * Every peer reads the input from the earliest offset and writes `{"key","windowStart","windowEnd",
+ * "value"}` keyed by page, as Sluice does (`job: 'stateless'`: the records it keeps, keyed as read).
+ * Semantics that differ by engine: see {@link eventAsReadBy}.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import {
@@ -33,14 +35,18 @@ import { promisify } from 'node:util';
 const execFileAsync = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
 
-export type PeerName = 'kafka-streams' | 'spark';
+export type PeerName = 'kafka-streams' | 'spark' | 'flink';
+
+/** Which of the benchmark's jobs a peer runs. */
+export type PeerJob = 'page-views' | 'stateless';
 
 export interface PeerRun {
   name: PeerName;
   process: ChildProcess;
   /**
    * Epoch ms of the first processed input record. Spark: the start of the first micro-batch that read
-   * input, which Spark reports when that batch has ended (so this resolves a batch later).
+   * input, which Spark reports when that batch has ended (so this resolves a batch later). Flink: when
+   * its Kafka source deserialized the first record.
    */
   firstRecordAt: Promise<number>;
   /** Peak resident set of the JVM (VmHWM), as last sampled; 0 before the first sample. */
@@ -49,7 +55,7 @@ export interface PeerRun {
   stop(): Promise<void>;
   /**
    * Kafka Streams: records dropped as too late (its `dropped-records-total` task metrics), known once
-   * stop() has resolved; undefined before, and always for Spark, which does not count them.
+   * stop() has resolved; undefined before, and always for Spark and Flink, which do not count them.
    */
   droppedRecords(): number | undefined;
   /** The JVM's stdout and stderr. */
@@ -64,6 +70,7 @@ interface PeerProject {
 const PROJECTS: Record<PeerName, PeerProject> = {
   'kafka-streams': { dir: join(here, 'kafka-streams'), mainClass: 'dev.sluice.bench.PageViewsStreams' },
   spark: { dir: join(here, 'spark'), mainClass: 'dev.sluice.bench.PageViewsSpark' },
+  flink: { dir: join(here, 'flink'), mainClass: 'dev.sluice.bench.PageViewsFlink' },
 };
 
 const HEAP = '-Xmx1g';
@@ -97,6 +104,15 @@ const SPARK_JVM_OPTIONS = [
   '-Dio.netty.allocator.type=pooled',
   '-Dio.netty.handler.ssl.defaultEndpointVerificationAlgorithm=NONE',
 ];
+
+/**
+ * Flink 2.2 on Java 17 needs none of the `--add-opens`/`--add-exports` that its distribution's
+ * launcher passes (`env.java.default-opts.all`): they serve Kryo's reflective serialization of JDK
+ * classes, and this peer's records are Flink tuples of strings and longs and a POJO of byte arrays,
+ * which Flink serializes without Kryo (its state and checkpoints likewise). Its 64 MB of network
+ * buffers are direct memory, well within the JVM's default limit (the heap size).
+ */
+const FLINK_JVM_OPTIONS: string[] = [];
 
 function javaBin(): string {
   const home = process.env['JAVA_HOME'];
@@ -133,7 +149,7 @@ function readClasspath(project: PeerProject): string[] {
 }
 
 /** Builds the peers (all by default) with `mvn -q -B package`, skipping those that are up to date. */
-export async function buildPeers(which: PeerName[] = ['kafka-streams', 'spark']): Promise<void> {
+export async function buildPeers(which: PeerName[] = ['kafka-streams', 'spark', 'flink']): Promise<void> {
   for (const name of which) {
     const project = PROJECTS[name];
     if (upToDate(project)) continue;
@@ -266,38 +282,48 @@ function launch(
   };
 }
 
+/** What every peer is started with. */
+interface PeerOptions {
+  brokers: string;
+  input: string;
+  output: string;
+  /** The benchmark job to run (default page-views). */
+  job?: PeerJob;
+  logFile?: string;
+}
+
+/** `--bootstrap --input --output [--job]`, then `--name value` for each further option that is defined. */
+function peerArgs(o: PeerOptions, more: Record<string, string | number | undefined>): string[] {
+  const options = { bootstrap: o.brokers, input: o.input, output: o.output, job: o.job, ...more };
+  return Object.entries(options).flatMap(([name, value]) => (value === undefined ? [] : [`--${name}`, String(value)]));
+}
+
 /**
  * Starts the Kafka Streams peer (at-least-once, 2 stream threads unless `threads` says otherwise;
  * local state in a temporary directory removed on exit). `applicationId` is the consumer group and
  * the prefix of its internal topics: a new one per run reads the input from the beginning.
+ * `graceMs` (default 5 000, the job's lateness) is the windows' grace.
  */
-export async function startKafkaStreams(o: {
-  brokers: string;
-  input: string;
-  output: string;
-  applicationId: string;
-  commitIntervalMs: number;
-  threads?: number;
-  /** More Streams, consumer or producer properties (passed as `--config key=value`). */
-  config?: Record<string, string>;
-  logFile?: string;
-}): Promise<PeerRun> {
+export async function startKafkaStreams(
+  o: PeerOptions & {
+    applicationId: string;
+    commitIntervalMs: number;
+    threads?: number;
+    graceMs?: number;
+    /** More Streams, consumer or producer properties (passed as `--config key=value`). */
+    config?: Record<string, string>;
+  },
+): Promise<PeerRun> {
   return launch(
     'kafka-streams',
     [],
     [
-      '--bootstrap',
-      o.brokers,
-      '--input',
-      o.input,
-      '--output',
-      o.output,
-      '--application-id',
-      o.applicationId,
-      '--commit-interval-ms',
-      String(o.commitIntervalMs),
-      '--threads',
-      String(o.threads ?? 2),
+      ...peerArgs(o, {
+        'application-id': o.applicationId,
+        'commit-interval-ms': o.commitIntervalMs,
+        threads: o.threads ?? 2,
+        'grace-ms': o.graceMs,
+      }),
       ...Object.entries(o.config ?? {}).flatMap(([key, value]) => ['--config', `${key}=${value}`]),
     ],
     o.logFile,
@@ -309,34 +335,35 @@ export async function startKafkaStreams(o: {
  * 0 starts each micro-batch as soon as the previous one ends). `checkpointDir` must be new or belong
  * to an earlier run of the same query. `verbose` logs one line per micro-batch to the log file.
  */
-export async function startSpark(o: {
-  brokers: string;
-  input: string;
-  output: string;
-  checkpointDir: string;
-  triggerMs: number;
-  verbose?: boolean;
-  logFile?: string;
-}): Promise<PeerRun> {
+export async function startSpark(
+  o: PeerOptions & { checkpointDir: string; triggerMs: number; verbose?: boolean },
+): Promise<PeerRun> {
   return launch(
     'spark',
     SPARK_JVM_OPTIONS,
     [
-      '--bootstrap',
-      o.brokers,
-      '--input',
-      o.input,
-      '--output',
-      o.output,
-      '--checkpoint-dir',
-      o.checkpointDir,
-      '--trigger-ms',
-      String(o.triggerMs),
+      ...peerArgs(o, { 'checkpoint-dir': o.checkpointDir, 'trigger-ms': o.triggerMs }),
       ...(o.verbose ? ['--verbose'] : []),
     ],
     o.logFile,
     // Otherwise Spark binds its driver and block manager to the first non-loopback interface.
     { SPARK_LOCAL_IP: '127.0.0.1' },
+  );
+}
+
+/**
+ * Starts the Flink peer: a local mini-cluster in the JVM, parallelism 2, at-least-once (a checkpoint
+ * every `checkpointMs`, default 1 000; 0: none), per-partition watermarks 5 s behind, tumbling 10 s
+ * windows (see PageViewsFlink.java). `settingMs` sets both `pipeline.auto-watermark-interval` and
+ * `execution.buffer-timeout.interval` (Flink's defaults: 200 and 100 ms), the intervals at which Flink
+ * moves watermarks and buffered records on. Each run reads the input from the earliest offsets.
+ */
+export async function startFlink(o: PeerOptions & { settingMs?: number; checkpointMs?: number }): Promise<PeerRun> {
+  return launch(
+    'flink',
+    FLINK_JVM_OPTIONS,
+    peerArgs(o, { 'setting-ms': o.settingMs, 'checkpoint-ms': o.checkpointMs }),
+    o.logFile,
   );
 }
 
@@ -348,8 +375,8 @@ export interface ReadEvent {
 
 /**
  * How a peer reads one raw input value: the event it counts, or undefined when it drops the value.
- * Sluice and Kafka Streams: strict JSON (`JSON.parse`; Jackson with FAIL_ON_TRAILING_TOKENS), an
- * object with a string `page` and a numeric `ts`. Spark's JSON parser differs in two ways the
+ * Sluice, Kafka Streams and Flink: strict JSON (`JSON.parse`; Jackson with FAIL_ON_TRAILING_TOKENS),
+ * an object with a string `page` and a numeric `ts`. Spark's JSON parser differs in two ways the
  * benchmark's output check must know about: it reads the first complete JSON value and ignores
  * whatever follows (the generator's `{…}}` malformed records are counted), and a non-string `page`
  * becomes its JSON text; `ts` must be an integer.

@@ -1,11 +1,12 @@
 /**
  * Smoke test of the benchmark peers (not part of the Jest suite):
  *
- *   node bench/peers/smoke.ts [kafka-streams|spark ...] [--count 50000]
+ *   node bench/peers/smoke.ts [kafka-streams|spark|flink ...] [--count 50000]
  *
- * Builds the peers, starts a local broker, produces a generated clickstream to an 8-partition topic
- * (plus flush records far in the future that reach every partition of a page-keyed repartition topic),
- * runs each peer on it and checks its output against a recomputation from the generated records:
+ * Builds the peers, uses the broker in KAFKA_BROKERS (topics named for this run, deleted at the end)
+ * or else starts a local one, produces a generated clickstream to an 8-partition topic (plus flush
+ * records far in the future that reach every partition of a page-keyed repartition topic), runs each
+ * peer on it and checks its output against a recomputation from the generated records:
  * for every (page, window) the peer emitted, full count − records planted late ≤ value ≤ full count,
  * where "full count" counts the records the peer can parse (see eventAsReadBy); at most one value per
  * (page, window); and every window that must have a result has one. Prints timings and peak RSS.
@@ -24,7 +25,15 @@ import {
   type GeneratedRecord,
 } from '../../examples/generator/clickstream.ts';
 import { startLocalBroker } from '../../scripts/kafka/local-broker.ts';
-import { buildPeers, eventAsReadBy, startKafkaStreams, startSpark, type PeerName, type PeerRun } from './peers.ts';
+import {
+  buildPeers,
+  eventAsReadBy,
+  startFlink,
+  startKafkaStreams,
+  startSpark,
+  type PeerName,
+  type PeerRun,
+} from './peers.ts';
 
 const PARTITIONS = 8;
 const WINDOW_MS = 10_000;
@@ -61,10 +70,10 @@ function parseArgs(argv: string[]): Options {
     else if (arg === '--ks-config') {
       const [key, ...value] = (argv[++i] ?? '').split('=');
       ksConfig[key!] = value.join('=');
-    } else if (arg === 'kafka-streams' || arg === 'spark') peers.push(arg);
+    } else if (arg === 'kafka-streams' || arg === 'spark' || arg === 'flink') peers.push(arg);
     else throw new Error(`unknown argument ${arg}`);
   }
-  return { peers: peers.length > 0 ? peers : ['kafka-streams', 'spark'], count, ksConfig };
+  return { peers: peers.length > 0 ? peers : ['kafka-streams', 'spark', 'flink'], count, ksConfig };
 }
 
 const windowOf = (ts: number): number => Math.floor(ts / WINDOW_MS) * WINDOW_MS;
@@ -101,6 +110,20 @@ async function createTopic(admin: Admin, topic: string, configs: Record<string, 
   });
 }
 
+/** Best effort: deletes this run's topics from a broker the smoke test did not start (internal topics stay). */
+async function deleteTopics(kafka: Kafka, topics: string[]): Promise<void> {
+  const admin = kafka.admin();
+  try {
+    await admin.connect();
+    const existing = new Set(await admin.listTopics());
+    await admin.deleteTopics({ topics: topics.filter((t) => existing.has(t)) });
+  } catch (error) {
+    console.error(`could not delete the smoke topics: ${error instanceof Error ? error.message : String(error)}`);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 interface PeerResult {
   peer: PeerName;
   startupMs: number;
@@ -123,10 +146,11 @@ async function runPeer(
   records: GeneratedRecord[],
   inputCount: number,
   ksConfig: Record<string, string>,
+  runId: string,
 ): Promise<PeerResult> {
   const admin = kafka.admin();
   await admin.connect();
-  const output = `smoke-out-${peer}`;
+  const output = `smoke-out-${peer}-${runId}`;
   // LogAppendTime: each output record carries the time the broker got it, whatever the peer stamps.
   await createTopic(admin, output, { 'message.timestamp.type': 'LogAppendTime' });
   await admin.disconnect();
@@ -162,7 +186,7 @@ async function runPeer(
       commitIntervalMs: 1000,
       config: ksConfig,
     });
-  } else {
+  } else if (peer === 'spark') {
     run = await startSpark({
       brokers,
       input,
@@ -171,6 +195,8 @@ async function runPeer(
       triggerMs: 1000,
       verbose: true,
     });
+  } else {
+    run = await startFlink({ brokers, input, output });
   }
   console.log(`${peer}: started (log ${run.logFile})`);
   try {
@@ -271,14 +297,18 @@ async function main(): Promise<void> {
   await buildPeers(peers);
   console.log(`build: ${Date.now() - buildStarted} ms (skipped when up to date)`);
 
-  const broker = await startLocalBroker();
-  console.log(`broker: ${broker.brokers} in ${broker.startupMs} ms`);
+  const given = process.env['KAFKA_BROKERS'];
+  const broker = given ? undefined : await startLocalBroker();
+  const brokers = given ?? broker!.brokers;
+  console.log(broker ? `broker: ${brokers} in ${broker.startupMs} ms` : `broker: ${brokers} (KAFKA_BROKERS)`);
+  // Topics named for this run: a broker given in KAFKA_BROKERS may hold an earlier run's.
+  const run = Date.now().toString(36);
+  const input = `smoke-page-views-${run}`;
+  const kafka = new Kafka({ clientId: 'peers-smoke', brokers: [brokers], logLevel: logLevel.NOTHING });
   let failed = false;
   try {
-    const kafka = new Kafka({ clientId: 'peers-smoke', brokers: [broker.brokers], logLevel: logLevel.NOTHING });
     const admin = kafka.admin();
     await admin.connect();
-    const input = 'smoke-page-views';
     await createTopic(admin, input);
     await admin.disconnect();
 
@@ -300,7 +330,7 @@ async function main(): Promise<void> {
 
     for (const peer of peers) {
       try {
-        const r = await runPeer(peer, kafka, broker.brokers, input, records, inputCount, ksConfig);
+        const r = await runPeer(peer, kafka, brokers, input, records, inputCount, ksConfig, run);
         console.log(
           `${peer}: startup ${r.startupMs} ms, FIRST_RECORD → last output ${r.processingMs} ms ` +
             `(~${r.recordsPerSecond} records/s), peak RSS ${mb(r.peakRss)}, stop ${r.stopMs} ms (exit ${r.exit}), ${r.outputs} output records`,
@@ -321,7 +351,8 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    await broker.stop();
+    if (broker) await broker.stop();
+    else await deleteTopics(kafka, [input, ...peers.map((peer) => `smoke-out-${peer}-${run}`)]);
   }
   process.exit(failed ? 1 : 0);
 }

@@ -67,9 +67,21 @@ import sun.misc.Signal;
  * until SIGTERM/SIGINT, then prints {@code DROPPED_RECORDS <n>} (records dropped as too late, from
  * the task metrics), closes cleanly (commits), removes its local state directory and exits 0.
  *
+ * <p>{@code --grace-ms N} (default 5 000, the job's lateness) sets the windows' grace, and the
+ * store's retention to window size + grace. A grace covering the event-time spread between upstream
+ * tasks is what makes this job exact on a backlog: each aggregation task's stream time is the largest
+ * event time it has seen from any upstream task, and those run at different event times while they
+ * catch up (see docs/benchmarks.md).
+ *
+ * <p>{@code --job stateless} runs the benchmark's stateless job instead (bench/jobs/stateless.ts):
+ * keep the objects whose {@code page} is a string and whose {@code user} is a string not starting
+ * with {@code bot-}, add {@code "path": page.toLowerCase()}, keep every other field, write them
+ * keyed by the input key. No repartition, no state.
+ *
  * <p>Arguments: {@code --bootstrap --input --output --application-id [--commit-interval-ms 1000]
- * [--threads 2] [--state-dir <dir>] [--config key=value ...]}: the state directory defaults to a
- * fresh temporary directory; {@code --config} sets any other Streams/client property.
+ * [--threads 2] [--grace-ms 5000] [--job page-views|stateless] [--state-dir <dir>] [--config
+ * key=value ...]}: the state directory defaults to a fresh temporary directory; {@code --config} sets
+ * any other Streams/client property.
  */
 public final class PageViewsStreams {
   private static final long WINDOW_MS = 10_000;
@@ -89,6 +101,8 @@ public final class PageViewsStreams {
     String applicationId = required(args, "application-id");
     long commitIntervalMs = Long.parseLong(args.getOrDefault("commit-interval-ms", "1000"));
     int threads = Integer.parseInt(args.getOrDefault("threads", "2"));
+    long graceMs = Long.parseLong(args.getOrDefault("grace-ms", String.valueOf(GRACE_MS)));
+    String job = args.getOrDefault("job", "page-views");
     boolean ownStateDir = !args.containsKey("state-dir");
     Path stateDir =
         ownStateDir
@@ -110,7 +124,12 @@ public final class PageViewsStreams {
       props.put(entry.substring(0, eq), entry.substring(eq + 1));
     }
 
-    Topology topology = buildTopology(input, output);
+    Topology topology =
+        switch (job) {
+          case "page-views" -> buildTopology(input, output, graceMs);
+          case "stateless" -> buildStatelessTopology(input, output);
+          default -> throw new IllegalArgumentException("--job is page-views or stateless, got " + job);
+        };
     KafkaStreams streams = new KafkaStreams(topology, props);
 
     // Exit code for main: 0 after SIGTERM/SIGINT, 1 when Kafka Streams died on its own.
@@ -153,28 +172,22 @@ public final class PageViewsStreams {
   }
 
   /** The page-views topology; see the class comment. */
-  static Topology buildTopology(String input, String output) {
+  static Topology buildTopology(String input, String output, long graceMs) {
     Serde<JsonNode> json = jsonSerde();
-    AtomicBoolean first = new AtomicBoolean(true);
     StreamsBuilder builder = new StreamsBuilder();
     builder.stream(input, Consumed.with(Serdes.String(), json).withTimestampExtractor(new TsExtractor()))
-        .peek(
-            (key, value) -> {
-              if (first.get() && first.compareAndSet(true, false)) {
-                System.out.println("FIRST_RECORD " + System.currentTimeMillis());
-                System.out.flush();
-              }
-            })
+        .peek(firstRecordReporter())
         .filter((user, event) -> isPageView(event))
         .selectKey((user, event) -> event.get("page").asText())
         // Re-keyed by page: Kafka Streams writes <application-id>-by-page-repartition (murmur2 on the
         // page, as the benchmark's flush records assume) and aggregates from there.
         .groupByKey(Grouped.with("by-page", Serdes.String(), json))
-        .windowedBy(TimeWindows.ofSizeAndGrace(Duration.ofMillis(WINDOW_MS), Duration.ofMillis(GRACE_MS)))
+        .windowedBy(TimeWindows.ofSizeAndGrace(Duration.ofMillis(WINDOW_MS), Duration.ofMillis(graceMs)))
         .count(
             Materialized.<String, Long, WindowStore<Bytes, byte[]>>as("page-counts")
                 .withKeySerde(Serdes.String())
-                .withValueSerde(Serdes.Long()))
+                .withValueSerde(Serdes.Long())
+                .withRetention(Duration.ofMillis(WINDOW_MS + graceMs)))
         .suppress(Suppressed.untilWindowCloses(BufferConfig.unbounded()).withName("final-counts"))
         .toStream()
         .map(
@@ -188,6 +201,39 @@ public final class PageViewsStreams {
             })
         .to(output, Produced.with(Serdes.String(), Serdes.String()));
     return builder.build();
+  }
+
+  /** The stateless topology (bench/jobs/stateless.ts); see the class comment. */
+  static Topology buildStatelessTopology(String input, String output) {
+    Serde<JsonNode> json = jsonSerde();
+    StreamsBuilder builder = new StreamsBuilder();
+    builder.stream(input, Consumed.with(Serdes.String(), json))
+        .peek(firstRecordReporter())
+        .filter(
+            (user, event) ->
+                event != null
+                    && event.path("page").isTextual()
+                    && event.path("user").isTextual()
+                    && !event.get("user").asText().startsWith("bot-"))
+        .mapValues(
+            event -> {
+              ObjectNode out = ((ObjectNode) event).deepCopy();
+              out.put("path", event.get("page").asText().toLowerCase(java.util.Locale.ROOT));
+              return out.toString();
+            })
+        .to(output, Produced.with(Serdes.String(), Serdes.String()));
+    return builder.build();
+  }
+
+  /** Prints {@code FIRST_RECORD <epoch ms>} once, for the first record that reaches it. */
+  static org.apache.kafka.streams.kstream.ForeachAction<String, JsonNode> firstRecordReporter() {
+    AtomicBoolean first = new AtomicBoolean(true);
+    return (key, value) -> {
+      if (first.get() && first.compareAndSet(true, false)) {
+        System.out.println("FIRST_RECORD " + System.currentTimeMillis());
+        System.out.flush();
+      }
+    };
   }
 
   /**

@@ -3,6 +3,7 @@ package dev.sluice.bench;
 import static org.apache.spark.sql.functions.col;
 import static org.apache.spark.sql.functions.expr;
 import static org.apache.spark.sql.functions.from_json;
+import static org.apache.spark.sql.functions.not;
 import static org.apache.spark.sql.functions.struct;
 import static org.apache.spark.sql.functions.to_json;
 import static org.apache.spark.sql.functions.window;
@@ -40,8 +41,15 @@ import sun.misc.Signal;
  * start time of that batch (its progress timestamp), printed when the batch's progress is reported.
  * Runs until SIGTERM/SIGINT, then stops the query and the session and exits 0.
  *
+ * <p>{@code --job stateless} runs the benchmark's stateless job instead (bench/jobs/stateless.ts):
+ * rows whose {@code page} and {@code user} are strings and whose user does not start with {@code
+ * bot-}, with {@code path = lower(page)} added, written keyed by the input key. Spark needs a schema
+ * to write the fields back, so "every other field" is the benchmark generators' fields ({@code page,
+ * user, ts, seq, sent, pad}); fields a record lacks stay absent (to_json leaves nulls out).
+ *
  * <p>Arguments: {@code --bootstrap --input --output --checkpoint-dir [--trigger-ms 1000]} (0: the
- * next batch starts as soon as the previous one ends) {@code [--verbose]} (one stderr line per batch).
+ * next batch starts as soon as the previous one ends) {@code [--job page-views|stateless]} {@code
+ * [--verbose]} (one stderr line per batch).
  */
 public final class PageViewsSpark {
   private PageViewsSpark() {}
@@ -54,6 +62,10 @@ public final class PageViewsSpark {
     String checkpointDir = required(args, "checkpoint-dir");
     long triggerMs = Long.parseLong(args.getOrDefault("trigger-ms", "1000"));
     boolean verbose = args.containsKey("verbose");
+    String job = args.getOrDefault("job", "page-views");
+    if (!job.equals("page-views") && !job.equals("stateless")) {
+      throw new IllegalArgumentException("--job is page-views or stateless, got " + job);
+    }
 
     SparkSession spark =
         SparkSession.builder()
@@ -116,32 +128,16 @@ public final class PageViewsSpark {
             // Spark's default is true; JSON (and JSON.parse in Sluice) has no single quotes.
             "allowSingleQuotes", "false");
 
-    Dataset<Row> counts =
+    Dataset<Row> source =
         spark
             .readStream()
             .format("kafka")
             .option("kafka.bootstrap.servers", bootstrap)
             .option("subscribe", input)
             .option("startingOffsets", "earliest")
-            .load()
-            .select(from_json(col("value").cast("string"), schema, jsonOptions).as("e"))
-            .select("e.page", "e.ts", "e._corrupt")
-            .filter(col("_corrupt").isNull().and(col("page").isNotNull()).and(col("ts").isNotNull()))
-            .withColumn("eventTime", expr("timestamp_millis(ts)"))
-            .withWatermark("eventTime", "5 seconds")
-            .groupBy(window(col("eventTime"), "10 seconds"), col("page"))
-            .count();
-
+            .load();
     Dataset<Row> records =
-        counts.select(
-            col("page").as("key"),
-            to_json(
-                    struct(
-                        col("page").as("key"),
-                        expr("unix_millis(window.start)").as("windowStart"),
-                        expr("unix_millis(window.end)").as("windowEnd"),
-                        col("count").as("value")))
-                .as("value"));
+        job.equals("stateless") ? stateless(source, jsonOptions) : pageViews(source, schema, jsonOptions);
 
     StreamingQuery query =
         records
@@ -175,6 +171,64 @@ public final class PageViewsSpark {
     }
     spark.stop();
     System.exit(exitCode);
+  }
+
+  /** The page-views query: counts per page in tumbling 10 s event-time windows; see the class comment. */
+  static Dataset<Row> pageViews(Dataset<Row> source, StructType schema, Map<String, String> jsonOptions) {
+    Dataset<Row> counts =
+        source
+            .select(from_json(col("value").cast("string"), schema, jsonOptions).as("e"))
+            .select("e.page", "e.ts", "e._corrupt")
+            .filter(col("_corrupt").isNull().and(col("page").isNotNull()).and(col("ts").isNotNull()))
+            .withColumn("eventTime", expr("timestamp_millis(ts)"))
+            .withWatermark("eventTime", "5 seconds")
+            .groupBy(window(col("eventTime"), "10 seconds"), col("page"))
+            .count();
+
+    return counts.select(
+        col("page").as("key"),
+        to_json(
+                struct(
+                    col("page").as("key"),
+                    expr("unix_millis(window.start)").as("windowStart"),
+                    expr("unix_millis(window.end)").as("windowEnd"),
+                    col("count").as("value")))
+            .as("value"));
+  }
+
+  /** The stateless query; see the class comment. */
+  static Dataset<Row> stateless(Dataset<Row> source, Map<String, String> jsonOptions) {
+    StructType schema =
+        new StructType()
+            .add("page", DataTypes.StringType)
+            .add("user", DataTypes.StringType)
+            .add("ts", DataTypes.LongType)
+            .add("seq", DataTypes.LongType)
+            .add("sent", DataTypes.LongType)
+            .add("pad", DataTypes.StringType)
+            .add("_corrupt", DataTypes.StringType);
+    return source
+        .select(
+            col("key").cast("string").as("key"),
+            from_json(col("value").cast("string"), schema, jsonOptions).as("e"))
+        .filter(
+            col("e._corrupt")
+                .isNull()
+                .and(col("e.page").isNotNull())
+                .and(col("e.user").isNotNull())
+                .and(not(col("e.user").startsWith("bot-"))))
+        .select(
+            col("key"),
+            to_json(
+                    struct(
+                        col("e.page").as("page"),
+                        col("e.user").as("user"),
+                        col("e.ts").as("ts"),
+                        col("e.seq").as("seq"),
+                        col("e.sent").as("sent"),
+                        col("e.pad").as("pad"),
+                        expr("lower(e.page)").as("path")))
+                .as("value"));
   }
 
   static Map<String, String> parseArgs(String[] argv) {
