@@ -4,32 +4,43 @@
  * before its figure counts. Prints a table and writes it as JSON under bench/results/.
  *
  * Options: --records N (1000000) --partitions P (8) --record-size B (100) --workers W
- *          --peers kafka-streams,spark|none --latency-seconds S (30, the shortest that measures windows; 0 = skip latency mode)
- *          --latency-intervals 1000,250,100 --latency-fractions 0.2,0.5,0.8 (Sluice's latency grid, each delivery mode)
+ *          --peers kafka-streams,spark,flink|none
+ *          --latency-seconds S (30; at least 20, two whole windows; 0 = no latency runs)
+ *          --latency-jobs windowed,stateless --latency-fractions 0.2,0.5,0.8 (of each system's own maximum)
+ *          --latency-intervals 1000,250,100 (Sluice's batch intervals) --latency-delivery exactly-once,at-least-once
+ *          --peer-settings 1000,100 (Kafka Streams' commit interval, Spark's trigger, Flink's setting)
+ *          --throughput false (latency runs only, at fractions of --max-rates)
+ *          --max-rates system=rate,… (e.g. "sluice-eo-windowed=120000"; else measured in this run)
  *          --smoke (small and quick: 20000 records, no peers, one short latency run) --profile
  */
 // First, before kafkajs loads: the harness's producers (input fill, live input) publish like Sluice's workers.
 import '../src/kafka/kafkajs-fixes.ts';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type Admin, type Kafka } from 'kafkajs';
-import { allWindowsIn, checkWindows, createTopics, fillInput, type BenchData } from './lib/data.ts';
+import { createTopics, fillInput, type BenchData } from './lib/data.ts';
 import { buildAndConnect, log } from './lib/setup.ts';
-import { runLatency, type LatencyResult, type LatencySystem } from './lib/latency.ts';
-import { type StateMemory } from './state-memory.ts';
 import {
-  ceilingJava,
-  ceilingKafkajs,
-  readOutputs,
-  startSluice,
-  type BatchRecord,
-  type SluiceRun,
-  type Throughput,
-} from './lib/systems.ts';
+  latencyDurationProblem,
+  runLatency,
+  type LatencyJob,
+  type LatencyResult,
+  type LatencySystem,
+} from './lib/latency.ts';
+import { PEER_NAMES, peerThroughput, type PeerKind, type Row } from './lib/peer-runs.ts';
+import { writeReport } from './lib/report.ts';
+import {
+  launchSluice,
+  runSluiceWindowed,
+  type BenchJob,
+  type Delivery,
+  type LaunchOptions,
+} from './lib/sluice-runs.ts';
+import { type StateMemory } from './state-memory.ts';
+import { ceilingJava, ceilingKafkajs, readOutputs, type BatchRecord, type Throughput } from './lib/systems.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({
@@ -38,10 +49,15 @@ const { values } = parseArgs({
     partitions: { type: 'string', default: '8' },
     'record-size': { type: 'string', default: '100' },
     workers: { type: 'string' },
-    peers: { type: 'string', default: 'kafka-streams,spark' },
+    peers: { type: 'string', default: 'kafka-streams,spark,flink' },
     'latency-seconds': { type: 'string', default: '30' },
+    'latency-jobs': { type: 'string', default: 'windowed,stateless' },
     'latency-intervals': { type: 'string', default: '1000,250,100' },
+    'latency-delivery': { type: 'string', default: 'exactly-once,at-least-once' },
     'latency-fractions': { type: 'string', default: '0.2,0.5,0.8' },
+    'peer-settings': { type: 'string', default: '1000,100' },
+    throughput: { type: 'string', default: 'true' },
+    'max-rates': { type: 'string', default: '' },
     smoke: { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
   },
@@ -52,26 +68,39 @@ const partitions = Number(values.partitions);
 const recordSize = Number(values['record-size']);
 // 30 s: the first measured window starts 10–20 s in and must end before production stops.
 const latencySeconds = smoke ? 30 : Number(values['latency-seconds']);
-const peers = smoke || values.peers === 'none' ? [] : (values.peers ?? '').split(',').filter(Boolean);
+const list = (name: keyof typeof values): string[] =>
+  String(values[name] ?? '')
+    .split(',')
+    .map((v) => v.trim())
+    .filter(Boolean);
+const numbers = (name: keyof typeof values): number[] =>
+  list(name)
+    .map(Number)
+    .filter((n) => n > 0);
+const peers = (smoke || values.peers === 'none' ? [] : list('peers')) as PeerKind[];
+for (const peer of peers)
+  if (!(peer in PEER_NAMES)) throw new Error(`--peers: unknown peer ${peer} (kafka-streams, spark, flink or none)`);
 const workers = values.workers;
-const latencyIntervals = (values['latency-intervals'] ?? '')
-  .split(',')
-  .map(Number)
-  .filter((n) => n > 0);
-const latencyFractions = (values['latency-fractions'] ?? '')
-  .split(',')
-  .map(Number)
-  .filter((n) => n > 0);
-
-interface Row {
-  system: string;
-  check: string;
-  recordsPerSec: number;
-  mbPerSec: number;
-  ratioA: number | null;
-  ratioB: number | null;
-  peakRssMb: number | null;
-  note?: string;
+const latencyJobs = (smoke ? ['windowed'] : list('latency-jobs')) as LatencyJob[];
+const latencyIntervals = smoke ? [250] : numbers('latency-intervals');
+const latencyDelivery = (smoke ? ['exactly-once'] : list('latency-delivery')) as Array<
+  'exactly-once' | 'at-least-once'
+>;
+const latencyFractions = smoke ? [0.2] : numbers('latency-fractions');
+const peerSettings = numbers('peer-settings');
+const throughput = values.throughput !== 'false';
+const givenRates = new Map(
+  list('max-rates').map((entry) => {
+    const [key, rate] = entry.split('=');
+    return [key!, Number(rate)] as const;
+  }),
+);
+if (latencySeconds !== 0) {
+  const problem = latencyDurationProblem(latencySeconds);
+  if (problem) {
+    console.error(problem);
+    process.exit(2);
+  }
 }
 
 const mb = (bytes: number): number => bytes / 1e6;
@@ -83,84 +112,41 @@ async function main(): Promise<void> {
   const run = Date.now().toString(36);
   const rows: Row[] = [];
   const latency: LatencyResult[] = [];
+  // Each system's own maximum, `<system>-<job>`: what the latency runs take their fractions of.
+  const maxRates = new Map(givenRates);
   try {
-    const input = `bench-input-${run}`;
-    await createTopics(admin, [{ topic: input, partitions }]);
-    log(`producing ${records} records of ~${recordSize} bytes to ${input} (${partitions} partitions)`);
-    const fillStarted = performance.now();
-    const data = await fillInput(kafka, input, { records, partitions, recordSize });
-    const produce: Throughput = { records: data.records, seconds: (performance.now() - fillStarted) / 1000 };
-    const mbTotal = mb(data.bytes);
-
-    log('ceiling A: kafkajs consumer, no processing');
-    const a = await ceilingKafkajs(kafka, input, data.records);
-    const aRate = a.records / a.seconds;
-    log('ceiling B: kafka-consumer-perf-test (Java consumer)');
-    const b = await ceilingJava(brokers, input, data.records);
-    const bRate = b.records / b.seconds;
-    const row = (system: string, t: Throughput, check: string, note?: string): Row => {
-      const rate = t.records / t.seconds;
-      return {
-        system,
-        check,
-        recordsPerSec: Math.round(rate),
-        mbPerSec: Number((mbTotal / t.seconds).toFixed(1)),
-        ratioA: Number((rate / aRate).toFixed(2)),
-        ratioB: Number((rate / bRate).toFixed(2)),
-        peakRssMb: t.peakRssBytes ? Math.round(mb(t.peakRssBytes)) : null,
-        ...(note ? { note } : {}),
-      };
-    };
-    rows.push(row('ceiling A: kafkajs consume', a, 'n/a', 'the same client Sluice uses'));
-    rows.push(row('ceiling B: Java consumer', b, 'n/a', 'kafka-consumer-perf-test, fetch time'));
-    rows.push(
-      row(
-        'kafkajs produce (input fill)',
-        produce,
-        'n/a',
-        'one producer, sequential 10 000-record sends, with Sluice’s kafkajs grouping fix',
-      ),
-    );
-
-    const profileDir = values.profile ? join(root, 'bench', 'results', 'profiles') : undefined;
-    if (profileDir) mkdirSync(profileDir, { recursive: true });
-    // Both delivery modes: what exactly-once (a transaction per task and batch) costs.
-    for (const delivery of ['exactly-once', 'at-least-once'] as const) {
-      rows.push(await sluiceWindowed(kafka, brokers, data, run, delivery, profileDir));
-      rows.push(await sluiceStateless(kafka, brokers, data, run, delivery, profileDir));
-    }
-    // The join's cost per record: the stateless job with one table lookup per record, beside it.
-    rows.push(await sluiceStatelessJoin(kafka, admin, brokers, data, run, 'at-least-once'));
-    for (const r of rows.slice(2)) Object.assign(r, recompute(r, aRate, bRate));
-
-    for (const peer of peers) rows.push(await runPeer(peer, kafka, brokers, data, run, aRate, bRate));
-
+    if (throughput) await backlog(kafka, admin, brokers, run, rows, maxRates);
     if (latencySeconds > 0) {
-      const max = rows.find((r) => r.system.startsWith('Sluice page-views'))?.recordsPerSec ?? 10_000;
       const systems: LatencySystem[] = [];
-      for (const delivery of smoke ? (['exactly-once'] as const) : (['exactly-once', 'at-least-once'] as const)) {
-        for (const interval of smoke ? [250] : latencyIntervals) {
-          for (const fraction of smoke ? [0.2] : latencyFractions) {
-            const rate = Math.round(max * fraction);
-            systems.push({ kind: 'sluice', setting: interval, rate, fraction, workers, delivery });
-          }
+      const add = (key: string, system: Omit<LatencySystem, 'rate' | 'fraction'>): void => {
+        const max = maxRates.get(key);
+        if (!(max !== undefined && max > 0)) {
+          log(`latency: no exact maximum for ${key} in this run (or --max-rates): its latency runs are skipped`);
+          return;
         }
-      }
-      // Peers at Sluice's two lower rates: compared at equal input, including one they can sustain.
-      for (const peer of peers) {
-        for (const setting of [1000, 250, 100]) {
-          for (const fraction of [0.2, 0.5]) {
-            systems.push({
-              kind: peer as 'kafka-streams' | 'spark',
-              setting,
-              rate: Math.round(max * fraction),
-              fraction,
+        for (const fraction of latencyFractions)
+          systems.push({ ...system, rate: Math.round(max * fraction), fraction });
+      };
+      for (const job of latencyJobs) {
+        for (const delivery of latencyDelivery) {
+          for (const interval of latencyIntervals) {
+            add(`sluice-${delivery === 'exactly-once' ? 'eo' : 'alo'}-${job}`, {
+              kind: 'sluice',
+              job,
+              setting: interval,
+              workers,
+              delivery,
             });
           }
         }
+        for (const peer of peers)
+          for (const setting of peerSettings) add(`${peer}-${job}`, { kind: peer, job, setting });
       }
       for (const system of systems) {
-        log(`latency: ${system.kind} setting ${system.setting} ms at ${system.rate} records/s`);
+        log(
+          `latency: ${system.kind} ${system.delivery ?? ''} ${system.job}, setting ${system.setting} ms, ` +
+            `${system.rate} records/s (${Math.round(system.fraction * 100)} % of its maximum)`,
+        );
         latency.push(
           await runLatency(kafka, admin, brokers, system, { seconds: latencySeconds, partitions, recordSize, run }),
         );
@@ -170,75 +156,151 @@ async function main(): Promise<void> {
     await admin.disconnect();
     await broker?.stop();
   }
-  report(rows, latency, measureState(smoke ? 100_000 : 1_000_000));
+  const state = measureState(smoke ? 100_000 : 1_000_000);
+  const options = { records, partitions, recordSize, latencySeconds, maxRates: Object.fromEntries(maxRates) };
+  await writeReport(join(root, 'bench', 'results'), { ...options, rows, latency, state });
 }
 
-async function createOutput(kafka: Kafka, topic: string): Promise<void> {
-  const admin = kafka.admin();
-  await admin.connect();
+/** The throughput table: a backlog of `records` through the ceilings, Sluice's jobs and the peers. */
+async function backlog(
+  kafka: Kafka,
+  admin: Admin,
+  brokers: string,
+  run: string,
+  rows: Row[],
+  maxRates: Map<string, number>,
+): Promise<void> {
+  const input = `bench-input-${run}`;
+  await createTopics(admin, [{ topic: input, partitions }]);
+  log(`producing ${records} records of ~${recordSize} bytes to ${input} (${partitions} partitions)`);
+  const fillStarted = performance.now();
+  const data = await fillInput(kafka, input, { records, partitions, recordSize });
+  const produce: Throughput = { records: data.records, seconds: (performance.now() - fillStarted) / 1000 };
+  const mbTotal = mb(data.bytes);
+
+  log('ceiling A: kafkajs consumer, no processing');
+  const a = await ceilingKafkajs(kafka, input, data.records);
+  const aRate = a.records / a.seconds;
+  log('ceiling B: kafka-consumer-perf-test (Java consumer)');
+  const b = await ceilingJava(brokers, input, data.records);
+  const bRate = b.records / b.seconds;
+  const row = (system: string, t: Throughput, check: string, note?: string): Row => {
+    const rate = t.records / t.seconds;
+    return {
+      system,
+      check,
+      recordsPerSec: Math.round(rate),
+      mbPerSec: Number((mbTotal / t.seconds).toFixed(1)),
+      ratioA: Number((rate / aRate).toFixed(2)),
+      ratioB: Number((rate / bRate).toFixed(2)),
+      peakRssMb: t.peakRssBytes ? Math.round(mb(t.peakRssBytes)) : null,
+      ...(note ? { note } : {}),
+    };
+  };
+  const first = rows.length;
+  rows.push(row('ceiling A: kafkajs consume', a, 'n/a', 'the same client Sluice uses'));
+  rows.push(row('ceiling B: Java consumer', b, 'n/a', 'kafka-consumer-perf-test, fetch time'));
+  rows.push(
+    row(
+      'kafkajs produce (input fill)',
+      produce,
+      'n/a',
+      'one producer, sequential 10 000-record sends, with Sluice’s kafkajs grouping fix',
+    ),
+  );
+
+  const profileDir = values.profile ? join(root, 'bench', 'results', 'profiles') : undefined;
+  if (profileDir) mkdirSync(profileDir, { recursive: true });
+  const exact = (r: Row): number | undefined => (r.check === 'exact' ? r.recordsPerSec : undefined);
+  const keep = (key: string, r: Row): void => {
+    const rate = exact(r);
+    if (rate !== undefined && !maxRates.has(key)) maxRates.set(key, rate);
+    rows.push(r);
+  };
+  // Both delivery modes: what exactly-once (a transaction per task and batch) costs.
+  for (const delivery of ['exactly-once', 'at-least-once'] as const) {
+    const mode = delivery === 'exactly-once' ? 'eo' : 'alo';
+    keep(`sluice-${mode}-windowed`, await sluiceWindowed(kafka, brokers, data, run, delivery, profileDir));
+    keep(`sluice-${mode}-stateless`, await sluiceStateless(kafka, brokers, data, run, delivery, profileDir));
+  }
+  // The join's cost per record: the stateless job with one table lookup per record, beside it.
+  rows.push(await sluiceStatelessJoin(kafka, admin, brokers, data, run, 'at-least-once'));
+
+  for (const peer of peers) {
+    if (peer === 'kafka-streams') {
+      // Its defaults (grace = the job's 5 s lateness) show the backlog pitfall; the row after is the
+      // configuration that makes the same job exact on a backlog: a grace covering the event-time
+      // spread between upstream tasks while they catch up — at most the backlog's whole event-time span.
+      rows.push(
+        await peerThroughput(kafka, brokers, data, run, partitions, { peer, job: 'windowed', label: 'defaults' }),
+      );
+      const graceMs = Math.ceil(data.eventTimeSpanMs / 1000) * 1000 + 10_000;
+      const held = await fillInput(kafka, await newTopic(admin, `bench-input-held-${run}`), {
+        records,
+        partitions,
+        recordSize,
+        holdFlush: true,
+      });
+      keep(
+        `${peer}-windowed`,
+        await peerThroughput(kafka, brokers, data, run, partitions, {
+          peer,
+          job: 'windowed',
+          graceMs,
+          heldFlush: held,
+          label: `grace ${graceMs / 1000} s`,
+          note: 'grace and store retention covering the backlog’s event-time span; flush records sent once it caught up',
+        }),
+      );
+    } else {
+      keep(`${peer}-windowed`, await peerThroughput(kafka, brokers, data, run, partitions, { peer, job: 'windowed' }));
+    }
+    keep(`${peer}-stateless`, await peerThroughput(kafka, brokers, data, run, partitions, { peer, job: 'stateless' }));
+  }
+  for (const r of rows.slice(first + 2)) Object.assign(r, recompute(r, aRate, bRate));
+}
+
+async function newTopic(admin: Admin, topic: string): Promise<string> {
   await createTopics(admin, [{ topic, partitions }]);
-  await admin.disconnect();
+  return topic;
 }
 
 function recompute(r: Row, aRate: number, bRate: number): Partial<Row> {
   return { ratioA: Number((r.recordsPerSec / aRate).toFixed(2)), ratioB: Number((r.recordsPerSec / bRate).toFixed(2)) };
 }
 
-/** Starts the built service on `bench/jobs/<job>.ts`, reading the bench input, writing a fresh output topic. */
-async function launchSluice(
-  kafka: Kafka,
-  brokers: string,
-  data: BenchData,
-  job: 'page-views' | 'stateless' | 'stateless-join',
+/** The bench's launch options for one of its Sluice jobs, by name. */
+const launch = (
+  job: BenchJob,
   name: string,
-  delivery: 'exactly-once' | 'at-least-once',
+  delivery: Delivery,
   profileDir?: string,
-  extraEnv: Record<string, string> = {},
-): Promise<{ service: SluiceRun; output: string }> {
-  const output = `${name}-out`;
-  await createOutput(kafka, output);
-  const env = {
-    KAFKA_BROKERS: brokers,
-    BENCH_JOB_NAME: name,
-    BENCH_INPUT: data.topic,
-    BENCH_OUTPUT: output,
-    BENCH_BATCH_INTERVAL_MS: '1000',
-    SLUICE_DELIVERY: delivery,
-    ...(workers ? { SLUICE_WORKERS: workers } : {}),
-    ...extraEnv,
-  };
-  return { service: await startSluice(`bench/jobs/${job}.ts`, env, profileDir), output };
-}
+  env: Record<string, string> = {},
+): LaunchOptions => ({ job, name, delivery, partitions, workers, profileDir, env });
 
 async function sluiceWindowed(
   kafka: Kafka,
   brokers: string,
   data: BenchData,
   run: string,
-  delivery: 'exactly-once' | 'at-least-once',
+  delivery: Delivery,
   profileDir?: string,
 ): Promise<Row> {
   log(`Sluice: page-views job (keyBy page → repartition → tumbling 10 s count, final), ${delivery}`);
   const name = `bench-pv-${delivery === 'exactly-once' ? 'eo' : 'alo'}-${run}`;
-  const { service, output } = await launchSluice(kafka, brokers, data, 'page-views', name, delivery, profileDir);
-  const { records: out, lastAt } = await readOutputs(kafka, output, allWindowsIn(data));
-  const first = await service.firstBatchAt();
-  if (profileDir) logBatches('page-views', await service.batches(), first, lastAt);
-  const rss = await service.stop();
-  const check = checkWindows(
-    out.map(
-      (r) => JSON.parse(r.value!.toString()) as { key: string; windowStart: number; windowEnd: number; value: number },
-    ),
-    data.expectedWindows,
-  );
+  const r = await runSluiceWindowed(kafka, brokers, data, {
+    ...launch('page-views', name, delivery, profileDir),
+    batches: !!profileDir,
+  });
+  if (profileDir) logBatches('page-views', r.batches!, r.firstAt, r.lastAt);
   return {
     system: `Sluice page-views (windowed, ${delivery})`,
-    check,
-    recordsPerSec: Math.round(data.records / ((lastAt - first) / 1000)),
-    mbPerSec: Number((mb(data.bytes) / ((lastAt - first) / 1000)).toFixed(1)),
+    check: r.check,
+    recordsPerSec: Math.round(r.records / r.seconds),
+    mbPerSec: Number((mb(data.bytes) / r.seconds).toFixed(1)),
     ratioA: null,
     ratioB: null,
-    peakRssMb: Math.round(mb(rss)),
+    peakRssMb: Math.round(mb(r.peakRssBytes)),
     note: `first record read → last result acknowledged; workers ${workers ?? 'default'}`,
   };
 }
@@ -265,12 +327,12 @@ async function sluiceStateless(
   brokers: string,
   data: BenchData,
   run: string,
-  delivery: 'exactly-once' | 'at-least-once',
+  delivery: Delivery,
   profileDir?: string,
 ): Promise<Row> {
   log(`Sluice: stateless map/filter job, ${delivery}`);
   const name = `bench-sl-${delivery === 'exactly-once' ? 'eo' : 'alo'}-${run}`;
-  const { service, output } = await launchSluice(kafka, brokers, data, 'stateless', name, delivery, profileDir);
+  const { service, output } = await launchSluice(kafka, brokers, data, launch('stateless', name, delivery, profileDir));
   const { records: out, lastAt } = await readOutputs(kafka, output, (recs) => recs.length >= data.expectedStateless);
   const first = await service.firstBatchAt();
   const rss = await service.stop();
@@ -295,7 +357,7 @@ async function sluiceStatelessJoin(
   brokers: string,
   data: BenchData,
   run: string,
-  delivery: 'exactly-once' | 'at-least-once',
+  delivery: Delivery,
 ): Promise<Row> {
   log(`Sluice: stateless job with a table join, ${delivery}`);
   const name = `bench-sj-${delivery === 'exactly-once' ? 'eo' : 'alo'}-${run}`;
@@ -312,11 +374,7 @@ async function sluiceStatelessJoin(
     kafka,
     brokers,
     data,
-    'stateless-join',
-    name,
-    delivery,
-    undefined,
-    env,
+    launch('stateless-join', name, delivery, undefined, env),
   );
   const { records: out, lastAt } = await readOutputs(kafka, output, (recs) => recs.length >= data.expectedStateless);
   const first = await service.firstBatchAt();
@@ -346,74 +404,6 @@ async function sluiceStatelessJoin(
   };
 }
 
-async function runPeer(
-  peer: string,
-  kafka: Kafka,
-  brokers: string,
-  data: BenchData,
-  run: string,
-  aRate: number,
-  bRate: number,
-): Promise<Row> {
-  const output = `bench-${peer}-${run}-out`;
-  const admin = kafka.admin();
-  await admin.connect();
-  await createTopics(admin, [{ topic: output, partitions: Number(values.partitions) }]);
-  await admin.disconnect();
-  const system = peer === 'spark' ? 'Spark Structured Streaming' : 'Kafka Streams';
-  try {
-    const peers = await import('./peers/peers.ts');
-    log(`${system}: building (cached after the first run)`);
-    await peers.buildPeers([peer as 'kafka-streams' | 'spark']);
-    log(`${system}: page-views job`);
-    const started =
-      peer === 'spark'
-        ? await peers.startSpark({
-            brokers,
-            input: data.topic,
-            output,
-            checkpointDir: mkdtempSync(join(tmpdir(), 'bench-spark-')),
-            triggerMs: 0,
-          })
-        : await peers.startKafkaStreams({
-            brokers,
-            input: data.topic,
-            output,
-            applicationId: `bench-ks-${run}`,
-            commitIntervalMs: 1000,
-          });
-    const { records: out, lastAt } = await readOutputs(kafka, output, allWindowsIn(data));
-    const first = await started.firstRecordAt;
-    const rss = started.peakRssBytes();
-    await started.stop();
-    const dropped = started.droppedRecords();
-    const seconds = (lastAt - first) / 1000;
-    const rate = data.records / seconds;
-    return {
-      system: `${system} page-views`,
-      check: `${checkWindows(
-        out.map((r) => JSON.parse(r.value!.toString()) as never),
-        data.expectedWindows,
-      )}${dropped ? `; it dropped ${dropped} records as late` : ''}`,
-      recordsPerSec: Math.round(rate),
-      mbPerSec: Number((mb(data.bytes) / seconds).toFixed(1)),
-      ratioA: Number((rate / aRate).toFixed(2)),
-      ratioB: Number((rate / bRate).toFixed(2)),
-      peakRssMb: Math.round(mb(rss)),
-    };
-  } catch (error) {
-    return {
-      system: `${system} page-views`,
-      check: `failed: ${(error as Error).message}`,
-      recordsPerSec: 0,
-      mbPerSec: 0,
-      ratioA: null,
-      ratioB: null,
-      peakRssMb: null,
-    };
-  }
-}
-
 /** State memory per open (key, window) entry (bench/state-memory.ts), in a process of its own with --expose-gc. */
 function measureState(keys: number): StateMemory[] {
   log(`state memory: ${keys} distinct keys in one task's window store`);
@@ -426,52 +416,6 @@ function measureState(keys: number): StateMemory[] {
     },
   );
   return JSON.parse(out.trim().split('\n').pop() ?? '[]') as StateMemory[];
-}
-
-function report(rows: Row[], latency: LatencyResult[], state: StateMemory[]): void {
-  const pad = (s: string, n: number): string => s.padEnd(n);
-  const lines: string[] = [];
-  lines.push(
-    `records: ${records}, partitions: ${partitions}, record size: ~${recordSize} B, machine: ${process.env['BENCH_MACHINE'] ?? 'local'}`,
-  );
-  lines.push('');
-  lines.push(
-    `${pad('system', 48)}${pad('records/s', 12)}${pad('MB/s', 8)}${pad('×A', 7)}${pad('×B', 7)}${pad('peak RSS MB', 13)}check`,
-  );
-  for (const r of rows) {
-    lines.push(
-      `${pad(r.system, 48)}${pad(String(r.recordsPerSec), 12)}${pad(String(r.mbPerSec), 8)}${pad(r.ratioA === null ? '-' : String(r.ratioA), 7)}${pad(r.ratioB === null ? '-' : String(r.ratioB), 7)}${pad(r.peakRssMb === null ? '-' : String(r.peakRssMb), 13)}${r.check}`,
-    );
-  }
-  if (latency.length > 0) {
-    lines.push('');
-    lines.push(`${pad('latency (result acknowledged − last record of its window produced)', 70)}`);
-    lines.push(
-      `${pad('system', 18)}${pad('setting', 10)}${pad('target/s', 10)}${pad('achieved/s', 12)}${pad('windows', 9)}${pad('p50 ms', 9)}${pad('p95 ms', 9)}${pad('p99 ms', 9)}${pad('peak RSS MB', 12)}check`,
-    );
-    for (const l of latency) {
-      lines.push(
-        `${pad(l.system, 18)}${pad(`${l.setting} ms`, 10)}${pad(String(l.targetRate), 10)}${pad(String(l.achievedRate), 12)}${pad(String(l.windows), 9)}${pad(String(l.p50), 9)}${pad(String(l.p95), 9)}${pad(String(l.p99), 9)}${pad(String(l.peakRssMb ?? '-'), 12)}${l.check}`,
-      );
-    }
-  }
-  if (state.length > 0) {
-    lines.push('');
-    lines.push(
-      `${pad('state (one task’s window store, V8 heap)', 48)}${pad('entries', 12)}${pad('MB', 8)}bytes per entry`,
-    );
-    for (const s of state)
-      lines.push(
-        `${pad(s.aggregator, 48)}${pad(String(s.entries), 12)}${pad((s.heapBytes / 1e6).toFixed(1), 8)}${Math.round(s.bytesPerEntry)}`,
-      );
-  }
-  const text = lines.join('\n');
-  console.log(text);
-  const dir = join(root, 'bench', 'results');
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify({ records, partitions, recordSize, rows, latency, state, table: text }, null, 2));
-  console.log(`\nresults: ${file}`);
 }
 
 const started = Date.now();

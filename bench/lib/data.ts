@@ -17,6 +17,10 @@ export interface BenchData {
   expectedStateless: number;
   /** The record keys (users), for the join bench's table. */
   users: Set<string>;
+  /** Largest minus smallest event time of the page views (flush records not counted). */
+  eventTimeSpanMs: number;
+  /** The far-future flush records, one per partition; in the topic unless `holdFlush` was set. */
+  flushes: Array<{ partition: number; key: string; value: string }>;
 }
 
 export const WINDOW_MS = 10_000;
@@ -48,11 +52,21 @@ export async function createTopics(admin: Admin, topics: Array<{ topic: string; 
 export async function fillInput(
   kafka: Kafka,
   topic: string,
-  options: { records: number; partitions: number; recordSize: number; seed?: number },
+  options: {
+    records: number;
+    partitions: number;
+    recordSize: number;
+    seed?: number;
+    /** Leave the flush records out of the topic (the caller sends `flushes` when it chooses). */
+    holdFlush?: boolean;
+  },
 ): Promise<BenchData> {
+  // Idempotent: a retried request must not write its records twice (the reference counts each once).
   const producer = kafka.producer({
     createPartitioner: Partitioners.DefaultPartitioner,
     allowAutoTopicCreation: false,
+    idempotent: true,
+    maxInFlightRequests: 1,
   });
   await producer.connect();
   const expectedWindows = new Map<string, number>();
@@ -60,11 +74,12 @@ export async function fillInput(
   const users = new Set<string>();
   let bytes = 0;
   let maxTs = 0;
+  let minTs = Infinity;
   const chunk: Array<{ key: string; value: string }> = [];
   // One send at a time: concurrent sends may land out of order in a partition, which would put
   // records seconds behind their partition's stream time (late by the data, not by the system).
   const flush = async (): Promise<void> => {
-    await producer.send({ topic, messages: chunk.splice(0), acks: 1 });
+    await producer.send({ topic, messages: chunk.splice(0), acks: -1 });
   };
   for (const r of generateClickstream({
     count: options.records,
@@ -89,15 +104,25 @@ export async function fillInput(
     if (!e.user.startsWith('bot-')) expectedStateless++;
     users.add(r.key);
     if (e.ts > maxTs) maxTs = e.ts;
+    if (e.ts < minTs) minTs = e.ts;
     if (chunk.length >= 10_000) await flush();
   }
   if (chunk.length > 0) await flush();
   const flushes = flushRecords(maxTs, flushPages(options.partitions));
-  await producer.send({ topic, messages: flushes, acks: -1 });
+  if (!options.holdFlush) await producer.send({ topic, messages: flushes, acks: -1 });
   // The flush records pass the stateless filter too.
   expectedStateless += flushes.length;
   await producer.disconnect();
-  return { topic, records: options.records + flushes.length, bytes, expectedWindows, expectedStateless, users };
+  return {
+    topic,
+    records: options.records + flushes.length,
+    bytes,
+    expectedWindows,
+    expectedStateless,
+    users,
+    eventTimeSpanMs: maxTs - minTs,
+    flushes,
+  };
 }
 
 interface Output {

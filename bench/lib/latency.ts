@@ -1,20 +1,36 @@
 /**
- * Latency mode: page views produced at a fixed rate with event time = now and the produce time in a
- * header; latency of a window = the time its result is read from the output topic minus the time the
- * last record of that window was produced. Windows of the warm-up (first 10 s) are not counted.
+ * Latency mode: live page views from the Java load generator (bench/lib/generator.ts) at a fixed rate,
+ * event time = now, into a fresh topic that one system reads; its output is read as it appears
+ * (`read_committed`, so a transactional result counts once it is committed). Afterwards the input topic
+ * is read back and every figure is recomputed from what it holds, not from what the generator meant to send.
+ *
+ * Two measures, each the engine's own delay:
+ * - **close latency** (the windowed job): time a window's result is readable minus the produce time
+ *   (CreateTime) of the first record whose event time made the window closable, i.e. event time ≥
+ *   window end + the 5 s lateness. The lateness a job asks for is not part of it.
+ * - **end-to-end latency** (the stateless job): time a record's output is readable minus the record's
+ *   produce time.
+ *
+ * Measured: the windows that start at or after the first window boundary past a 10 s warm-up and end
+ * within `seconds`; for the stateless job, the records produced in that same span. Every window and
+ * record of the run is checked against the read-back input.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Admin, type Kafka, Partitioners } from 'kafkajs';
-import { ClickstreamModel } from '../../examples/generator/clickstream.ts';
-import { WINDOW_MS, createTopics, windowKey } from './data.ts';
+import { type Admin, type Kafka } from 'kafkajs';
+import { WINDOW_MS, createTopics } from './data.ts';
+import { runGenerator } from './generator.ts';
+import { InputRecap, LATENESS_MS, StatelessOutput, WindowedOutput, type Expected } from './latency-check.ts';
 import { consumeUntil, percentile, rssSampler } from './measure.ts';
 import { startSluice } from './systems.ts';
 
+export type LatencyJob = 'windowed' | 'stateless';
+
 export interface LatencySystem {
-  kind: 'sluice' | 'kafka-streams' | 'spark';
-  /** Sluice batch interval, Kafka Streams commit interval, Spark trigger (ms). */
+  kind: 'sluice' | 'kafka-streams' | 'spark' | 'flink';
+  job: LatencyJob;
+  /** Sluice batch interval, Kafka Streams commit interval, Spark trigger, Flink's setting (ms). */
   setting: number;
   rate: number;
   fraction: number;
@@ -25,18 +41,37 @@ export interface LatencySystem {
 
 export interface LatencyResult {
   system: string;
+  job: LatencyJob;
+  metric: 'close' | 'end-to-end';
   setting: number;
+  fraction: number;
   targetRate: number;
   achievedRate: number;
-  windows: number;
-  p50: number;
-  p95: number;
-  p99: number;
+  samples: number;
+  p50: number | null;
+  p95: number | null;
+  p99: number | null;
+  max: number | null;
   peakRssMb: number | null;
   check: string;
 }
 
-const LATENESS_MS = 5_000;
+const WARM_UP_MS = 10_000;
+/** Two 10 s windows of 60 pages: ~120 windows, the fewest whose p95 and p99 are not the maximum. */
+export const MIN_LATENCY_SECONDS = 2 * (WINDOW_MS / 1000);
+const MIN_SAMPLES = 100;
+/** How long the harness waits for the last results once production has stopped. */
+const DRAIN_MS = 90_000;
+
+/** Why `seconds` cannot measure percentiles, or undefined when it can. */
+export function latencyDurationProblem(seconds: number): string | undefined {
+  if (!Number.isFinite(seconds) || seconds < MIN_LATENCY_SECONDS)
+    return `--latency-seconds must be 0 (no latency runs) or at least ${MIN_LATENCY_SECONDS}: two whole 10 s windows after the warm-up give about 120 windows, the fewest for a p99; got ${seconds}`;
+  return undefined;
+}
+
+export const systemLabel = (s: LatencySystem): string =>
+  s.kind === 'sluice' ? `sluice (${s.delivery === 'at-least-once' ? 'at-least-once' : 'exactly-once'})` : s.kind;
 
 export async function runLatency(
   kafka: Kafka,
@@ -46,17 +81,88 @@ export async function runLatency(
   options: { seconds: number; partitions: number; recordSize: number; run: string },
 ): Promise<LatencyResult> {
   const mode = system.delivery === 'at-least-once' ? '-alo' : '';
-  const id = `${system.kind}${mode}-${system.setting}-${Math.round(system.fraction * 100)}-${options.run}`;
+  const id = `${system.kind}${mode}-${system.job}-${system.setting}-${Math.round(system.fraction * 100)}-${options.run}`;
   const input = `bench-lat-in-${id}`;
   const output = `bench-lat-out-${id}`;
   await createTopics(admin, [
     { topic: input, partitions: options.partitions },
     { topic: output, partitions: options.partitions },
   ]);
+  const stop = await startSystem(brokers, system, id, input, output);
 
-  let stop: () => Promise<number>;
+  const start = Date.now();
+  const measureFrom = Math.ceil((start + WARM_UP_MS) / WINDOW_MS) * WINDOW_MS;
+  const measureUntil = measureFrom + options.seconds * 1000;
+  // Past the measured span: until the last measured window closes by event time (and a margin).
+  const tail = system.job === 'windowed' ? LATENESS_MS + 3_000 : 2_000;
+  const produceSeconds = (measureUntil + tail - start) / 1000;
+  const capacity = Math.ceil(system.rate * (produceSeconds + 1)) + 1;
+  const out = system.job === 'windowed' ? new WindowedOutput() : new StatelessOutput(capacity);
+
+  let expected: Expected | undefined = undefined;
+  let productionEnded = 0;
+  const reading = consumeUntil(
+    kafka,
+    output,
+    `bench-lat-reader-${id}`,
+    (r) => out.add(r.value!.toString(), r.receivedAt),
+    () =>
+      expected !== undefined &&
+      (out.complete(expected, measureFrom, measureUntil) || Date.now() - productionEnded > DRAIN_MS),
+    produceSeconds * 1000 + DRAIN_MS + 120_000,
+  ).catch((error: unknown) => error as Error);
+
+  const generated = await runGenerator({
+    brokers,
+    topic: input,
+    rate: system.rate,
+    seconds: produceSeconds,
+    recordSize: options.recordSize,
+  });
+  productionEnded = Date.now();
+  expected = await readBack(kafka, admin, input, id, capacity);
+  const readError = await reading;
+  const rss = await stop();
+
+  const result = out.result(expected, measureFrom, measureUntil);
+  const complete = result.missing === 0 && !(readError instanceof Error);
+  const samples = result.samples.sort((a, b) => a - b);
+  const check = !complete
+    ? `incomplete: ${result.missing} of ${result.expected} ${system.job === 'windowed' ? 'windows' : 'records'} missing ${DRAIN_MS / 1000} s after production stopped`
+    : result.wrong.length > 0
+      ? result.wrong.join('; ')
+      : samples.length < MIN_SAMPLES
+        ? `too few samples: ${samples.length}`
+        : 'exact';
+  const p = (q: number): number | null => (complete && samples.length > 0 ? Math.round(percentile(samples, q)) : null);
+  return {
+    system: systemLabel(system),
+    job: system.job,
+    metric: system.job === 'windowed' ? 'close' : 'end-to-end',
+    setting: system.setting,
+    fraction: system.fraction,
+    targetRate: system.rate,
+    achievedRate: Math.round(generated.sent / generated.seconds),
+    samples: samples.length,
+    p50: p(50),
+    p95: p(95),
+    p99: p(99),
+    max: p(100),
+    peakRssMb: rss ? Math.round(rss / 1e6) : null,
+    check: generated.failed > 0 ? `${check}; the generator failed ${generated.failed} sends` : check,
+  };
+}
+
+/** Starts the system on the run's topics once it is ready; returns its stop (resolving with peak RSS). */
+async function startSystem(
+  brokers: string,
+  system: LatencySystem,
+  id: string,
+  input: string,
+  output: string,
+): Promise<() => Promise<number>> {
   if (system.kind === 'sluice') {
-    const service = await startSluice('bench/jobs/page-views.ts', {
+    const service = await startSluice(`bench/jobs/${system.job === 'windowed' ? 'page-views' : 'stateless'}.ts`, {
       KAFKA_BROKERS: brokers,
       BENCH_JOB_NAME: `bench-lat-${id}`,
       BENCH_INPUT: input,
@@ -73,125 +179,54 @@ export async function runLatency(
       if (ok) break;
       await new Promise((r) => setTimeout(r, 200));
     }
-    stop = () => service.stop();
-  } else {
-    const peers = await import('../peers/peers.ts');
-    const run =
-      system.kind === 'spark'
-        ? await peers.startSpark({
-            brokers,
-            input,
-            output,
-            checkpointDir: mkdtempSync(join(tmpdir(), 'bench-spark-')),
-            triggerMs: system.setting,
-          })
+    return () => service.stop();
+  }
+  const peers = await import('../peers/peers.ts');
+  const job = system.job === 'windowed' ? 'page-views' : 'stateless';
+  const run =
+    system.kind === 'spark'
+      ? await peers.startSpark({
+          brokers,
+          input,
+          output,
+          job,
+          checkpointDir: mkdtempSync(join(tmpdir(), 'bench-spark-')),
+          triggerMs: system.setting,
+        })
+      : system.kind === 'flink'
+        ? await peers.startFlink({ brokers, input, output, job, settingMs: system.setting })
         : await peers.startKafkaStreams({
             brokers,
             input,
             output,
+            job,
             applicationId: `bench-lat-ks-${id}`,
             commitIntervalMs: system.setting,
           });
-    const sampler = rssSampler(run.process.pid!);
-    stop = async () => {
-      const peak = Math.max(sampler.stop(), run.peakRssBytes());
-      await run.stop();
-      return peak;
-    };
-    // JVM start-up and group join: let it settle before the clock starts.
-    await new Promise((r) => setTimeout(r, 10_000));
-  }
-
-  const produced = new Map<string, { count: number; lastAt: number }>();
-  const latencies = new Map<string, { latency: number; value: number }>();
-  const start = Date.now();
-  const stopProducingAt = start + options.seconds * 1000;
-  const measureFrom = Math.ceil((start + 10_000) / WINDOW_MS) * WINDOW_MS;
-  const measured = (windowStart: number): boolean =>
-    windowStart >= measureFrom && windowStart + WINDOW_MS <= stopProducingAt;
-
-  const reading = consumeUntil(
-    kafka,
-    output,
-    `bench-lat-reader-${id}`,
-    (r) => {
-      const v = JSON.parse(r.value!.toString()) as { key: string; windowStart: number; value: number };
-      const key = windowKey(v.key, v.windowStart);
-      const p = produced.get(key);
-      if (p && measured(v.windowStart) && !latencies.has(key))
-        latencies.set(key, { latency: r.receivedAt - p.lastAt, value: v.value });
-    },
-    () =>
-      Date.now() > stopProducingAt &&
-      [...produced.keys()].every((k) => !measured(Number(k.split('|')[1])) || latencies.has(k)),
-    options.seconds * 1000 + 90_000,
-  ).catch((error: unknown) => error as Error);
-
-  const producer = kafka.producer({
-    createPartitioner: Partitioners.DefaultPartitioner,
-    allowAutoTopicCreation: false,
-  });
-  await producer.connect();
-  const model = new ClickstreamModel({ seed: 7, lateFraction: 0, malformedFraction: 0, users: 2000, pages: 60 });
-  let sent = 0;
-  // Keep producing past the measured period so that the last measured windows close by event time.
-  const tailUntil = stopProducingAt + LATENESS_MS + 3_000;
-  while (Date.now() < tailUntil) {
-    const now = Date.now();
-    const due = Math.floor(((now - start) / 1000) * system.rate) - sent;
-    if (due > 0) {
-      const messages = [];
-      for (let i = 0; i < due; i++) {
-        const r = model.next(now);
-        const e = r.event!;
-        const base = JSON.stringify(e);
-        const pad = Math.max(0, options.recordSize - base.length - 10);
-        messages.push({
-          key: r.key,
-          value: pad > 0 ? `${base.slice(0, -1)},"pad":"${'x'.repeat(pad)}"}` : base,
-          headers: { 'bench-produced-at': String(now) },
-        });
-        const key = windowKey(e.page, Math.floor(e.ts / WINDOW_MS) * WINDOW_MS);
-        const p = produced.get(key) ?? { count: 0, lastAt: 0 };
-        p.count++;
-        p.lastAt = now;
-        produced.set(key, p);
-      }
-      // Behind schedule, `due` grows: keep each request well under the broker's 1 MiB per partition.
-      for (let i = 0; i < messages.length; i += 4_000) {
-        await producer.send({ topic: input, messages: messages.slice(i, i + 4_000), acks: 1 });
-      }
-      sent += due;
-    }
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  await producer.disconnect();
-  const achieved = Math.round(sent / ((Date.now() - start) / 1000));
-  const readError = await reading;
-  const rss = await stop();
-
-  const samples = [...latencies.values()].map((l) => l.latency).sort((a, b) => a - b);
-  let mismatches = 0;
-  for (const [key, l] of latencies) if (produced.get(key)?.count !== l.value) mismatches++;
-  const expectedWindows = [...produced.keys()].filter((k) => measured(Number(k.split('|')[1]))).length;
-  const check =
-    readError instanceof Error
-      ? `incomplete: ${latencies.size}/${expectedWindows} windows`
-      : latencies.size === 0
-        ? 'no window measured'
-        : mismatches === 0
-          ? 'exact'
-          : `${mismatches} windows differ`;
-  return {
-    system: system.kind === 'sluice' && system.delivery === 'at-least-once' ? 'sluice (a-l-o)' : system.kind,
-    setting: system.setting,
-    targetRate: system.rate,
-    achievedRate: achieved,
-    windows: samples.length,
-    p50: Math.round(percentile(samples, 50)),
-    p95: Math.round(percentile(samples, 95)),
-    p99: Math.round(percentile(samples, 99)),
-    peakRssMb: rss ? Math.round(rss / 1e6) : null,
-    check,
+  const sampler = rssSampler(run.process.pid!);
+  // JVM start-up and group join: let it settle before the clock starts.
+  await new Promise((r) => setTimeout(r, 10_000));
+  return async () => {
+    const peak = Math.max(sampler.stop(), run.peakRssBytes());
+    await run.stop();
+    return peak;
   };
+}
+
+async function readBack(kafka: Kafka, admin: Admin, topic: string, id: string, capacity: number): Promise<Expected> {
+  const total = (await admin.fetchTopicOffsets(topic)).reduce((n, p) => n + Number(p.high), 0);
+  const input = new InputRecap(capacity);
+  let read = 0;
+  await consumeUntil(
+    kafka,
+    topic,
+    `bench-lat-input-${id}`,
+    (r) => {
+      read++;
+      input.add(r.value!.toString(), r.timestamp);
+    },
+    () => read >= total,
+    300_000,
+  );
+  return input.expected();
 }

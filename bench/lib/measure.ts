@@ -38,6 +38,8 @@ export interface OutputRecord {
   key: string | null;
   value: Buffer | null;
   receivedAt: number;
+  /** The record's own timestamp (CreateTime unless the topic appends its own). */
+  timestamp: number;
 }
 
 /**
@@ -61,7 +63,12 @@ export async function consumeUntil(
     eachBatch: async ({ batch }) => {
       const now = Date.now();
       for (const m of batch.messages)
-        onRecord({ key: m.key?.toString() ?? null, value: m.value ?? null, receivedAt: now });
+        onRecord({
+          key: m.key?.toString() ?? null,
+          value: m.value ?? null,
+          receivedAt: now,
+          timestamp: Number(m.timestamp),
+        });
       if (done()) finished();
     },
   });
