@@ -182,9 +182,10 @@ const JOB_TITLE: Record<string, string> = {
   stateless: 'stateless map/filter job',
 };
 
+// One panel per load fraction: each system at that share of its own maximum (its target in its row).
 const load = (l: LatencyInput): string =>
   l.fraction !== undefined
-    ? `${Math.round(l.fraction * 100)} % of the backlog rate (target ${fmt(l.targetRate)} records/s)`
+    ? `${Math.round(l.fraction * 100)} % of each system’s own maximum`
     : `target ${fmt(l.targetRate)} records/s`;
 
 /** One chart per (job, metric): p50/p95/p99/max of every system and setting, one panel per load. */
@@ -204,7 +205,8 @@ function latencyCharts(result: ChartInput): Array<{ name: string; spec: TopLevel
         .map((p): [string, number] => [p, l[p] ?? NaN])
         .filter(([, v]) => Number.isFinite(v));
       const [lo, hi] = [Math.min(...ps.map((p) => p[1])), Math.max(...ps.map((p) => p[1]))];
-      const row = `${l.system} · ${fmt(l.setting)} ms${wrongMark(l.check)}`;
+      const target = l.fraction !== undefined ? ` · ${fmt(l.targetRate)}/s` : '';
+      const row = `${l.system} · ${fmt(l.setting)} ms${target}${wrongMark(l.check)}`;
       const base = { row, load: load(l), status: statusOf(l.check) === 'wrong' ? 'not exact' : 'exact', lo, hi };
       // The row's figures as text once, beside its highest point.
       const text = `p50 ${fmt(l.p50!)} · p99 ${fmt(l.p99!)}`;
@@ -213,7 +215,7 @@ function latencyCharts(result: ChartInput): Array<{ name: string; spec: TopLevel
     const order = (l: LatencyInput): number => l.fraction ?? l.targetRate;
     const loads = [...new Set(measured.sort((a, b) => order(a) - order(b)).map(load))];
     const what =
-      'one row per system · setting (Sluice: batch interval, Kafka Streams: commit interval, Spark: trigger)';
+      'one row per system · setting · target rate (Sluice: batch interval, Kafka Streams: commit interval, Spark: trigger, Flink: watermark interval and buffer timeout)';
     const subtitle = [[describe(result, false), what].filter(Boolean).join('; ')];
     if (measured.some((l) => statusOf(l.check) === 'wrong'))
       subtitle.push('Rows marked (wrong) or (incomplete) failed the output check: their figures do not count.');
