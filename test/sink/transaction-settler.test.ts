@@ -147,18 +147,27 @@ describe('settling on a broker', () => {
       );
       const ids = { transactionalId, producerId, producerEpoch };
       await coordinator.addPartitionsToTxn({ ...ids, topics: [{ topic: name, partitions: [0] }] });
-      const produce = async (partition: number, values: string[]) => {
-        const [leader] = Object.keys(cluster.findLeaderForPartitions(name, [partition]));
-        const target = (await cluster.findBroker({ nodeId: leader! })) as unknown as {
-          produce(request: object): Promise<unknown>;
-        };
-        const messages = values.map((value) => ({ key: value, value }));
-        return target.produce({
-          ...ids,
-          acks: -1,
-          topicData: [{ topic: name, partitions: [{ partition, firstSequence: 0, messages }] }],
+      // A just-created partition's leader may not have taken leadership yet (NOT_LEADER_OR_FOLLOWER,
+      // retriable): asked again with fresh metadata, as kafkajs's own producer would.
+      const produce = (partition: number, values: string[]) =>
+        waitFor(`the leader of ${name}-${partition} to take the records`, async () => {
+          const [leader] = Object.keys(cluster.findLeaderForPartitions(name, [partition]));
+          const target = (await cluster.findBroker({ nodeId: leader! })) as unknown as {
+            produce(request: object): Promise<unknown>;
+          };
+          const messages = values.map((value) => ({ key: value, value }));
+          try {
+            return await target.produce({
+              ...ids,
+              acks: -1,
+              topicData: [{ topic: name, partitions: [{ partition, firstSequence: 0, messages }] }],
+            });
+          } catch (error) {
+            if (!(error as { retriable?: boolean }).retriable) throw error;
+            await cluster.refreshMetadata();
+            return undefined;
+          }
         });
-      };
       await write(produce, cluster, ids);
       await coordinator.endTxn({ ...ids, transactionResult: true });
       return { id: String(producerId), epoch: producerEpoch };
