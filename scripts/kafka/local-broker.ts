@@ -117,6 +117,32 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * `count` distinct free ports: every listener stays open until all are picked, so the OS cannot hand
+ * out the same port twice (calling {@link freePort} in a row can, and two broker listeners on one
+ * port stop the broker's storage format).
+ */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers = Array.from({ length: count }, () => createServer());
+  try {
+    return await Promise.all(
+      servers.map(
+        (server) =>
+          new Promise<number>((resolvePort, reject) => {
+            server.unref();
+            server.on('error', reject);
+            server.listen(0, '127.0.0.1', () => {
+              const address = server.address();
+              resolvePort(typeof address === 'object' && address ? address.port : 0);
+            });
+          }),
+      ),
+    );
+  } finally {
+    await Promise.all(servers.map((server) => new Promise<void>((r) => server.close(() => r()))));
+  }
+}
+
 const LOG4J = `rootLogger.level = WARN
 rootLogger.appenderRef.stdout.ref = STDOUT
 appender.stdout.type = Console
@@ -381,12 +407,8 @@ export async function startLocalBroker(options: StartOptions = {}): Promise<Loca
 }
 
 async function startIn(dataDir: string, classpath: string, options: StartOptions): Promise<LocalBroker> {
-  const ports: Ports = {
-    plain: await freePort(),
-    sasl: await freePort(),
-    controller: await freePort(),
-    ...(options.tls ? { ssl: await freePort() } : {}),
-  };
+  const [plain, sasl, controller, ssl] = await freePorts(options.tls ? 4 : 3);
+  const ports: Ports = { plain: plain!, sasl: sasl!, controller: controller!, ...(ssl ? { ssl } : {}) };
   const tls = options.tls ? await makeTlsFiles(dataDir) : undefined;
   const props = join(dataDir, 'server.properties');
   const log4j = join(dataDir, 'log4j2.properties');
