@@ -7,33 +7,13 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
+import { type StateMemory } from '../state-memory.ts';
+import { type LatencyResult } from './latency.ts';
+import { type Row } from './peer-runs.ts';
 
-export interface ThroughputRow {
-  system: string;
-  check: string;
-  recordsPerSec: number;
-  mbPerSec: number;
-  ratioA: number | null;
-  ratioB: number | null;
-  peakRssMb: number | null;
-  note?: string;
-}
-export interface LatencyRow {
-  system: string;
-  job: 'windowed' | 'stateless';
-  metric: 'close' | 'end-to-end';
-  setting: number;
-  fraction: number;
-  targetRate: number;
-  achievedRate: number;
-  samples: number;
-  p50: number;
-  p95: number;
-  p99: number;
-  max: number;
-  peakRssMb: number | null;
-  check: string;
-}
+/** The rows the charts read, as the harness writes them (bench/lib/peer-runs.ts, latency.ts, state-memory.ts). */
+export type ThroughputRow = Row;
+export type LatencyRow = LatencyResult;
 export interface ScalingRow {
   workers: number;
   partitions: number;
@@ -41,7 +21,7 @@ export interface ScalingRow {
   peakRssMb: number | null;
   check: string;
 }
-export type StateRow = { aggregator: string; entries: number; heapBytes: number; bytesPerEntry: number };
+export type StateRow = Pick<StateMemory, 'aggregator' | 'entries' | 'heapBytes' | 'bytesPerEntry'>;
 
 /** What `npm run bench` writes (bench/results/bench-<iso>.json). */
 export interface BenchResult {

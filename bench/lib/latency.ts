@@ -15,14 +15,12 @@
  * within `seconds`; for the stateless job, the records produced in that same span. Every window and
  * record of the run is checked against the read-back input.
  */
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { type Admin, type Kafka } from 'kafkajs';
 import { WINDOW_MS, createTopics } from './data.ts';
 import { runGenerator } from './generator.ts';
 import { InputRecap, LATENESS_MS, StatelessOutput, WindowedOutput, type Expected } from './latency-check.ts';
 import { consumeUntil, percentile, rssSampler } from './measure.ts';
+import { startPeer } from './peer-runs.ts';
 import { startSluice } from './systems.ts';
 
 export type LatencyJob = 'windowed' | 'stateless';
@@ -181,28 +179,14 @@ async function startSystem(
     }
     return () => service.stop();
   }
-  const peers = await import('../peers/peers.ts');
-  const job = system.job === 'windowed' ? 'page-views' : 'stateless';
-  const run =
-    system.kind === 'spark'
-      ? await peers.startSpark({
-          brokers,
-          input,
-          output,
-          job,
-          checkpointDir: mkdtempSync(join(tmpdir(), 'bench-spark-')),
-          triggerMs: system.setting,
-        })
-      : system.kind === 'flink'
-        ? await peers.startFlink({ brokers, input, output, job, settingMs: system.setting })
-        : await peers.startKafkaStreams({
-            brokers,
-            input,
-            output,
-            job,
-            applicationId: `bench-lat-ks-${id}`,
-            commitIntervalMs: system.setting,
-          });
+  const run = await startPeer(system.kind, {
+    brokers,
+    input,
+    output,
+    job: system.job,
+    applicationId: `bench-lat-ks-${id}`,
+    settingMs: system.setting,
+  });
   const sampler = rssSampler(run.process.pid!);
   // JVM start-up and group join: let it settle before the clock starts.
   await new Promise((r) => setTimeout(r, 10_000));

@@ -9,6 +9,7 @@ import { type Kafka } from 'kafkajs';
 import { allWindowsIn, checkWindows, createTopics, type BenchData } from './data.ts';
 import { log } from './setup.ts';
 import { readOutputs } from './systems.ts';
+import { type PeerRun } from '../peers/peers.ts';
 
 export type PeerKind = 'kafka-streams' | 'spark' | 'flink';
 
@@ -47,6 +48,45 @@ export interface PeerThroughputRun {
   heldFlush?: BenchData;
 }
 
+/**
+ * Builds the peer if its sources changed (cached otherwise) and starts it on `input` with the bench's
+ * settings: `settingMs` is Spark's trigger, Kafka Streams' commit interval and Flink's latency setting;
+ * without it, the backlog's (Spark 0: each micro-batch at once; Kafka Streams 1 000; Flink its defaults).
+ */
+export async function startPeer(
+  peer: PeerKind,
+  o: {
+    brokers: string;
+    input: string;
+    output: string;
+    job: 'windowed' | 'stateless';
+    /** Kafka Streams' application id (its consumer group and internal topics' prefix). */
+    applicationId: string;
+    settingMs?: number;
+    graceMs?: number;
+  },
+): Promise<PeerRun> {
+  const peers = await import('../peers/peers.ts');
+  await peers.buildPeers([peer]);
+  const { brokers, input, output } = o;
+  const job = o.job === 'windowed' ? 'page-views' : 'stateless';
+  if (peer === 'spark') {
+    const checkpointDir = mkdtempSync(join(tmpdir(), 'bench-spark-'));
+    return peers.startSpark({ brokers, input, output, job, checkpointDir, triggerMs: o.settingMs ?? 0 });
+  }
+  if (peer === 'flink')
+    return peers.startFlink({ brokers, input, output, job, ...(o.settingMs ? { settingMs: o.settingMs } : {}) });
+  return peers.startKafkaStreams({
+    brokers,
+    input,
+    output,
+    job,
+    applicationId: o.applicationId,
+    commitIntervalMs: o.settingMs ?? 1000,
+    ...(o.graceMs ? { graceMs: o.graceMs } : {}),
+  });
+}
+
 export async function peerThroughput(
   kafka: Kafka,
   brokers: string,
@@ -64,34 +104,17 @@ export async function peerThroughput(
   const system = `${PEER_NAMES[o.peer]} ${o.job === 'windowed' ? 'page-views' : 'stateless map/filter'}${o.label ? ` (${o.label})` : ''}`;
   const mb = (bytes: number): number => bytes / 1e6;
   try {
-    const peers = await import('../peers/peers.ts');
-    log(`${system}: building (cached after the first run)`);
-    await peers.buildPeers([o.peer]);
     log(`${system}: running on the backlog`);
-    const job = o.job === 'windowed' ? 'page-views' : 'stateless';
     const input = o.heldFlush?.topic ?? data.topic;
     const applicationId = `bench-ks-${slug}-${run}`;
-    const started =
-      o.peer === 'spark'
-        ? await peers.startSpark({
-            brokers,
-            input,
-            output,
-            job,
-            checkpointDir: mkdtempSync(join(tmpdir(), 'bench-spark-')),
-            triggerMs: 0,
-          })
-        : o.peer === 'flink'
-          ? await peers.startFlink({ brokers, input, output, job })
-          : await peers.startKafkaStreams({
-              brokers,
-              input,
-              output,
-              job,
-              applicationId,
-              commitIntervalMs: 1000,
-              ...(o.graceMs ? { graceMs: o.graceMs } : {}),
-            });
+    const started = await startPeer(o.peer, {
+      brokers,
+      input,
+      output,
+      job: o.job,
+      applicationId,
+      ...(o.graceMs ? { graceMs: o.graceMs } : {}),
+    });
     const flushing = o.heldFlush ? flushOnceCaughtUp(kafka, o.heldFlush, applicationId) : undefined;
     const { records: out, lastAt } = await readOutputs(
       kafka,
